@@ -1,0 +1,167 @@
+"""The application shell: startup checks, problem bodies for every kind of error, request ids."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+import pytest
+from litestar import Litestar, get, post
+from litestar.params import JSONBody
+from litestar.testing import AsyncTestClient
+
+from tests.support import TestDatabase, assert_problem
+from timebank.app import create_app
+from timebank.db import MigrationError, connect, load_migrations, migrate
+from timebank.settings import PROJECT_ROOT, Settings, load_settings
+
+
+class Probe(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=10)]
+    hours: Annotated[int, msgspec.Meta(ge=0, le=24)]
+
+
+@post("/api/v1/_probe", operation_id="probe", include_in_schema=False)
+async def probe(data: JSONBody[Probe]) -> Probe:
+    return data
+
+
+@get("/api/v1/_boom", operation_id="boom", include_in_schema=False)
+async def boom() -> None:
+    raise RuntimeError("secret SQL: SELECT * FROM volunteers WHERE id_number = '110101199003071234'")
+
+
+@pytest.fixture
+def probe_app(app: Litestar) -> Litestar:
+    app.register(probe)
+    app.register(boom)
+    return app
+
+
+class TestUnknownRoute:
+    @pytest.mark.asyncio
+    async def test_404_problem(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.delete("/api/v1/no-such-thing")
+        body = assert_problem(resp, 404, "not-found")
+        assert body["title"] == "资源不存在"
+        assert "/api/v1/no-such-thing" in body["detail"]
+
+
+class TestWrongMethod:
+    @pytest.mark.asyncio
+    async def test_405_problem(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.put("/healthz")
+        body = assert_problem(resp, 405, "method-not-allowed")
+        assert "PUT" in body["detail"]
+
+
+class TestMalformedJson:
+    @pytest.mark.asyncio
+    async def test_400_problem(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.post(
+                "/api/v1/_probe", content=b'{"name": "x", ', headers={"content-type": "application/json"}
+            )
+        body = assert_problem(resp, 400, "malformed-request")
+        assert body["title"] == "请求格式错误"
+
+
+class TestInvalidField:
+    @pytest.mark.asyncio
+    async def test_422_names_the_field(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.post("/api/v1/_probe", json={"name": "ok", "hours": 25})
+        body = assert_problem(resp, 422, "validation-failed")
+        assert [e["field"] for e in body["errors"]] == ["hours"]
+        assert "hours" in body["detail"]
+
+    @pytest.mark.asyncio
+    async def test_unknown_field_is_422(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.post("/api/v1/_probe", json={"name": "ok", "hours": 1, "bonus": 5})
+        body = assert_problem(resp, 422, "validation-failed")
+        assert "bonus" in body["detail"]
+
+    @pytest.mark.asyncio
+    async def test_valid_payload_passes(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.post("/api/v1/_probe", json={"name": "ok", "hours": 2})
+        assert resp.status_code == 201
+        assert resp.json() == {"name": "ok", "hours": 2}
+
+
+class TestInternalError:
+    @pytest.mark.asyncio
+    async def test_500_masked_with_request_id(
+        self, probe_app: Litestar, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.ERROR, logger="timebank.errors")
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.get("/api/v1/_boom")
+        body = assert_problem(resp, 500, "internal-error")
+        assert body["request_id"] and resp.headers["x-request-id"] == body["request_id"]
+        assert "SELECT" not in resp.text and "Traceback" not in resp.text and "secret" not in resp.text
+        logged = [r for r in caplog.records if getattr(r, "request_id", None) == body["request_id"]]
+        assert logged, "the log line carries the same request id"
+
+    @pytest.mark.asyncio
+    async def test_request_id_is_echoed(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.get("/healthz", headers={"X-Request-ID": "abc12345-from-gateway"})
+        assert resp.headers["x-request-id"] == "abc12345-from-gateway"
+
+    @pytest.mark.asyncio
+    async def test_unsafe_request_id_is_replaced(self, probe_app: Litestar) -> None:
+        async with AsyncTestClient(probe_app) as client:
+            resp = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith\x01junk"})
+        assert resp.headers["x-request-id"] != "bad id\twith\x01junk"
+        assert len(resp.headers["x-request-id"]) == 32
+
+
+class TestStartup:
+    @pytest.mark.asyncio
+    async def test_edited_migration_stops_startup_naming_it(
+        self, empty_database: TestDatabase, tmp_path: Path
+    ) -> None:
+        sql_dir = tmp_path / "sql"
+        shutil.copytree(PROJECT_ROOT / "sql", sql_dir)
+        async with connect(empty_database.dsn) as conn:
+            await migrate(conn, load_migrations(sql_dir))
+        first = sorted(sql_dir.glob("*.sql"))[0]
+        first.write_text(first.read_text() + "\n-- edited\n")
+        settings: Settings = load_settings(
+            {}, database_url=empty_database.dsn, data_dir=str(tmp_path / "data"), sql_dir=str(sql_dir)
+        )
+        with pytest.raises(BaseException) as err:
+            async with AsyncTestClient(create_app(settings)):
+                pass
+        found = _find(err.value, MigrationError)
+        assert found is not None and first.name in str(found)
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    if isinstance(exc, kind):
+        return exc
+    for inner in getattr(exc, "exceptions", ()):
+        if (hit := _find(inner, kind)) is not None:
+            return hit
+    return _find(exc.__cause__, kind) if exc.__cause__ else None
+
+
+class TestJsonLogs:
+    def test_json_formatter_emits_one_object_with_allowed_fields(self) -> None:
+        from timebank.observability import JsonFormatter
+
+        record = logging.LogRecord("timebank.access", logging.INFO, __file__, 1, "request", None, None)
+        record.request_id = "r1"
+        record.status = 200
+        record.phone = "13812345678"  # not an allowed field: must not be written
+        line = JsonFormatter().format(record)
+        data = msgspec.json.decode(line)
+        assert data["request_id"] == "r1" and data["status"] == 200
+        assert "phone" not in data and "13812345678" not in line

@@ -1,0 +1,85 @@
+"""Seed loading: demo data set, idempotence, all-or-nothing validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from timebank.seeding import SeedError, load_seed_file, parse_seed
+from timebank.settings import PROJECT_ROOT
+
+SEEDS = PROJECT_ROOT / "seeds"
+COUNTS = """
+SELECT (SELECT count(*) FROM regions) AS regions, (SELECT count(*) FROM organisations) AS orgs,
+       (SELECT count(*) FROM shops) AS shops, (SELECT count(*) FROM service_categories) AS categories,
+       (SELECT count(*) FROM region_rules) AS rules
+"""
+
+
+class TestDemoSeed:
+    @pytest.mark.asyncio
+    async def test_loads_region_communities_categories_shops(self, owner_conn: asyncpg.Connection) -> None:
+        region_id = await load_seed_file(owner_conn, SEEDS / "demo.yaml", SEEDS)
+        counts = dict(await owner_conn.fetchrow(COUNTS))
+        assert counts["regions"] == 1 and counts["shops"] == 2 and counts["categories"] == 12
+        communities = await owner_conn.fetchval(
+            "SELECT count(*) FROM organisations WHERE kind = 'community' AND region_id = $1", region_id
+        )
+        assert communities == 3
+        expiry = await owner_conn.fetchval(
+            "SELECT value FROM region_rules WHERE region_id = $1 AND key = 'points.expiry'", region_id
+        )
+        assert expiry == {"mode": "end_of_year"}  # the region's override beats the default
+        thresholds = await owner_conn.fetchval(
+            "SELECT value FROM region_rules WHERE region_id = $1 AND key = 'rating.star_thresholds_hours'",
+            region_id,
+        )
+        assert thresholds == [100, 300, 600, 1000, 1500]
+
+    @pytest.mark.asyncio
+    async def test_loading_twice_changes_nothing(self, owner_conn: asyncpg.Connection) -> None:
+        await load_seed_file(owner_conn, SEEDS / "demo.yaml", SEEDS)
+        before = dict(await owner_conn.fetchrow(COUNTS))
+        paths = await owner_conn.fetch("SELECT code, path FROM organisations ORDER BY code")
+        await load_seed_file(owner_conn, SEEDS / "demo.yaml", SEEDS)
+        assert dict(await owner_conn.fetchrow(COUNTS)) == before
+        assert await owner_conn.fetch("SELECT code, path FROM organisations ORDER BY code") == paths
+
+    @pytest.mark.asyncio
+    async def test_organisation_paths_list_ancestors(self, owner_conn: asyncpg.Connection) -> None:
+        await load_seed_file(owner_conn, SEEDS / "demo.yaml", SEEDS)
+        rows = {r["code"]: r for r in await owner_conn.fetch("SELECT id, code, path FROM organisations")}
+        assert rows["silver-age-helpers"]["path"] == [
+            rows["jingan-volunteer-centre"]["id"],
+            rows["nanjingxilu"]["id"],
+            rows["zhangyuan"]["id"],
+        ]
+
+
+class TestInvalidSeed:
+    def test_unknown_parent_is_refused(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(
+            "region: {code: x-region, name: X}\n"
+            "organisations:\n  - {code: child, kind: community, name: C, parent: nobody}\n"
+        )
+        with pytest.raises(SeedError, match="nobody"):
+            parse_seed(bad)
+
+    @pytest.mark.asyncio
+    async def test_invalid_file_loads_nothing(self, owner_conn: asyncpg.Connection, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(
+            "region: {code: x-region, name: X}\nshops:\n  - {code: s1, name: S, organisation: none}\n"
+        )
+        with pytest.raises(SeedError):
+            await load_seed_file(owner_conn, bad, SEEDS)
+        assert await owner_conn.fetchval("SELECT count(*) FROM regions") == 0
+
+    def test_unknown_section_is_refused(self, tmp_path: Path) -> None:
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("region: {code: x-region, name: X}\nvolunters: []\n")
+        with pytest.raises(SeedError, match="volunters"):
+            parse_seed(bad)

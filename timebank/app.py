@@ -1,0 +1,136 @@
+"""Application factory: plugins, lifespan (database, migrations), routes, error map."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from litestar import Litestar, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp
+
+from timebank import __version__
+from timebank.db import Conn, EmbeddedDatabase, Migration, connect, create_pool, load_migrations, migrate
+from timebank.health.controllers import HealthController
+from timebank.identity.controllers import JwksController
+from timebank.identity.guards import AuthenticationMiddleware, provide_principal
+from timebank.identity.tokens import KeyRing, load_key_ring
+from timebank.observability import RequestContextMiddleware, configure_logging
+from timebank.problems import EXCEPTION_HANDLERS
+from timebank.settings import Settings, load_settings
+
+log = logging.getLogger("timebank.app")
+
+API_PREFIX = "/api/v1"
+
+
+@dataclass
+class Runtime:
+    """What the lifespan sets up and handlers reach through ``app.state.runtime``."""
+
+    settings: Settings
+    migrations: list[Migration]
+    keys: KeyRing
+    dsn: str = ""
+    pool: asyncpg.Pool | None = None
+    embedded: EmbeddedDatabase | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def runtime_of(state: State) -> Runtime:
+    """The :class:`Runtime` stored on the application state."""
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+async def provide_db(state: State) -> AsyncIterator[Conn]:
+    """Dependency: one pooled connection (as the application role) for the request."""
+    pool = runtime_of(state).pool
+    assert pool is not None, "pool is created in the lifespan"
+    async with pool.acquire() as conn:
+        yield conn
+
+
+def _lifespan(runtime: Runtime) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        settings = runtime.settings
+        if settings.embedded:
+            runtime.embedded = EmbeddedDatabase(settings.data_dir)
+            runtime.dsn = runtime.embedded.start()
+        else:
+            runtime.dsn = settings.database_url
+        try:
+            async with connect(runtime.dsn) as conn:
+                await migrate(conn, runtime.migrations)
+            runtime.pool = await create_pool(runtime.dsn, settings)
+            try:
+                yield
+            finally:
+                await runtime.pool.close()
+                runtime.pool = None
+        finally:
+            if runtime.embedded is not None:
+                runtime.embedded.stop()
+                runtime.embedded = None
+
+    return lifespan
+
+
+class TimebankApp(Litestar):
+    """Litestar with the request-context middleware outside everything, router included."""
+
+    def _create_asgi_handler(self) -> ASGIApp:
+        return RequestContextMiddleware(super()._create_asgi_handler())
+
+
+def api_routers() -> list[Router]:
+    """Domain routers mounted under ``/api/v1``; each domain issue adds its controllers here."""
+    return [Router(path=API_PREFIX, route_handlers=[])]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the application for ``settings`` (default: from the environment)."""
+    settings = settings or load_settings()
+    configure_logging(settings)
+    runtime = Runtime(
+        settings=settings, migrations=load_migrations(settings.sql_dir), keys=load_key_ring(settings)
+    )
+    openapi = OpenAPIConfig(
+        title="timebank API",
+        version=__version__,
+        description="时间银行与志愿积分兑换服务 — service hours and points ledger for volunteer communities.",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+            }
+        ),
+        create_examples=False,
+    )
+    return TimebankApp(
+        route_handlers=[HealthController, JwksController, *api_routers()],
+        dependencies={"db": Provide(provide_db), "principal": Provide(provide_principal)},
+        middleware=[AuthenticationMiddleware(runtime.keys, settings)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[_lifespan(runtime)],
+        state=State({"runtime": runtime}),
+        openapi_config=openapi,
+        logging_config=None,
+        debug=False,
+        request_max_body_size=4 * 1024 * 1024,
+    )
+
+
+def app_from_env() -> Litestar:
+    """Factory for ASGI servers (``uvicorn --factory timebank.app:app_from_env``)."""
+    return create_app(load_settings())

@@ -1,0 +1,203 @@
+"""The ``timebank`` command: serve, migrate, seed, openapi (later issues add more to the tree)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+
+from timebank import __version__
+from timebank.db import (
+    EmbeddedDatabase,
+    Migration,
+    MigrationError,
+    connect,
+    load_migrations,
+    migrate,
+    migration_status,
+)
+from timebank.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[str]:
+    """Yield a DSN: the configured one, or the embedded server's (started for this command)."""
+    if not settings.embedded:
+        yield settings.database_url
+        return
+    embedded = EmbeddedDatabase(settings.data_dir)
+    _say(f"embedded PostgreSQL in {embedded.pgdata} …")
+    dsn = await asyncio.to_thread(embedded.start)
+    try:
+        yield dsn
+    finally:
+        embedded.stop()
+
+
+def _progress(mig: Migration) -> None:
+    _say(f"  applying {mig.filename}")
+
+
+async def _migrate(settings: Settings, dsn: str) -> None:
+    migrations = load_migrations(settings.sql_dir)
+    async with connect(dsn) as conn:
+        done = await migrate(conn, migrations, progress=_progress)
+    _say(f"migrations: {len(done)} applied, {len(migrations)} in total, schema current")
+
+
+async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    async with database(settings) as dsn:
+        if args.status:
+            async with connect(dsn) as conn:
+                rows = await migration_status(conn, load_migrations(settings.sql_dir))
+            for row in rows:
+                print(f"{row.version:04d}  {row.state:<8} {row.applied_at or '-':<32} {row.filename}")
+            bad = [r for r in rows if r.state in ("edited", "missing")]
+            return 1 if bad else 0
+        await _migrate(settings, dsn)
+    return 0
+
+
+async def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
+    from timebank.seeding import load_seed_file
+
+    path = Path(settings.seeds_dir) / f"{args.name}.yaml"
+    if not path.is_file():
+        _say(f"no seed file {path}")
+        return 2
+    async with database(settings) as dsn:
+        await _migrate(settings, dsn)
+        async with connect(dsn) as conn:
+            await load_seed_file(conn, path, Path(settings.seeds_dir), progress=_say)
+    return 0
+
+
+def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
+    from timebank.app import create_app
+
+    spec = openapi_document(create_app(settings))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(spec, encoding="utf-8")
+    _say(f"wrote {out}")
+    return 0
+
+
+def openapi_document(app: object) -> str:
+    """The committed form of the OpenAPI document: sorted keys, two-space indent, UTF-8."""
+    schema = app.openapi_schema.to_schema()  # type: ignore[attr-defined]
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    async def prepare() -> None:
+        await _migrate(settings, dsn)
+        if args.demo:
+            from timebank.seeding import load_seed_file
+
+            async with connect(dsn) as conn:
+                await load_seed_file(
+                    conn, Path(settings.seeds_dir) / "demo.yaml", Path(settings.seeds_dir), progress=_say
+                )
+
+    embedded = EmbeddedDatabase(settings.data_dir) if settings.embedded else None
+    dsn = embedded.start() if embedded else settings.database_url
+    try:
+        asyncio.run(prepare())
+        # Workers inherit the DSN: the embedded server belongs to this (parent) process.
+        os.environ["TIMEBANK_DATABASE_URL"] = dsn
+        host = args.host or settings.host
+        port = args.port or settings.port
+        workers = args.workers or settings.workers
+        _say(f"timebank {__version__} on http://{host}:{port} ({workers} worker(s)); API under /api/v1")
+        uvicorn.run(
+            "timebank.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+        )
+    finally:
+        if embedded:
+            embedded.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command tree."""
+    parser = argparse.ArgumentParser(
+        prog="timebank",
+        description="timebank — 时间银行与志愿积分兑换服务 (volunteer hours and points ledger)",
+    )
+    parser.add_argument("--version", action="version", version=f"timebank {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="apply migrations, then serve the HTTP API")
+    serve.add_argument("--host", help="bind address (default TIMEBANK_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="TCP port (default TIMEBANK_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default TIMEBANK_WORKERS or 1)")
+    serve.add_argument("--demo", action="store_true", help="load seeds/demo.yaml before serving (idempotent)")
+    serve.set_defaults(handler=cmd_serve, is_async=False)
+
+    mig = sub.add_parser("migrate", help="apply pending migrations from sql/")
+    mig.add_argument("--status", action="store_true", help="list migrations and their state; change nothing")
+    mig.set_defaults(handler=cmd_migrate, is_async=True)
+
+    seed = sub.add_parser("seed", help="load a seed data set from seeds/ (idempotent)")
+    seed.add_argument("name", choices=["demo"], help="which data set")
+    seed.set_defaults(handler=cmd_seed, is_async=True)
+
+    api = sub.add_parser("openapi", help="write the OpenAPI document")
+    api.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))
+    api.set_defaults(handler=cmd_openapi, is_async=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``timebank`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        _say(f"timebank: configuration error: {exc}")
+        return 2
+    from timebank.observability import configure_logging
+    from timebank.seeding import SeedError
+
+    configure_logging(settings)
+    try:
+        if args.is_async:
+            return int(asyncio.run(args.handler(settings, args)))
+        return int(args.handler(settings, args))
+    except SeedError as exc:
+        _say(f"timebank: seed error: {exc}")
+        return 1
+    except MigrationError as exc:
+        _say(f"timebank: migration error: {exc}")
+        return 1
+    except (OSError, asyncpg.PostgresError) as exc:
+        _say(f"timebank: database error: {type(exc).__name__}: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

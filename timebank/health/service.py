@@ -1,0 +1,33 @@
+"""Readiness rules: the database answers and every migration file is applied unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from timebank.db import Migration
+from timebank.health import repo
+from timebank.health.errors import NotReady
+from timebank.health.schemas import Readiness
+
+PROBE_TIMEOUT_S = 2.0
+
+
+async def readiness(pool: asyncpg.Pool | None, migrations: list[Migration]) -> Readiness:
+    """Check the database and migrations; raise :class:`NotReady` naming what is wrong."""
+    if pool is None:
+        raise NotReady("database pool is not open")
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            async with pool.acquire() as conn:
+                applied = await repo.applied_migrations(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise NotReady(f"database unreachable ({type(exc).__name__})") from None
+    pending = [m.filename for m in migrations if m.version not in applied]
+    if pending:
+        raise NotReady("migrations pending: " + ", ".join(pending), pending=pending)
+    edited = [m.filename for m in migrations if applied[m.version] != m.checksum]
+    if edited:
+        raise NotReady("applied migrations were edited: " + ", ".join(edited), edited=edited)
+    return Readiness(migrations_applied=len(applied))

@@ -1,0 +1,1 @@
+"""Recording and confirming service: categories, activities, attendance, confirmation."""

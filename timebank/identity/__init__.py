@@ -1,0 +1,1 @@
+"""Identity and access: regions, organisations, people, shops, tokens, authorisation."""

@@ -1,0 +1,184 @@
+"""Access tokens: ES256-signed JWTs (RFC 8725 practice) and the key ring that signs and checks them.
+
+* One algorithm, pinned: ES256. ``alg: none``, HS256 signed with the public key and any other
+  algorithm are refused by PyJWT before the signature is looked at.
+* Required claims: ``iss``, ``aud``, ``exp``, ``iat``, ``nbf``, ``sub``, ``typ``, ``jti``; ``typ``
+  must be ``access`` (refresh tokens are opaque and never JWTs, so they cannot be confused).
+* ``kid`` selects the verification key; an unknown ``kid`` is refused. The key ring holds the current
+  signing key and previous public keys, published at ``/.well-known/jwks.json`` so a key can rotate
+  without logging anyone out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from timebank.identity.principal import Principal
+from timebank.ids import uuid7
+from timebank.settings import Settings
+
+ALGORITHM = "ES256"
+ACCESS_TYPE = "access"
+REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "nbf", "sub", "typ", "jti"]
+LEEWAY_S = 5
+
+
+class InvalidToken(Exception):
+    """Any reason a token is not accepted; the reason is for logs, never for the client."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def public_jwk(key: ec.EllipticCurvePublicKey) -> dict[str, str]:
+    """The public JWK of a P-256 key, with its RFC 7638 thumbprint as ``kid``."""
+    numbers = key.public_numbers()
+    jwk = {
+        "crv": "P-256",
+        "kty": "EC",
+        "x": _b64(numbers.x.to_bytes(32, "big")),
+        "y": _b64(numbers.y.to_bytes(32, "big")),
+    }
+    thumbprint = _b64(
+        hashlib.sha256(json.dumps(jwk, sort_keys=True, separators=(",", ":")).encode()).digest()
+    )
+    return {**jwk, "kid": thumbprint, "alg": ALGORITHM, "use": "sig"}
+
+
+@dataclass
+class KeyRing:
+    """The signing key and every public key still accepted, by ``kid``."""
+
+    signing_key: ec.EllipticCurvePrivateKey
+    signing_kid: str
+    public_keys: dict[str, ec.EllipticCurvePublicKey] = field(default_factory=dict)
+
+    @classmethod
+    def from_private_keys(cls, keys: list[ec.EllipticCurvePrivateKey]) -> KeyRing:
+        """The first key signs; all of them verify."""
+        if not keys:
+            raise ValueError("at least one key is required")
+        public = {public_jwk(k.public_key())["kid"]: k.public_key() for k in keys}
+        kid = public_jwk(keys[0].public_key())["kid"]
+        return cls(signing_key=keys[0], signing_kid=kid, public_keys=public)
+
+    def add_public_key(self, key: ec.EllipticCurvePublicKey) -> None:
+        """Accept tokens signed by a previous key."""
+        self.public_keys[public_jwk(key)["kid"]] = key
+
+    def jwks(self) -> dict[str, Any]:
+        """The JSON Web Key Set of every accepted key (current first)."""
+        keys = [public_jwk(self.public_keys[self.signing_kid])]
+        keys += [public_jwk(k) for kid, k in self.public_keys.items() if kid != self.signing_kid]
+        return {"keys": keys}
+
+
+def generate_key() -> ec.EllipticCurvePrivateKey:
+    """A new P-256 signing key."""
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def load_pem(path: Path) -> ec.EllipticCurvePrivateKey:
+    """Load an unencrypted PEM EC private key."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError(f"{path}: an EC P-256 private key is required for ES256")
+    return key
+
+
+def write_pem(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """Write a private key readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+
+
+def load_key_ring(settings: Settings) -> KeyRing:
+    """The configured key, or (development) one generated once under ``data_dir/keys``.
+
+    Previous keys kept as ``data_dir/keys/previous-*.pem`` stay valid for verification.
+    """
+    keys_dir = Path(settings.data_dir).expanduser() / "keys"
+    if settings.jwt_private_key_file:
+        current = load_pem(Path(settings.jwt_private_key_file))
+    else:
+        path = keys_dir / "jwt-signing.pem"
+        if not path.exists():
+            try:
+                write_pem(path, generate_key())
+            except FileExistsError:
+                pass  # another worker generated it first
+        current = load_pem(path)
+    previous = [load_pem(p) for p in sorted(keys_dir.glob("previous-*.pem"))] if keys_dir.is_dir() else []
+    return KeyRing.from_private_keys([current, *previous])
+
+
+def issue_access_token(
+    ring: KeyRing, settings: Settings, principal: Principal, *, now: float | None = None
+) -> str:
+    """Sign an access token carrying the principal's identity, roles and scopes."""
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + settings.access_token_ttl_s,
+        "jti": str(uuid7()),
+        "typ": ACCESS_TYPE,
+        **principal.to_claims(),
+    }
+    return jwt.encode(
+        claims, ring.signing_key, algorithm=ALGORITHM, headers={"kid": ring.signing_kid, "typ": "at+jwt"}
+    )
+
+
+def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Principal:
+    """Check signature, algorithm, key id, time window, issuer, audience and type.
+
+    Raises:
+        InvalidToken: for any failure (the message is for server logs only).
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"header: {exc}") from None
+    if header.get("alg") != ALGORITHM:
+        raise InvalidToken("algorithm not allowed")
+    key = ring.public_keys.get(str(header.get("kid", "")))
+    if key is None:
+        raise InvalidToken("unknown kid")
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=LEEWAY_S,
+            options={"require": REQUIRED_CLAIMS, "verify_signature": True},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(type(exc).__name__) from None
+    if claims.get("typ") != ACCESS_TYPE:
+        raise InvalidToken("not an access token")
+    try:
+        return Principal.from_claims(claims)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidToken(f"claims: {exc}") from None

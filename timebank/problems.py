@@ -1,0 +1,263 @@
+"""One error shape everywhere: RFC 9457 ``application/problem+json``.
+
+Domain code raises :class:`DomainError` subclasses (each domain's ``errors.py``); this module renders
+them, Litestar's own HTTP exceptions, validation failures, database errors and unexpected
+exceptions into the same body: ``type``, ``title`` (short, Chinese, for people), ``status``,
+``detail`` (the specific message) and named extension members.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import asyncpg
+from litestar import Request, Response
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+
+log = logging.getLogger("timebank.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "/problems/"
+
+# Short human titles by status, used when an error has no more specific title.
+STATUS_TITLES: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "请求格式错误"),
+    401: ("unauthenticated", "未登录或登录已失效"),
+    403: ("forbidden", "无权执行此操作"),
+    404: ("not-found", "资源不存在"),
+    405: ("method-not-allowed", "不支持该请求方法"),
+    406: ("not-acceptable", "无法提供所要求的格式"),
+    409: ("conflict", "操作与当前状态冲突"),
+    413: ("payload-too-large", "请求内容过大"),
+    415: ("unsupported-media-type", "不支持的内容类型"),
+    422: ("validation-failed", "请求参数校验失败"),
+    429: ("too-many-requests", "请求过于频繁，请稍后再试"),
+    500: ("internal-error", "服务器内部错误"),
+    503: ("unavailable", "服务暂不可用"),
+}
+
+
+def problem_type(slug: str) -> str:
+    """The ``type`` URI reference of a problem slug."""
+    return PROBLEM_BASE + slug
+
+
+class DomainError(Exception):
+    """Base of every error a client may see from the domain layer.
+
+    Subclasses set ``status``, ``slug`` and ``title``; instances carry ``detail`` and extension
+    members (``extra``), for example ``available_minutes``.
+    """
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "请求格式错误"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+
+class NotFound(DomainError):
+    """A named resource does not exist (or the caller may not know it exists)."""
+
+    status, slug, title = 404, "not-found", "资源不存在"
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state."""
+
+    status, slug, title = 409, "conflict", "操作与当前状态冲突"
+
+
+class Forbidden(DomainError):
+    """The caller is authenticated but may not do this."""
+
+    status, slug, title = 403, "forbidden", "无权执行此操作"
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials. One uniform message: never say which check failed."""
+
+    status, slug, title = 401, "unauthenticated", "未登录或登录已失效"
+
+    def __init__(
+        self, detail: str = "需要有效的访问令牌 (a valid access token is required)", **extra: Any
+    ) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"WWW-Authenticate": 'Bearer realm="timebank"'}
+
+
+class BadRequest(DomainError):
+    """The request is malformed (for example a missing required header)."""
+
+    status, slug, title = 400, "bad-request", "请求格式错误"
+
+
+class InvalidInput(DomainError):
+    """The payload is well-formed but a value is not acceptable."""
+
+    status, slug, title = 422, "validation-failed", "请求参数校验失败"
+
+
+class Unavailable(DomainError):
+    """A dependency (the database) is not ready."""
+
+    status, slug, title = 503, "unavailable", "服务暂不可用"
+
+
+def problem_response(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    """Build an RFC 9457 response."""
+    body: dict[str, Any] = {"type": problem_type(slug), "title": title, "status": status, "detail": detail}
+    if extra:
+        for key, value in extra.items():
+            body.setdefault(key, value)
+    return Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=dict(headers or {}))
+
+
+def request_id_of(request: Request[Any, Any, Any]) -> str:
+    """The correlation id set by the request-context middleware."""
+    return str(request.scope.get("state", {}).get("request_id", ""))
+
+
+def _domain_handler(request: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    return problem_response(exc.status, exc.slug, exc.title, exc.detail, exc.extra, exc.headers)
+
+
+_FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
+
+
+def _validation_errors(extra: Any) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    for item in extra if isinstance(extra, list) else []:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message") or "")
+        field = str(item.get("key") or "")
+        named = _FIELD_IN_MESSAGE.search(message)
+        # For unknown or missing fields Litestar reports the whole body ("data"); msgspec's
+        # message names the field itself.
+        if named and field in ("", "data"):
+            field = named.group(1)
+        errors.append({"field": field, "source": str(item.get("source") or "body"), "message": message})
+    return errors
+
+
+def _validation_handler(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    errors = _validation_errors(exc.extra)
+    fields = ", ".join(dict.fromkeys(e["field"] for e in errors if e["field"])) or "request"
+    return problem_response(
+        422, "validation-failed", "请求参数校验失败", f"Invalid value for: {fields}", {"errors": errors}
+    )
+
+
+def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    slug, title = STATUS_TITLES.get(status, ("http-error", "请求无法处理"))
+    extra = exc.extra if isinstance(exc.extra, dict) else None
+    headers = dict(exc.headers or {})
+    if status >= 500:
+        return _internal(request, exc)
+    detail = str(exc.detail)
+    if status == 400 and isinstance(exc, ClientException) and request.method in ("POST", "PUT", "PATCH"):
+        # Litestar raises ClientException when the body cannot be decoded at all.
+        return problem_response(
+            400, "malformed-request", "请求格式错误", f"The request body could not be decoded: {detail}"
+        )
+    # Litestar's router gives bare reason phrases; say what was asked for instead.
+    if status == 404 and detail == "Not Found":
+        detail = f"No resource at {request.url.path}"
+    elif status == 405:
+        allowed = headers.get("allow") or headers.get("Allow") or ""
+        detail = f"{request.method} is not allowed on {request.url.path}" + (
+            f" (allowed: {allowed})" if allowed else ""
+        )
+    return problem_response(status, slug, title, detail, extra, headers)
+
+
+def _internal(request: Request[Any, Any, Any], exc: BaseException) -> Response[dict[str, Any]]:
+    request_id = request_id_of(request)
+    log.error(
+        "unhandled exception",
+        exc_info=exc,
+        extra={"request_id": request_id, "method": request.method, "path": request.url.path},
+    )
+    return problem_response(
+        500,
+        "internal-error",
+        "服务器内部错误",
+        "An unexpected error occurred; quote the request id when reporting it.",
+        {"request_id": request_id},
+    )
+
+
+def _unique_violation(request: Request[Any, Any, Any], exc: asyncpg.UniqueViolationError) -> Response[Any]:
+    # Constraint names are part of the schema's public vocabulary; SQL text never leaves the server.
+    return problem_response(
+        409,
+        "duplicate",
+        "记录已存在",
+        "A record with the same unique value already exists.",
+        {"constraint": exc.constraint_name or ""},
+    )
+
+
+def _check_violation(request: Request[Any, Any, Any], exc: asyncpg.CheckViolationError) -> Response[Any]:
+    return problem_response(
+        409,
+        "rule-violated",
+        "违反业务规则",
+        "The change would break a rule of the ledger.",
+        {"rule": exc.constraint_name or ""},
+    )
+
+
+def _fk_violation(request: Request[Any, Any, Any], exc: asyncpg.ForeignKeyViolationError) -> Response[Any]:
+    return problem_response(
+        409,
+        "reference-missing",
+        "引用的记录不存在",
+        "The change refers to a record that does not exist.",
+        {"constraint": exc.constraint_name or ""},
+    )
+
+
+def _unavailable(request: Request[Any, Any, Any], exc: BaseException) -> Response[Any]:
+    log.warning(
+        "database unavailable", extra={"request_id": request_id_of(request), "error": type(exc).__name__}
+    )
+    return problem_response(
+        503,
+        "unavailable",
+        "服务暂不可用",
+        "The database is not reachable; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    DomainError: _domain_handler,
+    ValidationException: _validation_handler,
+    HTTPException: _http_handler,
+    asyncpg.UniqueViolationError: _unique_violation,
+    asyncpg.CheckViolationError: _check_violation,
+    asyncpg.ForeignKeyViolationError: _fk_violation,
+    asyncpg.CannotConnectNowError: _unavailable,
+    asyncpg.TooManyConnectionsError: _unavailable,
+    ConnectionRefusedError: _unavailable,
+    Exception: _internal,
+}

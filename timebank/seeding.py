@@ -1,0 +1,153 @@
+"""Load seed data sets (``seeds/*.yaml``): default rules, the demo region and what later domains add.
+
+A seed file is validated as a whole before anything is written, then loaded in one transaction:
+either the whole data set is in or none of it. Every row is keyed by a stable code, so loading the
+same file again changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+import msgspec
+import yaml
+
+from timebank.db import Conn
+from timebank.hours import repo as hours_repo
+from timebank.identity import repo as identity_repo
+
+Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{2,60}$")]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class SeedError(Exception):
+    """The seed file is not valid; nothing was loaded."""
+
+
+class RegionSeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    code: Code
+    name: Name
+    timezone: str = "Asia/Shanghai"
+
+
+class RuleSeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    value: Any
+    note: str = ""
+
+
+class OrganisationSeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    code: Code
+    kind: Literal["region_office", "street", "community", "social_org"]
+    name: Name
+    parent: Code | None = None
+
+
+class CategorySeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    code: Code
+    name: Name
+    field: str = ""
+    points_per_hour: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 1
+    difficulty_tier: Annotated[int, msgspec.Meta(ge=1, le=3)] = 1
+    multiplier_pct: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 100
+    counts_for_time_bank: bool = True
+    one_to_one: bool = False
+    required_training: str | None = None
+
+
+class ShopSeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    code: Code
+    name: Name
+    organisation: Code
+    address: str = ""
+
+
+class SeedFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One region's data set."""
+
+    region: RegionSeed
+    rules: dict[str, RuleSeed] = {}
+    organisations: list[OrganisationSeed] = []
+    categories: list[CategorySeed] = []
+    shops: list[ShopSeed] = []
+
+
+class DefaultRules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    rules: dict[str, RuleSeed]
+
+
+def _read(path: Path, kind: type[Any]) -> Any:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return msgspec.convert(raw, kind)
+    except (yaml.YAMLError, msgspec.ValidationError) as exc:
+        raise SeedError(f"{path.name}: {exc}") from None
+
+
+def parse_seed(path: Path) -> SeedFile:
+    """Validate a seed file, including references between its sections."""
+    seed: SeedFile = _read(path, SeedFile)
+    codes: set[str] = set()
+    for org in seed.organisations:
+        if org.parent is not None and org.parent not in codes:
+            raise SeedError(
+                f"{path.name}: organisation {org.code}: parent {org.parent} must be listed before it"
+            )
+        codes.add(org.code)
+    for shop in seed.shops:
+        if shop.organisation not in codes:
+            raise SeedError(f"{path.name}: shop {shop.code}: unknown organisation {shop.organisation}")
+    return seed
+
+
+async def load_seed_file(
+    conn: Conn,
+    path: Path,
+    seeds_dir: Path,
+    progress: Callable[[str], None] = lambda _: None,
+) -> UUID:
+    """Load default rules and one region's seed file in one transaction; return the region id."""
+    defaults: DefaultRules = _read(seeds_dir / "default_rules.yaml", DefaultRules)
+    seed = parse_seed(path)
+    progress(f"seeding {path.name}: region {seed.region.code}")
+    async with conn.transaction():
+        region_id = await identity_repo.upsert_region(
+            conn, seed.region.code, seed.region.name, seed.region.timezone
+        )
+        for key, rule in defaults.rules.items():
+            if key not in seed.rules:
+                await identity_repo.upsert_rule(conn, region_id, key, rule.value, rule.note, overwrite=False)
+        for key, rule in seed.rules.items():
+            await identity_repo.upsert_rule(conn, region_id, key, rule.value, rule.note, overwrite=True)
+        progress(f"  rules: {len(defaults.rules)} defaults, {len(seed.rules)} overrides")
+        org_ids: dict[str, UUID] = {}
+        for org in seed.organisations:
+            parent_id = org_ids[org.parent] if org.parent else None
+            org_ids[org.code] = await identity_repo.upsert_organisation(
+                conn, region_id, parent_id, org.kind, org.code, org.name
+            )
+        progress(f"  organisations: {len(org_ids)}")
+        for cat in seed.categories:
+            await hours_repo.upsert_category(
+                conn,
+                region_id,
+                code=cat.code,
+                name=cat.name,
+                field=cat.field,
+                points_per_hour=cat.points_per_hour,
+                difficulty_tier=cat.difficulty_tier,
+                multiplier_pct=cat.multiplier_pct,
+                counts_for_time_bank=cat.counts_for_time_bank,
+                one_to_one=cat.one_to_one,
+                required_training=cat.required_training,
+            )
+        progress(f"  service categories: {len(seed.categories)}")
+        for shop in seed.shops:
+            await identity_repo.upsert_shop(
+                conn, region_id, org_ids[shop.organisation], shop.code, shop.name, shop.address
+            )
+        progress(f"  shops: {len(seed.shops)}")
+    progress("seed loaded")
+    return region_id

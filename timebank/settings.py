@@ -1,0 +1,142 @@
+"""Service settings: one Struct, read from ``TIMEBANK_*`` environment variables.
+
+Every field maps to one variable (``TIMEBANK_`` + the field name in upper case). A bad value raises
+:class:`SettingsError`, whose message names the variable; the CLI prints that one line and exits.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "TIMEBANK_"
+
+
+def _default_data_dir() -> str:
+    """A per-user data directory (XDG on Linux) so the embedded database survives restarts."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return str(Path(base) / "timebank")
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Runtime configuration of the service.
+
+    Attributes:
+        database_url: PostgreSQL DSN; when empty the embedded server in ``data_dir`` is used.
+        data_dir: Directory for the embedded database and generated key material.
+        host: Address the HTTP server binds to.
+        port: TCP port of the HTTP server.
+        workers: Number of server worker processes.
+        env: ``development`` (readable logs, dev conveniences) or ``production`` (JSON logs).
+        log_level: Python logging level name.
+        log_format: ``json`` or ``text``; empty means JSON in production and text in development.
+        timezone: Default IANA time zone for dates shown to people and for calendar rules.
+        jwt_issuer: ``iss`` claim of access tokens.
+        jwt_audience: ``aud`` claim of access tokens.
+        jwt_private_key_file: PEM file of the signing key; empty means a key generated in data_dir.
+        access_token_ttl_s: Lifetime of access tokens in seconds.
+        refresh_token_ttl_s: Lifetime of refresh tokens in seconds.
+        pool_min_size: Minimum size of the asyncpg pool.
+        pool_max_size: Maximum size of the asyncpg pool.
+        sql_dir: Directory of forward-only migrations.
+        seeds_dir: Directory of seed data.
+    """
+
+    database_url: str = ""
+    data_dir: str = msgspec.field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8000
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    env: Literal["development", "production"] = "development"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["", "json", "text"] = ""
+    timezone: str = "Asia/Shanghai"
+    jwt_issuer: str = "timebank"
+    jwt_audience: str = "timebank-api"
+    jwt_private_key_file: str = ""
+    access_token_ttl_s: Annotated[int, msgspec.Meta(ge=30, le=86400)] = 900
+    refresh_token_ttl_s: Annotated[int, msgspec.Meta(ge=300, le=90 * 86400)] = 30 * 86400
+    pool_min_size: Annotated[int, msgspec.Meta(ge=0, le=200)] = 2
+    pool_max_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
+    sql_dir: str = str(PROJECT_ROOT / "sql")
+    seeds_dir: str = str(PROJECT_ROOT / "seeds")
+
+    @property
+    def embedded(self) -> bool:
+        """True when the service starts its own PostgreSQL in ``data_dir``."""
+        return not self.database_url
+
+    @property
+    def json_logs(self) -> bool:
+        """Whether log lines are JSON objects."""
+        if self.log_format:
+            return self.log_format == "json"
+        return self.env == "production"
+
+
+_FIELDS = Settings.__struct_fields__
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return ENV_PREFIX + field.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build :class:`Settings` from the environment, then apply keyword overrides.
+
+    Raises:
+        SettingsError: naming the variable and what is wrong with it.
+    """
+    environ = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for name in _FIELDS:
+        value = environ.get(env_name(name))
+        if value is not None:
+            raw[name] = value.strip()
+    known = {env_name(n) for n in _FIELDS}
+    for key in environ:
+        if key.startswith(ENV_PREFIX) and key not in known and not key.startswith(ENV_PREFIX + "TEST_"):
+            raise SettingsError(f"{key}: unknown setting (known: {', '.join(sorted(known))})")
+    raw.update(overrides)
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_explain(exc)) from None
+    _check(settings)
+    return settings
+
+
+def _explain(exc: msgspec.ValidationError) -> str:
+    # msgspec says e.g. "Expected `int` >= 1 - at `$.port`"; name the variable instead of the path.
+    message = str(exc)
+    if " - at `$." in message:
+        text, _, path = message.rpartition(" - at `$.")
+        field = path.rstrip("`").split(".")[0].split("[")[0]
+        return f"{env_name(field)}: {text}"
+    return message
+
+
+def _check(settings: Settings) -> None:
+    try:
+        zoneinfo.ZoneInfo(settings.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"{env_name('timezone')}: unknown time zone {settings.timezone!r}") from None
+    if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(f"{env_name('database_url')}: must start with postgresql:// or postgres://")
+    if settings.pool_min_size > settings.pool_max_size:
+        raise SettingsError(f"{env_name('pool_min_size')}: larger than {env_name('pool_max_size')}")
+    if settings.jwt_private_key_file and not Path(settings.jwt_private_key_file).is_file():
+        raise SettingsError(f"{env_name('jwt_private_key_file')}: no such file")
+    if not Path(settings.sql_dir).is_dir():
+        raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")
