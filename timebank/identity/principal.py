@@ -24,6 +24,13 @@ class Principal(msgspec.Struct, kw_only=True, frozen=True):
         org_id: Staff only: the organisation whose subtree they may act in.
         shop_id: Shop operators only: their shop.
         token_id: The token's ``jti`` (for revocation and audit).
+        actor_id: Set when someone acts for ``sub`` under a family-proxy grant (亲情代理, the
+            ``X-Act-For`` header): the relative's volunteer id or the staff member's id. The
+            principal is then the *subject* (``kind`` is ``volunteer``, ``sub`` their id), like the
+            ``act`` claim of RFC 8693; services record :attr:`actor` beside :attr:`subject`.
+        actor_kind: ``volunteer`` or ``staff`` when ``actor_id`` is set.
+        grant_id: The proxy grant that allowed it.
+        proxy_actions: The actions that grant allows (``view``, ``transfer``, ``redeem`` …).
     """
 
     sub: UUID
@@ -33,9 +40,37 @@ class Principal(msgspec.Struct, kw_only=True, frozen=True):
     org_id: UUID | None = None
     shop_id: UUID | None = None
     token_id: str = ""
+    actor_id: UUID | None = None
+    actor_kind: Kind | None = None
+    grant_id: UUID | None = None
+    proxy_actions: tuple[str, ...] = ()
+
+    @property
+    def is_proxy(self) -> bool:
+        """True when someone acts for the subject under a proxy grant."""
+        return self.actor_id is not None
+
+    @property
+    def actor(self) -> UUID:
+        """Who performs the operation (the proxy, or the subject themselves): record as actor_id."""
+        return self.actor_id if self.actor_id is not None else self.sub
+
+    @property
+    def subject(self) -> UUID:
+        """Whose data or account the operation is for: record as subject_id."""
+        return self.sub
+
+    def may(self, action: str) -> bool:
+        """False when a proxy's grant does not list ``action``; always True otherwise."""
+        return not self.is_proxy or action in self.proxy_actions
 
     def to_claims(self) -> dict[str, Any]:
-        """JWT claims for this principal (``sub``, ``kind``, ``region``, ``roles``, ``org``, ``shop``)."""
+        """JWT claims for this principal (``sub``, ``kind``, ``region``, ``roles``, ``org``, ``shop``).
+
+        Proxy fields never enter a token: acting for someone is checked on every request.
+        """
+        if self.is_proxy:
+            raise ValueError("a proxy principal is per request and is never put into a token")
         claims: dict[str, Any] = {
             "sub": str(self.sub),
             "kind": self.kind,
