@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -123,6 +124,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port = args.port or settings.port
         workers = args.workers or settings.workers
         _say(f"timebank {__version__} on http://{host}:{port} ({workers} worker(s)); API under /api/v1")
+        # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
+        # finally below stops the embedded server instead of the default handler killing us.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         uvicorn.run(
             "timebank.app:app_from_env",
             factory=True,
@@ -137,6 +141,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def build_parser() -> argparse.ArgumentParser:

