@@ -1,0 +1,45 @@
+"""Every SQL constant in a repo module PREPAREs against the migrated schema."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+import asyncpg
+import pytest
+
+import timebank
+
+_SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
+
+
+def repo_sql_constants() -> list[tuple[str, str]]:
+    """(module.NAME, sql) for every upper-case string constant that is a statement."""
+    found: list[tuple[str, str]] = []
+    for info in pkgutil.walk_packages(timebank.__path__, "timebank."):
+        if not info.name.endswith(".repo"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if name.isupper() and isinstance(value, str) and _SQL_START.match(value):
+                found.append((f"{info.name}.{name}", value))
+    return found
+
+
+CONSTANTS = repo_sql_constants()
+
+
+class TestRepoSql:
+    def test_there_are_constants_to_check(self) -> None:
+        assert len(CONSTANTS) >= 5
+
+    @pytest.mark.asyncio
+    async def test_every_constant_prepares(self, owner_conn: asyncpg.Connection) -> None:
+        failures = []
+        for name, sql in CONSTANTS:
+            try:
+                await owner_conn.prepare(sql)
+            except asyncpg.PostgresError as exc:
+                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        assert failures == []
