@@ -50,6 +50,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         pool_max_size: Maximum size of the asyncpg pool.
         sql_dir: Directory of forward-only migrations.
         seeds_dir: Directory of seed data.
+        pii_key_file: JSON key file for personal data (AES-256-GCM keys by id, the current id, the
+            blind-index HMAC key); empty means a file generated once in data_dir/keys.
+        sms_sender: ``console`` (development: codes go to the log of the ``timebank.sms`` logger)
+            or ``module:factory`` of a real provider's sender.
+        otp_ttl_s: Lifetime of a one-time SMS code in seconds.
+        login_lock_after: Failed password logins in a row before an account key is locked.
+        login_lock_s: How long such a lock lasts.
+        wechat_appid: WeChat mini-program AppID; empty disables WeChat login.
+        wechat_secret_file: File holding the mini-program AppSecret.
+        wechat_api_base: Base URL of the WeChat API (code2session).
     """
 
     database_url: str = ""
@@ -70,6 +80,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     pool_max_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
     sql_dir: str = str(PROJECT_ROOT / "sql")
     seeds_dir: str = str(PROJECT_ROOT / "seeds")
+    pii_key_file: str = ""
+    sms_sender: str = "console"
+    otp_ttl_s: Annotated[int, msgspec.Meta(ge=60, le=1800)] = 300
+    login_lock_after: Annotated[int, msgspec.Meta(ge=3, le=100)] = 5
+    login_lock_s: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    wechat_appid: str = ""
+    wechat_secret_file: str = ""
+    wechat_api_base: str = "https://api.weixin.qq.com"
 
     @property
     def embedded(self) -> bool:
@@ -138,5 +156,15 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"{env_name('pool_min_size')}: larger than {env_name('pool_max_size')}")
     if settings.jwt_private_key_file and not Path(settings.jwt_private_key_file).is_file():
         raise SettingsError(f"{env_name('jwt_private_key_file')}: no such file")
+    for name in ("pii_key_file", "wechat_secret_file"):
+        value = getattr(settings, name)
+        if value and not Path(value).is_file():
+            raise SettingsError(f"{env_name(name)}: no such file")
+    if settings.sms_sender != "console" and ":" not in settings.sms_sender:
+        raise SettingsError(f"{env_name('sms_sender')}: use console or module:factory")
+    if settings.wechat_appid and not settings.wechat_secret_file:
+        raise SettingsError(f"{env_name('wechat_secret_file')}: required when TIMEBANK_WECHAT_APPID is set")
+    if not settings.wechat_api_base.startswith(("https://", "http://")):
+        raise SettingsError(f"{env_name('wechat_api_base')}: must be an http(s) URL")
     if not Path(settings.sql_dir).is_dir():
         raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")
