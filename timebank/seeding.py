@@ -18,6 +18,18 @@ import yaml
 from timebank.db import Conn
 from timebank.hours import repo as hours_repo
 from timebank.identity import repo as identity_repo
+from timebank.identity.pii import PiiKeys, load_pii_keys
+from timebank.identity.seed import (
+    AdminSeed,
+    PeopleSeed,
+    ProxyGrantSeed,
+    ShopOperatorSeed,
+    StaffSeed,
+    VolunteerSeed,
+    load_people,
+    validate_people,
+)
+from timebank.settings import load_settings
 
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{2,60}$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -72,6 +84,22 @@ class SeedFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     organisations: list[OrganisationSeed] = []
     categories: list[CategorySeed] = []
     shops: list[ShopSeed] = []
+    admins: list[AdminSeed] = []
+    staff: list[StaffSeed] = []
+    shop_operators: list[ShopOperatorSeed] = []
+    volunteers: list[VolunteerSeed] = []
+    proxy_grants: list[ProxyGrantSeed] = []
+
+    @property
+    def people(self) -> PeopleSeed:
+        """The identity sections (administrators, staff, shop operators, volunteers, proxies)."""
+        return PeopleSeed(
+            admins=self.admins,
+            staff=self.staff,
+            shop_operators=self.shop_operators,
+            volunteers=self.volunteers,
+            proxy_grants=self.proxy_grants,
+        )
 
 
 class DefaultRules(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -99,6 +127,10 @@ def parse_seed(path: Path) -> SeedFile:
     for shop in seed.shops:
         if shop.organisation not in codes:
             raise SeedError(f"{path.name}: shop {shop.code}: unknown organisation {shop.organisation}")
+    try:
+        validate_people(seed.people, codes, {shop.code for shop in seed.shops})
+    except ValueError as exc:
+        raise SeedError(f"{path.name}: {exc}") from None
     return seed
 
 
@@ -107,10 +139,20 @@ async def load_seed_file(
     path: Path,
     seeds_dir: Path,
     progress: Callable[[str], None] = lambda _: None,
+    *,
+    pii: PiiKeys | None = None,
+    people: bool = True,
 ) -> UUID:
-    """Load default rules and one region's seed file in one transaction; return the region id."""
+    """Load default rules and one region's seed file in one transaction; return the region id.
+
+    People are encrypted with ``pii`` (default: the keys the environment's settings name, the
+    same ones the server uses); ``people=False`` loads only organisations, rules and shops.
+    """
     defaults: DefaultRules = _read(seeds_dir / "default_rules.yaml", DefaultRules)
     seed = parse_seed(path)
+    load_people_too = people and not seed.people.empty
+    if load_people_too and pii is None:
+        pii = load_pii_keys(load_settings())
     progress(f"seeding {path.name}: region {seed.region.code}")
     async with conn.transaction():
         region_id = await identity_repo.upsert_region(
@@ -144,10 +186,14 @@ async def load_seed_file(
                 required_training=cat.required_training,
             )
         progress(f"  service categories: {len(seed.categories)}")
+        shop_ids: dict[str, UUID] = {}
         for shop in seed.shops:
-            await identity_repo.upsert_shop(
+            shop_ids[shop.code] = await identity_repo.upsert_shop(
                 conn, region_id, org_ids[shop.organisation], shop.code, shop.name, shop.address
             )
         progress(f"  shops: {len(seed.shops)}")
+        if load_people_too:
+            assert pii is not None
+            await load_people(conn, pii, region_id, org_ids, shop_ids, seed.people, progress)
     progress("seed loaded")
     return region_id

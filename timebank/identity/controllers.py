@@ -1,11 +1,91 @@
-"""HTTP routes of the identity domain."""
+"""HTTP routes of the identity domain: auth, me, organisations, staff, shops, volunteers, proxies."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+from uuid import UUID
 
-from litestar import Controller, get
+from litestar import Controller, Request, get, patch, post, put
 from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
+
+from timebank.db import Conn
+from timebank.identity import service
+from timebank.identity.guards import CurrentPrincipal, authenticated, require
+from timebank.identity.pii import load_pii_keys
+from timebank.identity.schemas import (
+    GrantCreate,
+    GrantPage,
+    GrantView,
+    LoginRequest,
+    LogoutRequest,
+    OperatorPage,
+    OperatorView,
+    OrganisationCreate,
+    OrganisationPage,
+    OrganisationUpdate,
+    OrganisationView,
+    OtpLoginRequest,
+    OtpRequest,
+    OtpSent,
+    PasswordChange,
+    Profile,
+    RefreshRequest,
+    RegisterRequest,
+    ShopCreate,
+    ShopOperatorCreate,
+    ShopPage,
+    ShopUpdate,
+    ShopView,
+    StaffCreate,
+    StaffUpdate,
+    TokenPair,
+    VolunteerCreate,
+    VolunteerPage,
+    VolunteerUpdate,
+    VolunteerView,
+    WeChatLoginRequest,
+)
+from timebank.identity.service import IdentityContext
+from timebank.identity.sms import load_sms_sender
+from timebank.identity.wechat import load_wechat_client
+
+# Dependencies named explicitly (Litestar 2.23+ deprecates inferring them from parameter names).
+Db = NamedDependency[SkipValidation[Conn]]  # a Union of asyncpg classes: nothing to validate
+Identity = NamedDependency[IdentityContext]
+After = Annotated[UUID | None, QueryParameter(description="keyset cursor: next_after of the previous page")]
+PageLimit = Annotated[int, QueryParameter(ge=1, le=200, description="page size")]
+VIEW = {"proxy_action": "view"}
+
+staff_or_admin = require("staff", "admin")
+manage_people = require("staff", "admin", roles=("coordinator", "org_admin", "region_admin"))
+manage_orgs = require("staff", "admin", roles=("org_admin", "region_admin"))
+
+
+def identity_context(state: State) -> IdentityContext:
+    """The identity services' context, built once per process on first use."""
+    runtime = state.runtime
+    ctx: IdentityContext | None = runtime.extras.get("identity")
+    if ctx is None:
+        settings = runtime.settings
+        ctx = IdentityContext(
+            settings=settings,
+            keys=runtime.keys,
+            pii=load_pii_keys(settings),
+            sms=load_sms_sender(settings),
+            wechat=load_wechat_client(settings),
+        )
+        runtime.extras["identity"] = ctx
+    return ctx
+
+
+IDENTITY = {"identity": Provide(identity_context, sync_to_thread=False)}
+
+
+def client_address(request: Request[Any, Any, Any]) -> str:
+    """The caller's address (uvicorn resolves X-Forwarded-For from trusted proxies only)."""
+    return request.client.host if request.client else "unknown"
 
 
 class JwksController(Controller):
@@ -19,3 +99,373 @@ class JwksController(Controller):
         """Current and previous public keys, so clients and gateways can verify tokens."""
         keys: dict[str, Any] = state.runtime.keys.jwks()
         return keys
+
+
+class AuthController(Controller):
+    """Registration, the login kinds, token refresh and logout."""
+
+    path = "/auth"
+    tags = ("auth",)
+    dependencies = IDENTITY
+
+    @post("/otp", operation_id="send_otp", status_code=202, summary="Send a one-time SMS code")
+    async def send_otp(
+        self, request: Request[Any, Any, Any], db: Db, identity: Identity, data: JSONBody[OtpRequest]
+    ) -> OtpSent:
+        """The answer is the same whether or not an account has the number."""
+        return await service.send_otp(db, identity, data, client_address(request))
+
+    @post("/register", operation_id="register", summary="Register as a volunteer (mobile + SMS code)")
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        identity: Identity,
+        data: JSONBody[RegisterRequest],
+    ) -> TokenPair:
+        """A duplicate ID number is a 409 that does not say which account holds it."""
+        return await service.register(db, identity, data, client_address(request))
+
+    @post("/login", operation_id="login", status_code=200, summary="Log in with mobile and password")
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        identity: Identity,
+        data: JSONBody[LoginRequest],
+    ) -> TokenPair:
+        """Failed attempts slow down, then lock the account key for a while (429)."""
+        return await service.login_password(db, identity, data, client_address(request))
+
+    @post("/login/otp", operation_id="login_otp", status_code=200, summary="Log in with mobile and SMS code")
+    async def login_otp(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        identity: Identity,
+        data: JSONBody[OtpLoginRequest],
+    ) -> TokenPair:
+        """Ask for the code with POST /api/v1/auth/otp (purpose login) first."""
+        return await service.login_otp(db, identity, data, client_address(request))
+
+    @post("/login/wechat", operation_id="login_wechat", status_code=200, summary="WeChat mini-program login")
+    async def login_wechat(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        identity: Identity,
+        data: JSONBody[WeChatLoginRequest],
+    ) -> TokenPair:
+        """Exchange wx.login()'s code; 401 wechat-not-bound until the volunteer binds WeChat."""
+        return await service.login_wechat(db, identity, data.code, client_address(request))
+
+    @post("/refresh", operation_id="refresh_token", status_code=200, summary="Rotate a refresh token")
+    async def refresh(self, db: Db, identity: Identity, data: JSONBody[RefreshRequest]) -> TokenPair:
+        """Each refresh token works once; presenting a spent one revokes the whole login."""
+        return await service.refresh(db, identity, data.refresh_token)
+
+    @post(
+        "/logout",
+        operation_id="logout",
+        status_code=204,
+        guards=[authenticated],
+        summary="End this session or all sessions",
+    )
+    async def logout(self, db: Db, principal: CurrentPrincipal, data: JSONBody[LogoutRequest]) -> None:
+        """Revokes the refresh token's family; access tokens expire within their short lifetime."""
+        await service.logout(db, principal, data)
+
+
+class MeController(Controller):
+    """The caller's own account."""
+
+    path = "/me"
+    tags = ("me",)
+    guards = (authenticated,)
+    dependencies = IDENTITY
+
+    @get("/", operation_id="get_me", opt=VIEW, summary="My profile (masked personal data, community, roles)")
+    async def me(self, db: Db, principal: CurrentPrincipal) -> Profile:
+        """With X-Act-For, the subject's profile and who is acting."""
+        return await service.profile(db, principal)
+
+    @put(
+        "/wechat",
+        operation_id="bind_wechat",
+        status_code=204,
+        guards=[require("volunteer")],
+        summary="Bind my WeChat",
+    )
+    async def bind_wechat(
+        self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[WeChatLoginRequest]
+    ) -> None:
+        """Link the mini-program's openid so that POST /api/v1/auth/login/wechat works."""
+        await service.bind_wechat(db, identity, principal, data.code)
+
+    @put("/password", operation_id="change_password", status_code=204, summary="Set my password")
+    async def change_password(
+        self, db: Db, principal: CurrentPrincipal, data: JSONBody[PasswordChange]
+    ) -> None:
+        """Needs the current password when there is one; ends every session."""
+        await service.change_password(db, principal, data)
+
+
+class OrganisationController(Controller):
+    """The organisation tree (街道 → 社区 → 社会组织) of a region."""
+
+    path = "/organisations"
+    tags = ("organisations",)
+    guards = (staff_or_admin,)
+
+    @post("/", operation_id="create_organisation", guards=[manage_orgs], summary="Create an organisation")
+    async def create(
+        self, db: Db, principal: CurrentPrincipal, data: JSONBody[OrganisationCreate]
+    ) -> OrganisationView:
+        """Admin: anywhere in the region; org_admin: below their organisation."""
+        return await service.create_organisation(db, principal, data)
+
+    @get("/", operation_id="list_organisations", summary="Organisations in my scope")
+    async def index(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        kind: FromQuery[str | None] = None,
+        after: After = None,
+        limit: PageLimit = 50,
+    ) -> OrganisationPage:
+        """Keyset-paginated by id."""
+        return await service.list_organisations(db, principal, kind, after, limit)
+
+    @get("/{org_id:uuid}", operation_id="get_organisation", summary="One organisation")
+    async def read(self, db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID]) -> OrganisationView:
+        """404 outside the caller's scope."""
+        return await service.get_organisation(db, principal, org_id)
+
+    @patch("/{org_id:uuid}", operation_id="update_organisation", guards=[manage_orgs], summary="Update")
+    async def update(
+        self, db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID], data: JSONBody[OrganisationUpdate]
+    ) -> OrganisationView:
+        """Rename or (de)activate."""
+        return await service.update_organisation(db, principal, org_id, data)
+
+
+class StaffController(Controller):
+    """Staff members and their organisation-scoped roles."""
+
+    path = "/staff"
+    tags = ("staff",)
+    guards = (staff_or_admin,)
+    dependencies = IDENTITY
+
+    @post("/", operation_id="create_staff", guards=[manage_orgs], summary="Create a staff member")
+    async def create(
+        self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[StaffCreate]
+    ) -> OperatorView:
+        """Admin: any organisation of the region; org_admin: their subtree."""
+        return await service.create_staff(db, identity, principal, data)
+
+    @get("/", operation_id="list_staff", summary="Staff in my scope")
+    async def index(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        name: FromQuery[str | None] = None,
+        after: After = None,
+        limit: PageLimit = 50,
+    ) -> OperatorPage:
+        """By name prefix; keyset-paginated."""
+        return await service.list_staff(db, principal, name, after, limit)
+
+    @get("/{staff_id:uuid}", operation_id="get_staff", summary="One staff member")
+    async def read(self, db: Db, principal: CurrentPrincipal, staff_id: FromPath[UUID]) -> OperatorView:
+        """404 outside the caller's scope."""
+        return await service.get_staff(db, principal, staff_id)
+
+    @patch(
+        "/{staff_id:uuid}", operation_id="update_staff", guards=[manage_orgs], summary="Update a staff member"
+    )
+    async def update(
+        self, db: Db, principal: CurrentPrincipal, staff_id: FromPath[UUID], data: JSONBody[StaffUpdate]
+    ) -> OperatorView:
+        """Roles, status, name, organisation; suspending ends their sessions."""
+        return await service.update_staff(db, principal, staff_id, data)
+
+
+class ShopController(Controller):
+    """Partner shops and their operators."""
+
+    path = "/shops"
+    tags = ("shops",)
+    guards = (require("staff", "admin", "shop"),)
+    dependencies = IDENTITY
+
+    @post("/", operation_id="create_shop", guards=[manage_orgs], summary="Create a shop")
+    async def create(self, db: Db, principal: CurrentPrincipal, data: JSONBody[ShopCreate]) -> ShopView:
+        """Attached to an organisation in scope."""
+        return await service.create_shop(db, principal, data)
+
+    @get("/", operation_id="list_shops", summary="Shops in my scope")
+    async def index(
+        self, db: Db, principal: CurrentPrincipal, after: After = None, limit: PageLimit = 50
+    ) -> ShopPage:
+        """A shop operator sees their own shop."""
+        return await service.list_shops(db, principal, after, limit)
+
+    @get("/{shop_id:uuid}", operation_id="get_shop", summary="One shop")
+    async def read(self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID]) -> ShopView:
+        """404 outside the caller's scope."""
+        return await service.get_shop(db, principal, shop_id)
+
+    @patch("/{shop_id:uuid}", operation_id="update_shop", guards=[manage_orgs], summary="Update a shop")
+    async def update(
+        self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID], data: JSONBody[ShopUpdate]
+    ) -> ShopView:
+        """Name, address, status."""
+        return await service.update_shop(db, principal, shop_id, data)
+
+    @post(
+        "/{shop_id:uuid}/operators",
+        operation_id="create_shop_operator",
+        guards=[manage_orgs],
+        summary="Create a shop operator",
+    )
+    async def create_operator(
+        self,
+        db: Db,
+        identity: Identity,
+        principal: CurrentPrincipal,
+        shop_id: FromPath[UUID],
+        data: JSONBody[ShopOperatorCreate],
+    ) -> OperatorView:
+        """An account that acts for this shop only."""
+        return await service.create_shop_operator(db, identity, principal, shop_id, data)
+
+    @get(
+        "/{shop_id:uuid}/operators",
+        operation_id="list_shop_operators",
+        guards=[staff_or_admin],
+        summary="Operators of a shop",
+    )
+    async def list_operators(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        shop_id: FromPath[UUID],
+        after: After = None,
+        limit: PageLimit = 50,
+    ) -> OperatorPage:
+        """Keyset-paginated."""
+        return await service.list_shop_operators(db, principal, shop_id, after, limit)
+
+
+class VolunteerController(Controller):
+    """Volunteers, as staff and administrators manage them."""
+
+    path = "/volunteers"
+    tags = ("volunteers",)
+    dependencies = IDENTITY
+
+    @post(
+        "/",
+        operation_id="create_volunteer",
+        guards=[manage_people],
+        summary="Register an offline resident (staff)",
+    )
+    async def create(
+        self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[VolunteerCreate]
+    ) -> VolunteerView:
+        """A duplicate ID number is a 409 that does not say which account holds it."""
+        return await service.register_by_staff(db, identity, principal, data)
+
+    @get(
+        "/", operation_id="list_volunteers", guards=[staff_or_admin], summary="Search volunteers in my scope"
+    )
+    async def index(
+        self,
+        db: Db,
+        identity: Identity,
+        principal: CurrentPrincipal,
+        q: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=50, description="name prefix, 138****5678, last 4 digits or a full mobile"
+            ),
+        ] = None,
+        community_id: FromQuery[UUID | None] = None,
+        after: After = None,
+        limit: PageLimit = 50,
+    ) -> VolunteerPage:
+        """Keyset-paginated by id."""
+        return await service.list_volunteers(
+            db, identity, principal, q=q, community_id=community_id, after=after, limit=limit
+        )
+
+    @get(
+        "/{volunteer_id:uuid}",
+        operation_id="get_volunteer",
+        guards=[authenticated],
+        opt=VIEW,
+        summary="One volunteer",
+    )
+    async def read(self, db: Db, principal: CurrentPrincipal, volunteer_id: FromPath[UUID]) -> VolunteerView:
+        """Staff in scope, the volunteer, or a proxy with a view grant."""
+        return await service.get_volunteer(db, principal, volunteer_id)
+
+    @patch("/{volunteer_id:uuid}", operation_id="update_volunteer", guards=[manage_people], summary="Update")
+    async def update(
+        self,
+        db: Db,
+        identity: Identity,
+        principal: CurrentPrincipal,
+        volunteer_id: FromPath[UUID],
+        data: JSONBody[VolunteerUpdate],
+    ) -> VolunteerView:
+        """Name, status, community, mobile; suspending ends their sessions."""
+        return await service.update_volunteer(db, identity, principal, volunteer_id, data)
+
+
+class ProxyGrantController(Controller):
+    """亲情代理: who may act for whom, for which actions, until when."""
+
+    path = "/proxy-grants"
+    tags = ("proxy-grants",)
+    guards = (require("volunteer", "staff", "admin"),)
+    dependencies = IDENTITY
+
+    @post("/", operation_id="create_proxy_grant", summary="Grant a relative or staff member the right to act")
+    async def create(
+        self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[GrantCreate]
+    ) -> GrantView:
+        """A volunteer for themselves; staff for a resident in scope."""
+        return await service.create_grant(db, identity, principal, data)
+
+    @get("/", operation_id="list_proxy_grants", summary="Proxy grants")
+    async def index(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        subject_id: FromQuery[UUID | None] = None,
+        include_ended: FromQuery[bool] = False,
+        after: After = None,
+        limit: PageLimit = 50,
+    ) -> GrantPage:
+        """Grants I gave or hold; staff: one subject's grants."""
+        return await service.list_grants(
+            db, principal, subject_id=subject_id, include_ended=include_ended, after=after, limit=limit
+        )
+
+    @post("/{grant_id:uuid}/revoke", operation_id="revoke_proxy_grant", status_code=200, summary="Revoke")
+    async def revoke(self, db: Db, principal: CurrentPrincipal, grant_id: FromPath[UUID]) -> GrantView:
+        """The subject, the proxy, the granter, staff in scope or an admin."""
+        return await service.revoke_grant(db, principal, grant_id)
+
+
+IDENTITY_CONTROLLERS = [
+    AuthController,
+    MeController,
+    OrganisationController,
+    StaffController,
+    ShopController,
+    VolunteerController,
+    ProxyGrantController,
+]

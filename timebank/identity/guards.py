@@ -4,6 +4,12 @@ The middleware turns a ``Bearer`` access token into a :class:`Principal` on ``co
 (``None`` when no token was sent). Guards then decide by kind and role; scope checks that need the
 database (an organisation's subtree, a volunteer's own records) happen in the services.
 Every authentication failure is the same 401 problem, whatever the reason.
+
+Family proxies (亲情代理): a relative or staff member signs in as themselves and sends
+``X-Act-For: <volunteer id>``. Only routes that declare the action they perform for the subject
+(``opt={"proxy_action": "view"}``) accept the header; the middleware then requires a live grant
+from that subject to the caller listing that action, and the request runs as the subject with the
+actor recorded beside it (``Principal.actor``). Anything else with the header is a 403 problem.
 """
 
 from __future__ import annotations
@@ -11,19 +17,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
+from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from timebank.identity import repo
+from timebank.identity.errors import ProxyNotAllowed
 from timebank.identity.principal import Kind, Principal
 from timebank.identity.tokens import InvalidToken, KeyRing, verify_access_token
-from timebank.problems import Forbidden, Unauthenticated
+from timebank.problems import BadRequest, Forbidden, Unauthenticated
 from timebank.settings import Settings
 
 log = logging.getLogger("timebank.auth")
+
+ACT_FOR_HEADER = b"x-act-for"
+PROXY_ACTION_OPT = "proxy_action"
 
 
 class AuthenticationMiddleware(ASGIMiddleware):
@@ -38,6 +52,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         scope["user"] = None
         scope["auth"] = None
+        act_for: str | None = None
         for key, value in scope.get("headers", ()):
             if key == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
@@ -51,8 +66,44 @@ class AuthenticationMiddleware(ASGIMiddleware):
                         extra={"error": str(exc), "request_id": scope.get("state", {}).get("request_id")},
                     )
                     raise Unauthenticated() from None
-                break
+            elif key == ACT_FOR_HEADER:
+                act_for = value.decode("latin-1").strip()
+        if act_for is not None:
+            scope["user"] = await _acting_principal(scope, scope["user"], act_for)
         await next_app(scope, receive, send)
+
+
+async def _acting_principal(scope: Scope, actor: Principal | None, act_for: str) -> Principal:
+    """The subject as principal, when a live grant lets ``actor`` do this route's action for them."""
+    if actor is None:
+        raise Unauthenticated()
+    handler = scope.get("route_handler")
+    action = handler.opt.get(PROXY_ACTION_OPT) if handler is not None else None
+    if not action:
+        raise ProxyNotAllowed("This operation cannot be done on someone else's behalf (X-Act-For).")
+    if actor.kind not in ("volunteer", "staff"):
+        raise ProxyNotAllowed("Only volunteers and staff can act for someone under a proxy grant.")
+    try:
+        subject_id = UUID(act_for)
+    except ValueError:
+        raise BadRequest("X-Act-For must be a volunteer id (UUID).") from None
+    pool = scope["app"].state.runtime.pool
+    async with pool.acquire() as conn:
+        grant = await repo.live_grant(conn, subject_id, actor.sub, actor.kind)
+    if grant is None or action not in grant[1]:
+        raise ProxyNotAllowed(f"No live proxy grant lets you '{action}' for this volunteer.")
+    grant_id, actions, region_id = grant
+    return Principal(
+        sub=subject_id,
+        kind="volunteer",
+        region_id=region_id,
+        roles=("volunteer",),
+        token_id=actor.token_id,
+        actor_id=actor.sub,
+        actor_kind=actor.kind,
+        grant_id=grant_id,
+        proxy_actions=actions,
+    )
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -84,6 +135,10 @@ def require(
     return guard
 
 
-async def provide_principal(request: Any) -> Principal:
+CurrentPrincipal = NamedDependency[Principal]
+"""Handler parameter type for the caller: ``principal: CurrentPrincipal``."""
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     """Dependency: the authenticated principal (401 problem when anonymous)."""
     return principal_of(request)
