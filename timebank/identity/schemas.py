@@ -22,8 +22,19 @@ Limit = Annotated[int, msgspec.Meta(ge=1, le=200)]
 AccountKind = Literal["volunteer", "staff", "shop", "admin"]
 PersonStatus = Literal["active", "suspended", "left"]
 StaffRole = Literal["coordinator", "reviewer", "org_admin"]
-ProxyAction = Literal["view", "transfer", "redeem", "request_care", "sign_up", "update_profile"]
-PROXY_ACTIONS: tuple[str, ...] = ("view", "transfer", "redeem", "request_care", "sign_up", "update_profile")
+# The grant vocabulary: sql/0020 defines the first six, sql/0030 (hours) adds confirm_service.
+ProxyAction = Literal[
+    "view", "transfer", "redeem", "request_care", "sign_up", "update_profile", "confirm_service"
+]
+PROXY_ACTIONS: tuple[str, ...] = (
+    "view",
+    "transfer",
+    "redeem",
+    "request_care",
+    "sign_up",
+    "update_profile",
+    "confirm_service",
+)
 
 
 # --------------------------------------------------------------------------- auth
@@ -255,7 +266,7 @@ class GrantCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     resident in their scope.
     """
 
-    actions: Annotated[list[ProxyAction], msgspec.Meta(min_length=1, max_length=6)]
+    actions: Annotated[list[ProxyAction], msgspec.Meta(min_length=1, max_length=7)]
     valid_until: datetime
     subject_id: UUID | None = None
     proxy_phone: Phone | None = None

@@ -18,6 +18,8 @@ import msgspec
 from timebank.settings import Settings
 
 log = logging.getLogger("timebank.wechat")
+# httpx logs every request URL at INFO; code2session's query carries the AppSecret and the code.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class WeChatError(Exception):
