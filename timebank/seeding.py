@@ -194,6 +194,9 @@ async def load_seed_file(
         progress(f"  shops: {len(seed.shops)}")
         if load_people_too:
             assert pii is not None
-            await load_people(conn, pii, region_id, org_ids, shop_ids, seed.people, progress)
+            try:
+                await load_people(conn, pii, region_id, org_ids, shop_ids, seed.people, progress)
+            except ValueError as exc:  # the transaction rolls back: nothing of the file stays
+                raise SeedError(f"{path.name}: {exc}") from None
     progress("seed loaded")
     return region_id

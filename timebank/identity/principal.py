@@ -65,7 +65,7 @@ class Principal(msgspec.Struct, kw_only=True, frozen=True):
         return not self.is_proxy or action in self.proxy_actions
 
     def to_claims(self) -> dict[str, Any]:
-        """JWT claims for this principal (``sub``, ``kind``, ``region``, ``roles``, ``org``, ``shop``).
+        """JWT claims: ``sub``, ``kind``, ``region``, ``roles``, ``org``, ``shop`` and ``scope``.
 
         Proxy fields never enter a token: acting for someone is checked on every request.
         """
@@ -81,7 +81,23 @@ class Principal(msgspec.Struct, kw_only=True, frozen=True):
             claims["org"] = str(self.org_id)
         if self.shop_id is not None:
             claims["shop"] = str(self.shop_id)
+        claims["scope"] = self.scope
         return claims
+
+    @property
+    def scope(self) -> str:
+        """Where the principal may act, as a space-separated OAuth-style scope string.
+
+        ``self`` (a volunteer), ``org:<id>`` (staff: that subtree), ``shop:<id>``, ``region:<id>``
+        (administrators). Informational for gateways; the services check scope in the database.
+        """
+        if self.kind == "staff" and self.org_id is not None:
+            return f"org:{self.org_id}"
+        if self.kind == "shop" and self.shop_id is not None:
+            return f"shop:{self.shop_id}"
+        if self.kind == "admin":
+            return f"region:{self.region_id}"
+        return "self"
 
     @classmethod
     def from_claims(cls, claims: dict[str, Any]) -> Principal:
