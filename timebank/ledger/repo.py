@@ -1,0 +1,696 @@
+"""SQL of the ledger: accounts, postings (through the ledger_* functions of sql/0010), reads,
+sealing, verification and idempotency keys."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from timebank.db import Conn
+from timebank.ledger.schemas import Account, Balance, Lot, Transfer
+
+# ------------------------------------------------------------------------------------- accounts
+ENSURE_ACCOUNT = "SELECT * FROM ledger_ensure_account($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+
+CLOSE_ACCOUNT = "SELECT * FROM ledger_close_account($1, $2)"
+
+SELECT_ACCOUNT = "SELECT * FROM ledger_accounts WHERE id = $1 AND region_id = $2"
+
+SELECT_OWNER_ACCOUNTS = """
+SELECT * FROM ledger_accounts
+ WHERE region_id = $1 AND owner_kind = $2 AND owner_id = $3 AND purpose = $4
+ ORDER BY ledger
+"""
+
+LIST_ACCOUNTS = """
+SELECT * FROM ledger_accounts
+ WHERE region_id = $1
+   AND ($2::text IS NULL OR owner_kind = $2)
+   AND ($3::uuid IS NULL OR owner_id = $3)
+   AND ($4::text IS NULL OR ledger = $4)
+   AND ($5::text IS NULL OR purpose = $5)
+   AND id > $6
+ ORDER BY id
+ LIMIT $7
+"""
+
+SELECT_BALANCES = """
+SELECT b.account_id, a.ledger,
+       sum(b.debits_posted)::bigint AS debits_posted, sum(b.credits_posted)::bigint AS credits_posted,
+       sum(b.debits_pending)::bigint AS debits_pending, sum(b.credits_pending)::bigint AS credits_pending
+  FROM ledger_balances b
+  JOIN ledger_accounts a ON a.id = b.account_id
+ WHERE b.account_id = ANY($1::uuid[])
+ GROUP BY b.account_id, a.ledger
+"""
+
+SELECT_LOTS = """
+SELECT transfer_id, ordinal, account_id, seq, origin, expires_on, amount, remaining, created_at
+  FROM ledger_lots
+ WHERE account_id = $1 AND ($2 OR remaining > 0)
+ ORDER BY expires_on NULLS LAST, seq, ordinal
+"""
+
+# ------------------------------------------------------------------------------------- postings
+POST = "SELECT * FROM ledger_post($1, $2, $3, $4, $5::ledger_transfer_input[])"
+
+SELECT_TRANSFER = "SELECT * FROM ledger_transfers WHERE id = $1 AND region_id = $2"
+
+SELECT_TRANSFER_STATUS = """
+SELECT t.*, rv.id AS reversed_by, rv.created_at AS reversed_at,
+       res.id AS resolution_id, res.kind AS resolution_kind, s.seq AS sealed_seq,
+       (t.kind = 'pending' AND res.id IS NULL AND t.expires_at <= now()) AS hold_expired
+  FROM ledger_transfers t
+  LEFT JOIN ledger_transfers rv ON rv.reverses = t.id
+  LEFT JOIN ledger_transfers res ON res.pending_id = t.id
+  LEFT JOIN ledger_seals s ON s.transfer_id = t.id
+ WHERE t.id = $1 AND t.region_id = $2
+"""
+
+EXPIRED_HOLDS = """
+SELECT hold_id, region_id FROM ledger_open_holds
+ WHERE expires_at <= coalesce($1::timestamptz, now())
+ ORDER BY expires_at, hold_id
+ LIMIT $2
+"""
+
+# ------------------------------------------------------------------------------------ statements
+# Posted movements of the given accounts, newest first, strictly older than the cursor
+# (created_at, id) and within [from, to). Per account, created_at order is application order.
+STATEMENT_LINES = """
+SELECT t.id, t.created_at, t.ledger, t.code, t.memo, t.amount, t.reverses, x.account_id,
+       (t.credit_account_id = x.account_id) AS is_credit,
+       CASE WHEN t.credit_account_id = x.account_id THEN t.debit_account_id
+            ELSE t.credit_account_id END AS counterparty_account_id
+  FROM unnest($1::uuid[]) AS x (account_id)
+  CROSS JOIN LATERAL (
+      (SELECT * FROM ledger_transfers d
+        WHERE d.debit_account_id = x.account_id AND d.kind IN ('posted', 'post_pending')
+          AND (d.created_at, d.id) < ($2::timestamptz, $3::uuid)
+          AND d.created_at >= $4 AND d.created_at < $5
+        ORDER BY d.created_at DESC, d.id DESC
+        LIMIT $6)
+      UNION ALL
+      (SELECT * FROM ledger_transfers c
+        WHERE c.credit_account_id = x.account_id AND c.kind IN ('posted', 'post_pending')
+          AND (c.created_at, c.id) < ($2::timestamptz, $3::uuid)
+          AND c.created_at >= $4 AND c.created_at < $5
+        ORDER BY c.created_at DESC, c.id DESC
+        LIMIT $6)
+  ) AS t
+ ORDER BY t.created_at DESC, t.id DESC
+ LIMIT $6
+"""
+
+# Net posted change of each account from created_at >= $2 on (to start a statement in the past).
+POSTED_SINCE = """
+SELECT x.account_id,
+       coalesce((SELECT sum(c.amount) FROM ledger_transfers c
+                  WHERE c.credit_account_id = x.account_id AND c.kind IN ('posted', 'post_pending')
+                    AND c.created_at >= $2), 0)::bigint
+     - coalesce((SELECT sum(d.amount) FROM ledger_transfers d
+                  WHERE d.debit_account_id = x.account_id AND d.kind IN ('posted', 'post_pending')
+                    AND d.created_at >= $2), 0)::bigint AS delta
+  FROM unnest($1::uuid[]) AS x (account_id)
+"""
+
+# ---------------------------------------------------------------------------------------- sealing
+UNSEALED_CHAINS = "SELECT DISTINCT region_id, ledger FROM ledger_unsealed"
+
+HAS_UNSEALED = "SELECT EXISTS (SELECT 1 FROM ledger_unsealed WHERE region_id = $1 AND ledger = $2)"
+
+# Two-key advisory lock: a constant class for ledger chains, and the chain's hash.
+LOCK_CHAIN = "SELECT pg_advisory_xact_lock(1953655148, hashtext($1::text || ':' || $2::text))"
+
+LAST_SEAL = """
+SELECT seq, hash FROM ledger_seals WHERE region_id = $1 AND ledger = $2 ORDER BY seq DESC LIMIT 1
+"""
+
+UNSEALED_BATCH = """
+SELECT t.* FROM ledger_unsealed q
+  JOIN ledger_transfers t ON t.id = q.transfer_id
+ WHERE q.region_id = $1 AND q.ledger = $2
+ ORDER BY q.transfer_id
+ LIMIT $3
+"""
+
+INSERT_SEALS = """
+INSERT INTO ledger_seals (region_id, ledger, seq, transfer_id, prev_hash, hash)
+SELECT $1, $2, s.seq, s.transfer_id, s.prev_hash, s.hash
+  FROM unnest($3::bigint[], $4::uuid[], $5::bytea[], $6::bytea[]) AS s (seq, transfer_id, prev_hash, hash)
+"""
+
+DELETE_UNSEALED = """
+DELETE FROM ledger_unsealed WHERE region_id = $1 AND ledger = $2 AND transfer_id = ANY($3::uuid[])
+"""
+
+UPSERT_HEAD = """
+INSERT INTO ledger_chain_heads (region_id, ledger, seq, hash) VALUES ($1, $2, $3, $4)
+ON CONFLICT (region_id, ledger) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, sealed_at = now()
+"""
+
+# ------------------------------------------------------------------------------------ verification
+VERIFY_CHAINS = """
+SELECT coalesce(s.region_id, h.region_id) AS region_id, coalesce(s.ledger, h.ledger) AS ledger,
+       coalesce(s.seals, 0) AS seals, s.max_seq, h.seq AS head_seq, h.hash AS head_hash, r.code AS region_code
+  FROM (SELECT region_id, ledger, count(*) AS seals, max(seq) AS max_seq
+          FROM ledger_seals GROUP BY region_id, ledger) AS s
+  FULL JOIN ledger_chain_heads h ON h.region_id = s.region_id AND h.ledger = s.ledger
+  LEFT JOIN regions r ON r.id = coalesce(s.region_id, h.region_id)
+ WHERE $1::uuid IS NULL OR coalesce(s.region_id, h.region_id) = $1
+ ORDER BY 7, 2
+"""
+
+VERIFY_SEALS = """
+SELECT s.seq, s.prev_hash, s.hash AS seal_hash, s.transfer_id AS sealed_transfer_id, t.*
+  FROM ledger_seals s
+  LEFT JOIN ledger_transfers t ON t.id = s.transfer_id
+ WHERE s.region_id = $1 AND s.ledger = $2
+ ORDER BY s.seq
+"""
+
+VERIFY_UNSEALED = """
+SELECT t.region_id, t.ledger, count(*) AS unsealed, min(t.created_at) AS oldest
+  FROM ledger_transfers t
+ WHERE NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)
+   AND ($1::uuid IS NULL OR t.region_id = $1)
+ GROUP BY t.region_id, t.ledger
+"""
+
+# Every account whose stored balance differs from the one recomputed from the transfers.
+VERIFY_BALANCES = """
+WITH t AS (
+    SELECT x.debit_account_id, x.credit_account_id, x.kind, x.amount,
+           (x.kind = 'pending' AND res.id IS NULL) AS open_hold
+      FROM ledger_transfers x
+      LEFT JOIN ledger_transfers res ON res.pending_id = x.id
+     WHERE $1::uuid IS NULL OR x.region_id = $1
+), moves AS (
+    SELECT debit_account_id AS account_id,
+           CASE WHEN kind IN ('posted', 'post_pending') THEN amount ELSE 0 END AS dpost,
+           CASE WHEN open_hold THEN amount ELSE 0 END AS dpend, 0 AS cpost, 0 AS cpend
+      FROM t
+    UNION ALL
+    SELECT credit_account_id, 0, 0,
+           CASE WHEN kind IN ('posted', 'post_pending') THEN amount ELSE 0 END,
+           CASE WHEN open_hold THEN amount ELSE 0 END
+      FROM t
+), expected AS (
+    SELECT account_id, sum(dpost)::bigint AS dpost, sum(dpend)::bigint AS dpend,
+           sum(cpost)::bigint AS cpost, sum(cpend)::bigint AS cpend
+      FROM moves GROUP BY account_id
+), stored AS (
+    SELECT b.account_id, sum(b.debits_posted)::bigint AS dpost, sum(b.debits_pending)::bigint AS dpend,
+           sum(b.credits_posted)::bigint AS cpost, sum(b.credits_pending)::bigint AS cpend
+      FROM ledger_balances b
+     WHERE $1::uuid IS NULL OR b.region_id = $1
+     GROUP BY b.account_id
+)
+SELECT coalesce(e.account_id, s.account_id) AS account_id,
+       coalesce(e.dpost, 0) AS expected_debits_posted, coalesce(s.dpost, 0) AS stored_debits_posted,
+       coalesce(e.cpost, 0) AS expected_credits_posted, coalesce(s.cpost, 0) AS stored_credits_posted,
+       coalesce(e.dpend, 0) AS expected_debits_pending, coalesce(s.dpend, 0) AS stored_debits_pending,
+       coalesce(e.cpend, 0) AS expected_credits_pending, coalesce(s.cpend, 0) AS stored_credits_pending
+  FROM expected e
+  FULL JOIN stored s ON s.account_id = e.account_id
+ WHERE (coalesce(e.dpost, 0), coalesce(e.cpost, 0), coalesce(e.dpend, 0), coalesce(e.cpend, 0))
+       IS DISTINCT FROM
+       (coalesce(s.dpost, 0), coalesce(s.cpost, 0), coalesce(s.dpend, 0), coalesce(s.cpend, 0))
+ ORDER BY 1
+"""
+
+VERIFY_ACCOUNT_COUNT = """
+SELECT count(*) FROM ledger_accounts WHERE $1::uuid IS NULL OR region_id = $1
+"""
+
+# Per region and ledger: posted balances must add up to zero, pending debits to pending credits.
+VERIFY_ZERO_SUM = """
+SELECT a.region_id, a.ledger,
+       sum(b.credits_posted - b.debits_posted)::bigint AS posted_sum,
+       sum(b.credits_pending - b.debits_pending)::bigint AS pending_sum
+  FROM ledger_balances b
+  JOIN ledger_accounts a ON a.id = b.account_id
+ WHERE $1::uuid IS NULL OR a.region_id = $1
+ GROUP BY a.region_id, a.ledger
+"""
+
+# Open holds must be exactly the pending transfers without a resolution.
+VERIFY_OPEN_HOLDS = """
+SELECT coalesce(p.id, o.hold_id) AS hold_id, p.id IS NOT NULL AS is_open, o.hold_id IS NOT NULL AS listed
+  FROM (SELECT h.id FROM ledger_transfers h
+         WHERE h.kind = 'pending' AND ($1::uuid IS NULL OR h.region_id = $1)
+           AND NOT EXISTS (SELECT 1 FROM ledger_transfers r WHERE r.pending_id = h.id)) AS p
+  FULL JOIN (SELECT hold_id FROM ledger_open_holds WHERE $1::uuid IS NULL OR region_id = $1) AS o
+    ON o.hold_id = p.id
+ WHERE p.id IS NULL OR o.hold_id IS NULL
+"""
+
+# Every posted movement of a lot account, per account in the account's own order (seq), for the
+# lot replay.
+VERIFY_LOT_MOVES = """
+SELECT m.account_id, m.is_debit, m.seq, t.id, t.amount, t.reverses, t.lot_origin, t.lot_expires_on
+  FROM (SELECT d.id AS transfer_id, d.debit_account_id AS account_id, true AS is_debit, d.debit_seq AS seq
+          FROM ledger_transfers d WHERE d.kind IN ('posted', 'post_pending')
+        UNION ALL
+        SELECT c.id, c.credit_account_id, false, c.credit_seq
+          FROM ledger_transfers c WHERE c.kind IN ('posted', 'post_pending')) AS m
+  JOIN ledger_accounts a ON a.id = m.account_id AND a.track_lots
+  JOIN ledger_transfers t ON t.id = m.transfer_id
+ WHERE $1::uuid IS NULL OR a.region_id = $1
+ ORDER BY m.account_id, m.seq
+"""
+
+VERIFY_LOTS = """
+SELECT transfer_id, ordinal, account_id, seq, origin, expires_on, amount, remaining
+  FROM ledger_lots WHERE $1::uuid IS NULL OR region_id = $1
+"""
+
+VERIFY_CONSUMPTIONS = """
+SELECT transfer_id, ordinal, lot_transfer_id, lot_ordinal, amount
+  FROM ledger_lot_consumptions WHERE $1::uuid IS NULL OR region_id = $1
+"""
+
+# Resolutions must name an existing hold of the same accounts; reversals an existing posted
+# transfer, with the accounts swapped and the same amount.
+VERIFY_REFERENCES = """
+SELECT t.id, 'pending_id' AS reference
+  FROM ledger_transfers t
+  LEFT JOIN ledger_transfers p ON p.id = t.pending_id
+ WHERE t.pending_id IS NOT NULL AND ($1::uuid IS NULL OR t.region_id = $1)
+   AND (p.id IS NULL OR p.kind <> 'pending' OR p.debit_account_id <> t.debit_account_id
+        OR p.credit_account_id <> t.credit_account_id OR t.amount > p.amount
+        OR (t.kind = 'void_pending' AND t.amount <> p.amount))
+UNION ALL
+SELECT t.id, 'reverses'
+  FROM ledger_transfers t
+  LEFT JOIN ledger_transfers o ON o.id = t.reverses
+ WHERE t.reverses IS NOT NULL AND ($1::uuid IS NULL OR t.region_id = $1)
+   AND (o.id IS NULL OR o.kind NOT IN ('posted', 'post_pending') OR o.reverses IS NOT NULL
+        OR o.debit_account_id <> t.credit_account_id OR o.credit_account_id <> t.debit_account_id
+        OR o.amount <> t.amount)
+"""
+
+# Each balance row counts the transfers applied to it (seq); the transfers must carry exactly the
+# numbers 1..seq for it. A deleted or duplicated transfer shows up here, sealed or not.
+VERIFY_SEQUENCES = """
+WITH touches AS (
+    SELECT debit_account_id AS account_id, debit_stripe AS stripe, debit_seq AS seq
+      FROM ledger_transfers WHERE $1::uuid IS NULL OR region_id = $1
+    UNION ALL
+    SELECT credit_account_id, credit_stripe, credit_seq
+      FROM ledger_transfers WHERE $1::uuid IS NULL OR region_id = $1
+), counted AS (
+    SELECT account_id, stripe, count(*) AS n, count(DISTINCT seq) AS distinct_n, max(seq) AS max_seq
+      FROM touches GROUP BY account_id, stripe
+)
+SELECT coalesce(b.account_id, c.account_id) AS account_id, coalesce(b.stripe, c.stripe) AS stripe,
+       b.seq AS stored_seq, coalesce(c.n, 0) AS transfers, coalesce(c.distinct_n, 0) AS distinct_seqs,
+       coalesce(c.max_seq, 0) AS max_seq
+  FROM (SELECT account_id, stripe, seq FROM ledger_balances WHERE $1::uuid IS NULL OR region_id = $1) AS b
+  FULL JOIN counted c ON c.account_id = b.account_id AND c.stripe = b.stripe
+ WHERE b.seq IS NULL OR coalesce(c.n, 0) <> b.seq OR coalesce(c.distinct_n, 0) <> b.seq
+       OR coalesce(c.max_seq, 0) <> b.seq
+ ORDER BY 1, 2
+"""
+
+# The copies of account attributes on balance rows must match the account.
+VERIFY_FLAGS = """
+SELECT b.account_id, b.stripe
+  FROM ledger_balances b
+  JOIN ledger_accounts a ON a.id = b.account_id
+ WHERE ($1::uuid IS NULL OR a.region_id = $1)
+   AND (b.region_id, b.ledger, b.stripes, b.no_overdraft, b.cap, b.track_lots, b.closed)
+       IS DISTINCT FROM (a.region_id, a.ledger, a.stripes, a.no_overdraft, a.cap, a.track_lots,
+                         a.closed_at IS NOT NULL)
+    OR b.stripe >= a.stripes
+"""
+
+REGION_BY_CODE = "SELECT id FROM regions WHERE code = $1"
+
+SELECT_RULE = "SELECT value FROM region_rules WHERE region_id = $1 AND key = $2"
+
+# ------------------------------------------------------------------------------------ idempotency
+# Claim a key: a new key, or one whose retention ran out, or an abandoned in-flight claim of the
+# same request (its lease expired: the worker died, and its transaction with it). Returns the
+# claim id when claimed, nothing when the key is held.
+CLAIM_IDEMPOTENCY_KEY = """
+INSERT INTO idempotency_keys AS k
+       (region_id, caller_kind, caller_id, key, fingerprint, state, claim_id, lease_until, expires_at)
+VALUES ($1, $2, $3, $4, $5, 'in_flight', $6, now() + make_interval(secs => $7),
+        now() + make_interval(hours => greatest(24, coalesce(
+            (SELECT (r.value #>> '{}')::int FROM region_rules r
+              WHERE r.region_id = $1 AND r.key = 'ledger.idempotency_retention_hours'), 48))))
+ON CONFLICT (caller_kind, caller_id, key) DO UPDATE
+   SET region_id = EXCLUDED.region_id, fingerprint = EXCLUDED.fingerprint, state = 'in_flight',
+       claim_id = EXCLUDED.claim_id, lease_until = EXCLUDED.lease_until, expires_at = EXCLUDED.expires_at,
+       created_at = now(), completed_at = NULL, response_status = NULL, response_media_type = NULL,
+       response_body = NULL, response_headers = NULL
+ WHERE k.expires_at <= now()
+    OR (k.state = 'in_flight' AND k.lease_until <= now() AND k.fingerprint = EXCLUDED.fingerprint)
+RETURNING claim_id
+"""
+
+SELECT_IDEMPOTENCY_KEY = """
+SELECT fingerprint, state, response_status, response_media_type, response_body, response_headers
+  FROM idempotency_keys
+ WHERE caller_kind = $1 AND caller_id = $2 AND key = $3
+"""
+
+COMPLETE_IDEMPOTENCY_KEY = """
+UPDATE idempotency_keys
+   SET state = 'completed', response_status = $5, response_media_type = $6, response_body = $7,
+       response_headers = $8, completed_at = now()
+ WHERE caller_kind = $1 AND caller_id = $2 AND key = $3 AND claim_id = $4 AND state = 'in_flight'
+"""
+
+RELEASE_IDEMPOTENCY_KEY = """
+DELETE FROM idempotency_keys
+ WHERE caller_kind = $1 AND caller_id = $2 AND key = $3 AND claim_id = $4 AND state = 'in_flight'
+"""
+
+PURGE_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys WHERE expires_at <= $1"
+
+
+# ================================================================================== functions
+def _account(row: asyncpg.Record) -> Account:
+    return msgspec.convert(dict(row), Account)
+
+
+def _transfer(row: asyncpg.Record) -> Transfer:
+    return msgspec.convert({k: row[k] for k in Transfer.__struct_fields__}, Transfer)
+
+
+async def ensure_account(
+    conn: Conn,
+    region_id: UUID,
+    ledger: str,
+    owner_kind: str,
+    owner_id: UUID,
+    purpose: str,
+    *,
+    no_overdraft: bool,
+    cap: int | None,
+    track_lots: bool,
+    stripes: int,
+) -> Account:
+    """Create the account (and its balance rows) unless it exists; return it."""
+    row = await conn.fetchrow(
+        ENSURE_ACCOUNT,
+        region_id,
+        ledger,
+        owner_kind,
+        owner_id,
+        purpose,
+        no_overdraft,
+        cap,
+        track_lots,
+        stripes,
+    )
+    assert row is not None
+    return _account(row)
+
+
+async def close_account(conn: Conn, region_id: UUID, account_id: UUID) -> Account:
+    """Close an account to new transfers."""
+    row = await conn.fetchrow(CLOSE_ACCOUNT, region_id, account_id)
+    assert row is not None
+    return _account(row)
+
+
+async def account(conn: Conn, region_id: UUID, account_id: UUID) -> Account | None:
+    """One account of the region."""
+    row = await conn.fetchrow(SELECT_ACCOUNT, account_id, region_id)
+    return None if row is None else _account(row)
+
+
+async def owner_accounts(
+    conn: Conn, region_id: UUID, owner_kind: str, owner_id: UUID, purpose: str
+) -> list[Account]:
+    """The owner's accounts of one purpose (one per ledger at most)."""
+    rows = await conn.fetch(SELECT_OWNER_ACCOUNTS, region_id, owner_kind, owner_id, purpose)
+    return [_account(r) for r in rows]
+
+
+async def list_accounts(
+    conn: Conn,
+    region_id: UUID,
+    *,
+    owner_kind: str | None,
+    owner_id: UUID | None,
+    ledger: str | None,
+    purpose: str | None,
+    after: UUID,
+    limit: int,
+) -> list[Account]:
+    """Accounts of a region by id, after ``after``."""
+    rows = await conn.fetch(LIST_ACCOUNTS, region_id, owner_kind, owner_id, ledger, purpose, after, limit)
+    return [_account(r) for r in rows]
+
+
+async def balances(conn: Conn, account_ids: Sequence[UUID]) -> dict[UUID, Balance]:
+    """Balances of the given accounts (stripes added up)."""
+    rows = await conn.fetch(SELECT_BALANCES, list(account_ids))
+    return {r["account_id"]: msgspec.convert(dict(r), Balance) for r in rows}
+
+
+async def lots(conn: Conn, account_id: UUID, *, include_closed: bool) -> list[Lot]:
+    """The account's lots in consumption order (open ones only unless ``include_closed``)."""
+    rows = await conn.fetch(SELECT_LOTS, account_id, include_closed)
+    return [msgspec.convert(dict(r), Lot) for r in rows]
+
+
+async def post(
+    conn: Conn,
+    region_id: UUID,
+    batch_id: UUID,
+    actor_kind: str,
+    actor_id: UUID | None,
+    items: list[tuple[Any, ...]],
+) -> list[Transfer]:
+    """Run ``ledger_post`` for a batch of ``ledger_transfer_input`` tuples."""
+    rows = await conn.fetch(POST, region_id, batch_id, actor_kind, actor_id, items)
+    return [_transfer(r) for r in rows]
+
+
+async def transfer(conn: Conn, region_id: UUID, transfer_id: UUID) -> Transfer | None:
+    """One transfer of the region."""
+    row = await conn.fetchrow(SELECT_TRANSFER, transfer_id, region_id)
+    return None if row is None else _transfer(row)
+
+
+async def transfer_status(conn: Conn, region_id: UUID, transfer_id: UUID) -> asyncpg.Record | None:
+    """A transfer with its reversal, hold resolution and seal (columns of SELECT_TRANSFER_STATUS)."""
+    return await conn.fetchrow(SELECT_TRANSFER_STATUS, transfer_id, region_id)
+
+
+async def expired_holds(conn: Conn, now: datetime | None, limit: int) -> list[tuple[UUID, UUID]]:
+    """(hold id, region id) of open holds expired at ``now`` (default: the database clock)."""
+    return [(r["hold_id"], r["region_id"]) for r in await conn.fetch(EXPIRED_HOLDS, now, limit)]
+
+
+async def statement_lines(
+    conn: Conn,
+    account_ids: Sequence[UUID],
+    *,
+    before: tuple[datetime, UUID],
+    since: datetime,
+    until: datetime,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Posted movements of the accounts, newest first (columns of STATEMENT_LINES)."""
+    return await conn.fetch(STATEMENT_LINES, list(account_ids), before[0], before[1], since, until, limit)
+
+
+async def posted_since(conn: Conn, account_ids: Sequence[UUID], since: datetime) -> dict[UUID, int]:
+    """Net posted change of each account from ``since`` on."""
+    rows = await conn.fetch(POSTED_SINCE, list(account_ids), since)
+    return {r["account_id"]: int(r["delta"]) for r in rows}
+
+
+# ---------------------------------------------------------------------------------------- sealing
+async def unsealed_chains(conn: Conn) -> list[tuple[UUID, str]]:
+    """(region, ledger) of every chain with transfers waiting to be sealed."""
+    return [(r["region_id"], r["ledger"]) for r in await conn.fetch(UNSEALED_CHAINS)]
+
+
+async def has_unsealed(conn: Conn, region_id: UUID, ledger: str) -> bool:
+    """Whether the chain has transfers waiting to be sealed."""
+    return bool(await conn.fetchval(HAS_UNSEALED, region_id, ledger))
+
+
+async def lock_chain(conn: Conn, region_id: UUID, ledger: str) -> None:
+    """Take the chain's sealing lock until the end of the transaction (waits for other sealers)."""
+    await conn.execute(LOCK_CHAIN, region_id, ledger)
+
+
+async def last_seal(conn: Conn, region_id: UUID, ledger: str) -> tuple[int, bytes] | None:
+    """(seq, hash) of the chain's last seal."""
+    row = await conn.fetchrow(LAST_SEAL, region_id, ledger)
+    return None if row is None else (int(row["seq"]), bytes(row["hash"]))
+
+
+async def unsealed_batch(conn: Conn, region_id: UUID, ledger: str, limit: int) -> list[Transfer]:
+    """The oldest transfers of the chain waiting to be sealed."""
+    return [_transfer(r) for r in await conn.fetch(UNSEALED_BATCH, region_id, ledger, limit)]
+
+
+async def append_seals(
+    conn: Conn,
+    region_id: UUID,
+    ledger: str,
+    seals: list[tuple[int, Transfer, bytes, bytes]],
+) -> None:
+    """Record (seq, transfer, prev_hash, hash) seals, drain them from the queue, move the head."""
+    await conn.execute(
+        INSERT_SEALS,
+        region_id,
+        ledger,
+        [s[0] for s in seals],
+        [s[1].id for s in seals],
+        [s[2] for s in seals],
+        [s[3] for s in seals],
+    )
+    await conn.execute(DELETE_UNSEALED, region_id, ledger, [s[1].id for s in seals])
+    await conn.execute(UPSERT_HEAD, region_id, ledger, seals[-1][0], seals[-1][3])
+
+
+# ------------------------------------------------------------------------------------ verification
+async def region_by_code(conn: Conn, code: str) -> UUID | None:
+    """A region's id by its code."""
+    region_id: UUID | None = await conn.fetchval(REGION_BY_CODE, code)
+    return region_id
+
+
+async def rule(conn: Conn, region_id: UUID, key: str) -> Any:
+    """One rule value of a region (None when absent)."""
+    return await conn.fetchval(SELECT_RULE, region_id, key)
+
+
+async def verify_chains(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Every chain with its seal count, last seq and recorded head."""
+    return await conn.fetch(VERIFY_CHAINS, region_id)
+
+
+async def verify_seals(
+    conn: Conn, region_id: UUID, ledger: str, prefetch: int = 2000
+) -> AsyncIterator[asyncpg.Record]:
+    """Stream the chain's seals in seq order with their transfers (inside a transaction)."""
+    async for row in conn.cursor(VERIFY_SEALS, region_id, ledger, prefetch=prefetch):
+        yield row
+
+
+async def verify_unsealed(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Transfers without a seal, per chain."""
+    return await conn.fetch(VERIFY_UNSEALED, region_id)
+
+
+async def verify_balances(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Accounts whose stored balance differs from the transfers."""
+    return await conn.fetch(VERIFY_BALANCES, region_id)
+
+
+async def verify_account_count(conn: Conn, region_id: UUID | None) -> int:
+    """How many accounts the check covers."""
+    return int(await conn.fetchval(VERIFY_ACCOUNT_COUNT, region_id))
+
+
+async def verify_zero_sum(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Posted and pending sums per region and ledger."""
+    return await conn.fetch(VERIFY_ZERO_SUM, region_id)
+
+
+async def verify_open_holds(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Holds listed open but resolved, or open but not listed."""
+    return await conn.fetch(VERIFY_OPEN_HOLDS, region_id)
+
+
+async def verify_lot_moves(
+    conn: Conn, region_id: UUID | None, prefetch: int = 2000
+) -> AsyncIterator[asyncpg.Record]:
+    """Stream posted movements of lot accounts, per account in seq order (inside a transaction)."""
+    async for row in conn.cursor(VERIFY_LOT_MOVES, region_id, prefetch=prefetch):
+        yield row
+
+
+async def verify_references(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Resolutions and reversals whose reference is wrong."""
+    return await conn.fetch(VERIFY_REFERENCES, region_id)
+
+
+async def verify_sequences(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Balance rows whose transfer count or numbering is off."""
+    return await conn.fetch(VERIFY_SEQUENCES, region_id)
+
+
+async def verify_flags(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Balance rows whose copied account attributes differ from the account."""
+    return await conn.fetch(VERIFY_FLAGS, region_id)
+
+
+async def verify_lots(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Every stored lot."""
+    return await conn.fetch(VERIFY_LOTS, region_id)
+
+
+async def verify_consumptions(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
+    """Every stored lot consumption."""
+    return await conn.fetch(VERIFY_CONSUMPTIONS, region_id)
+
+
+# ------------------------------------------------------------------------------------ idempotency
+async def claim_idempotency_key(
+    conn: Conn,
+    region_id: UUID,
+    caller_kind: str,
+    caller_id: UUID,
+    key: str,
+    fingerprint: bytes,
+    claim_id: UUID,
+    lease_s: float,
+) -> bool:
+    """Claim the key for this request; False when another request holds it."""
+    got: UUID | None = await conn.fetchval(
+        CLAIM_IDEMPOTENCY_KEY, region_id, caller_kind, caller_id, key, fingerprint, claim_id, lease_s
+    )
+    return got == claim_id
+
+
+async def idempotency_key(conn: Conn, caller_kind: str, caller_id: UUID, key: str) -> asyncpg.Record | None:
+    """The stored state of a key."""
+    return await conn.fetchrow(SELECT_IDEMPOTENCY_KEY, caller_kind, caller_id, key)
+
+
+async def complete_idempotency_key(
+    conn: Conn,
+    caller_kind: str,
+    caller_id: UUID,
+    key: str,
+    claim_id: UUID,
+    status: int,
+    media_type: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> bool:
+    """Store the response of the claimed key; False when the claim was lost."""
+    done = await conn.execute(
+        COMPLETE_IDEMPOTENCY_KEY, caller_kind, caller_id, key, claim_id, status, media_type, body, headers
+    )
+    return done == "UPDATE 1"
+
+
+async def release_idempotency_key(
+    conn: Conn, caller_kind: str, caller_id: UUID, key: str, claim_id: UUID
+) -> None:
+    """Forget an in-flight claim (the request failed in a way worth retrying)."""
+    await conn.execute(RELEASE_IDEMPOTENCY_KEY, caller_kind, caller_id, key, claim_id)
+
+
+async def purge_idempotency_keys(conn: Conn, now: datetime) -> int:
+    """Delete keys whose retention ended; return how many."""
+    done = await conn.execute(PURGE_IDEMPOTENCY_KEYS, now)
+    return int(done.split()[-1])

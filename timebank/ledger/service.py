@@ -1,0 +1,668 @@
+"""Ledger rules: accounts, linked batches of transfers, holds, reversals, balances, statements.
+
+This is the only way other domains move value. The API:
+
+* :func:`ensure_account` / :func:`volunteer_accounts` — get-or-create accounts;
+* :func:`execute` — a linked batch of operations (:class:`TransferSpec`, :class:`HoldSpec`,
+  :class:`PostHold`, :class:`VoidHold`, :class:`Reversal`): all of them or none;
+  :func:`post_transfers`, :func:`create_hold`, :func:`post_hold`, :func:`void_hold` and
+  :func:`reverse_transfer` are one-line conveniences over it;
+* :func:`void_expired_holds` — the sweeper (the jobs issue schedules it);
+* :func:`balances`, :func:`lots`, :func:`statement` — reads.
+
+Transactions: when ``conn`` is already inside a transaction, the caller owns it (and retries it
+with :func:`timebank.db.in_transaction`), so a confirmation can post its transfers atomically with
+its own rows. Otherwise each call runs in its own transaction, retried on deadlock/serialization.
+Refusals arrive as :class:`~timebank.problems.DomainError` subclasses from
+:mod:`timebank.ledger.errors` (insufficient balance, cap, hold state …); a refusal inside the
+caller's transaction aborts that transaction.
+
+Committed transfers are sealed into the hash chain afterwards by :mod:`timebank.ledger.sealer`
+(HTTP handlers schedule it after the response; jobs call :func:`~timebank.ledger.sealer.seal_all`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from timebank.db import Conn, in_transaction
+from timebank.identity import scope
+from timebank.identity.principal import Principal
+from timebank.ids import uuid7
+from timebank.ledger import errors, repo
+from timebank.ledger.schemas import (
+    CODE_HOLD_EXPIRED,
+    SYSTEM,
+    Account,
+    AccountPage,
+    AccountView,
+    Actor,
+    Balance,
+    BalanceView,
+    HoldSpec,
+    HoldState,
+    Ledger,
+    Lot,
+    MyBalances,
+    Operation,
+    PointsAmount,
+    PointsBalance,
+    PostHold,
+    Reversal,
+    ReverseRequest,
+    StatementLine,
+    StatementPage,
+    TimeBalance,
+    Transfer,
+    TransferSpec,
+    TransferView,
+    VoidHold,
+    amount_view,
+    time_amount,
+)
+from timebank.problems import Forbidden, InvalidInput
+
+T = TypeVar("T")
+
+DEFAULT_ISSUANCE_STRIPES = 16
+"""Balance rows of an issuance account: concurrent postings of one community pick one at random."""
+
+PAGE_MAX = 200
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+_MAX_ID = UUID(int=(1 << 128) - 1)
+
+
+async def _run(conn: Conn, work: Callable[[Conn], Awaitable[T]]) -> T:
+    """Run ``work`` in the caller's transaction or a new one; ledger refusals become problems."""
+    try:
+        if conn.is_in_transaction():
+            return await work(conn)
+        return await in_transaction(conn, work)
+    except asyncpg.PostgresError as exc:
+        problem = errors.from_database(exc)
+        if problem is None:
+            raise
+        raise problem from None
+
+
+# -------------------------------------------------------------------------------------- accounts
+async def ensure_account(
+    conn: Conn,
+    region_id: UUID,
+    owner_kind: str,
+    owner_id: UUID,
+    ledger: Ledger,
+    purpose: str = "main",
+    *,
+    no_overdraft: bool | None = None,
+    cap: int | None = None,
+    track_lots: bool | None = None,
+    stripes: int | None = None,
+) -> Account:
+    """Get or create the account of an owner for a ledger and purpose.
+
+    Defaults: volunteer accounts keep lots and refuse overdraft; shop accounts refuse overdraft;
+    ``issuance`` accounts (what a community or the region hands out) are unbounded and striped
+    over :data:`DEFAULT_ISSUANCE_STRIPES` balance rows; every other account refuses overdraft.
+    An existing account is returned as it is (its flags are fixed at creation).
+    """
+    if track_lots is None:
+        track_lots = owner_kind == "volunteer"
+    if no_overdraft is None:
+        no_overdraft = track_lots or purpose != "issuance"
+    if stripes is None:
+        stripes = DEFAULT_ISSUANCE_STRIPES if (not no_overdraft and cap is None) else 1
+    return await _run(
+        conn,
+        lambda c: repo.ensure_account(
+            c,
+            region_id,
+            ledger,
+            owner_kind,
+            owner_id,
+            purpose,
+            no_overdraft=no_overdraft,
+            cap=cap,
+            track_lots=track_lots,
+            stripes=stripes,
+        ),
+    )
+
+
+async def volunteer_accounts(conn: Conn, region_id: UUID, volunteer_id: UUID) -> dict[Ledger, Account]:
+    """A volunteer's main TIME and POINTS accounts (created on first use).
+
+    The TIME account is capped by the region rule ``timebank.storage_cap_hours`` when set.
+    """
+    cap_hours = await repo.rule(conn, region_id, "timebank.storage_cap_hours")
+    time_cap = int(cap_hours) * 60 if isinstance(cap_hours, int | float) and cap_hours > 0 else None
+    return {
+        "TIME": await ensure_account(conn, region_id, "volunteer", volunteer_id, "TIME", cap=time_cap),
+        "POINTS": await ensure_account(conn, region_id, "volunteer", volunteer_id, "POINTS"),
+    }
+
+
+async def close_account(conn: Conn, region_id: UUID, account_id: UUID) -> Account:
+    """Close an account to new transfers (pending holds may still be voided)."""
+    return await _run(conn, lambda c: repo.close_account(c, region_id, account_id))
+
+
+# ------------------------------------------------------------------------------------- postings
+def _json(metadata: dict[str, Any]) -> str:
+    return msgspec.json.encode(metadata).decode()
+
+
+def _item(op: Operation) -> tuple[Any, ...]:
+    """The ``ledger_transfer_input`` tuple of an operation (order of the SQL type's fields)."""
+    # id, kind, ledger, debit, credit, amount, code, pending_id, reverses, when_spent, expires_at,
+    # lot_origin, lot_expires_on, subject_id, memo, metadata
+    if isinstance(op, HoldSpec):
+        return (
+            uuid7(), "pending", op.ledger, op.debit_account_id, op.credit_account_id, op.amount, op.code,
+            None, None, None, op.expires_at, op.lot_origin, op.lot_expires_on, op.subject_id, op.memo,
+            _json(op.metadata),
+        )  # fmt: skip
+    if isinstance(op, TransferSpec):
+        return (
+            uuid7(), "posted", op.ledger, op.debit_account_id, op.credit_account_id, op.amount, op.code,
+            None, None, None, None, op.lot_origin, op.lot_expires_on, op.subject_id, op.memo,
+            _json(op.metadata),
+        )  # fmt: skip
+    if isinstance(op, PostHold):
+        return (
+            uuid7(), "post_pending", None, None, None, op.amount, op.code, op.hold_id, None, None, None,
+            None, None, op.subject_id, op.memo, _json(op.metadata),
+        )  # fmt: skip
+    if isinstance(op, VoidHold):
+        return (
+            uuid7(), "void_pending", None, None, None, None, op.code, op.hold_id, None, None, None,
+            None, None, None, op.memo, _json(op.metadata),
+        )  # fmt: skip
+    return (
+        uuid7(), "posted", None, None, None, None, op.code, None, op.transfer_id, op.when_spent, None,
+        None, None, op.subject_id, op.reason, _json(op.metadata),
+    )  # fmt: skip
+
+
+async def execute(
+    conn: Conn,
+    region_id: UUID,
+    actor: Actor,
+    operations: Sequence[Operation],
+    *,
+    batch_id: UUID | None = None,
+) -> list[Transfer]:
+    """Apply a linked batch of operations in order: all succeed, or none does.
+
+    Returns:
+        One transfer per operation, in order (ids are time-ordered UUIDs).
+
+    Raises:
+        DomainError: a subclass from :mod:`timebank.ledger.errors` naming the refusal.
+    """
+    if not operations:
+        raise errors.InvalidTransfer("a batch needs at least one transfer", reason="empty-batch")
+    items = [_item(op) for op in operations]
+    batch = batch_id or uuid7()
+    return await _run(conn, lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items))
+
+
+async def post_transfers(
+    conn: Conn, region_id: UUID, actor: Actor, specs: Sequence[TransferSpec]
+) -> list[Transfer]:
+    """Post transfers as one linked batch (all or nothing)."""
+    return await execute(conn, region_id, actor, specs)
+
+
+async def create_hold(conn: Conn, region_id: UUID, actor: Actor, spec: HoldSpec) -> Transfer:
+    """Reserve an amount until the hold is posted, voided or expires."""
+    return (await execute(conn, region_id, actor, [spec]))[0]
+
+
+async def post_hold(
+    conn: Conn, region_id: UUID, actor: Actor, hold_id: UUID, *, amount: int | None = None, memo: str = ""
+) -> Transfer:
+    """Post a hold in full (``amount=None``) or in part; the rest is released."""
+    return (await execute(conn, region_id, actor, [PostHold(hold_id=hold_id, amount=amount, memo=memo)]))[0]
+
+
+async def void_hold(
+    conn: Conn, region_id: UUID, actor: Actor, hold_id: UUID, *, memo: str = "", code: str | None = None
+) -> Transfer:
+    """Release a hold."""
+    return (await execute(conn, region_id, actor, [VoidHold(hold_id=hold_id, memo=memo, code=code)]))[0]
+
+
+async def reverse_transfer(
+    conn: Conn,
+    region_id: UUID,
+    actor: Actor,
+    transfer_id: UUID,
+    *,
+    reason: str,
+    when_spent: str = "fail",
+) -> Transfer:
+    """Reverse a posted transfer in full.
+
+    Lots: reversing a credit to a volunteer account takes back the lots that credit opened first.
+    When they were partly spent the reversal fails with
+    :class:`~timebank.ledger.errors.ReversalLotsSpent` (409), unless ``when_spent="other_lots"``
+    takes the rest from the volunteer's other open lots (earliest expiry first); the available
+    balance must still cover the amount. Reversing a debit from a volunteer account gives back
+    the lots it consumed, with their origin and expiry.
+    """
+    op = Reversal(transfer_id=transfer_id, reason=reason, when_spent=when_spent)  # type: ignore[arg-type]
+    return (await execute(conn, region_id, actor, [op]))[0]
+
+
+async def void_expired_holds(conn: Conn, now: datetime | None = None, *, limit: int = 1000) -> int:
+    """Void every open hold whose expiry is at or before ``now`` (default: the database clock).
+
+    Each hold is voided in its own transaction with code ``hold_expired`` by the system actor; a
+    hold posted or voided meanwhile is skipped. Returns how many holds this call voided.
+    """
+    voided = 0
+    for hold_id, region_id in await repo.expired_holds(conn, now, limit):
+        try:
+            await execute(conn, region_id, SYSTEM, [VoidHold(hold_id=hold_id, code=CODE_HOLD_EXPIRED)])
+        except errors.HoldNotPending:
+            continue
+        voided += 1
+    return voided
+
+
+# ----------------------------------------------------------------------------------------- reads
+async def balances(conn: Conn, account_ids: Sequence[UUID]) -> dict[UUID, Balance]:
+    """Balances of the given accounts (stripes added up); unknown ids are left out."""
+    return await repo.balances(conn, account_ids)
+
+
+async def balance(conn: Conn, account: Account) -> Balance:
+    """One account's balance."""
+    found = await repo.balances(conn, [account.id])
+    return found.get(account.id, Balance(account_id=account.id, ledger=account.ledger))
+
+
+async def lots(conn: Conn, account_id: UUID, *, include_closed: bool = False) -> list[Lot]:
+    """A lot account's lots in the order debits consume them."""
+    return await repo.lots(conn, account_id, include_closed=include_closed)
+
+
+def _cursor_key(account_ids: Sequence[UUID], since: datetime | None, until: datetime | None) -> str:
+    text = ",".join(sorted(str(a) for a in account_ids)) + f"|{since}|{until}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def encode_cursor(payload: dict[str, Any]) -> str:
+    """An opaque pagination cursor."""
+    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    """The payload of a cursor made by :func:`encode_cursor` (InvalidCursor otherwise)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        payload = json.loads(raw)
+    except ValueError:
+        raise errors.InvalidCursor("the cursor is not one this service issued") from None
+    if not isinstance(payload, dict):
+        raise errors.InvalidCursor("the cursor is not one this service issued")
+    return payload
+
+
+async def statement(
+    conn: Conn,
+    accounts: Sequence[Account],
+    *,
+    cursor: str | None = None,
+    limit: int = 50,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> StatementPage:
+    """Posted movements of the accounts, newest first, with the balance after each line.
+
+    Keyset-paginated on (created_at, id); the cursor carries the running balances, so every page
+    costs the same however deep it is. Everything is read from one snapshot.
+    """
+    if not accounts:
+        return StatementPage(items=[], next_cursor=None)
+    limit = max(1, min(limit, PAGE_MAX))
+    ids = [a.id for a in accounts]
+    ledger_of = {a.id: a.ledger for a in accounts}
+    key = _cursor_key(ids, since, until)
+    before: tuple[datetime, UUID] = (_LATEST, _MAX_ID)
+    running: dict[UUID, int] | None = None
+    if cursor is not None:
+        payload = decode_cursor(cursor)
+        try:
+            if payload["k"] != key:
+                raise errors.InvalidCursor("the cursor belongs to other filters; start again without it")
+            before = (datetime.fromisoformat(payload["t"]), UUID(payload["i"]))
+            running = {UUID(a): int(v) for a, v in payload["b"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise errors.InvalidCursor("the cursor is not one this service issued") from None
+        if set(running) != set(ids):
+            raise errors.InvalidCursor("the cursor belongs to other accounts")
+
+    async def read(c: Conn) -> tuple[dict[UUID, int], list[asyncpg.Record]]:
+        start = running
+        if start is None:
+            found = await repo.balances(c, ids)
+            start = {a: (found[a].posted if a in found else 0) for a in ids}
+            if until is not None:
+                later = await repo.posted_since(c, ids, until)
+                start = {a: v - later.get(a, 0) for a, v in start.items()}
+        rows = await repo.statement_lines(
+            c, ids, before=before, since=since or _EARLIEST, until=until or _LATEST, limit=limit + 1
+        )
+        return dict(start), rows
+
+    balance_now, rows = await in_transaction(conn, read, isolation="repeatable_read")
+    items: list[StatementLine] = []
+    for row in rows[:limit]:
+        account_id = row["account_id"]
+        ledger = ledger_of[account_id]
+        after = balance_now[account_id]
+        delta = row["amount"] if row["is_credit"] else -row["amount"]
+        balance_now[account_id] = after - delta
+        items.append(
+            StatementLine(
+                transfer_id=row["id"],
+                created_at=row["created_at"],
+                ledger=ledger,
+                account_id=account_id,
+                direction="credit" if row["is_credit"] else "debit",
+                amount=amount_view(ledger, row["amount"]),
+                balance_after=amount_view(ledger, after),
+                code=row["code"],
+                memo=row["memo"],
+                counterparty_account_id=row["counterparty_account_id"],
+                reverses=row["reverses"],
+            )
+        )
+    next_cursor = None
+    if len(rows) > limit:
+        last = rows[limit - 1]
+        next_cursor = encode_cursor(
+            {
+                "k": key,
+                "t": last["created_at"].isoformat(),
+                "i": str(last["id"]),
+                "b": {str(a): v for a, v in balance_now.items()},
+            }
+        )
+    return StatementPage(items=items, next_cursor=next_cursor)
+
+
+# ------------------------------------------------------------------------------- HTTP use cases
+def _balance_view(ledger: str, bal: Balance) -> BalanceView:
+    return BalanceView(
+        posted=amount_view(ledger, bal.posted),
+        held=amount_view(ledger, bal.held),
+        available=amount_view(ledger, bal.available),
+        incoming=amount_view(ledger, bal.credits_pending),
+    )
+
+
+def _account_view(acc: Account, bal: Balance) -> AccountView:
+    return AccountView(
+        id=acc.id,
+        ledger=acc.ledger,
+        owner_kind=acc.owner_kind,
+        owner_id=acc.owner_id,
+        purpose=acc.purpose,
+        no_overdraft=acc.no_overdraft,
+        cap=None if acc.cap is None else amount_view(acc.ledger, acc.cap),
+        keeps_lots=acc.track_lots,
+        closed_at=acc.closed_at,
+        created_at=acc.created_at,
+        balance=_balance_view(acc.ledger, bal),
+    )
+
+
+async def _owner_in_scope(conn: Conn, principal: Principal, owner_kind: str, owner_id: UUID) -> bool:
+    if owner_kind == "volunteer":
+        return await scope.volunteer_in_scope(conn, principal, owner_id)
+    if owner_kind == "organisation":
+        return await scope.org_in_scope(conn, principal, owner_id)
+    if owner_kind == "shop":
+        return await scope.shop_in_scope(conn, principal, owner_id)
+    return principal.kind == "admin"  # system accounts of the region
+
+
+async def _reachable_account(conn: Conn, principal: Principal, account_id: UUID) -> Account:
+    acc = await repo.account(conn, principal.region_id, account_id)
+    if acc is None:
+        raise errors.AccountNotFound("no such ledger account", account_id=str(account_id))
+    if not await _owner_in_scope(conn, principal, acc.owner_kind, acc.owner_id):
+        raise Forbidden("this account is outside your scope")
+    return acc
+
+
+async def account_view(conn: Conn, principal: Principal, account_id: UUID) -> AccountView:
+    """One account with its balance, if the caller may see it."""
+    acc = await _reachable_account(conn, principal, account_id)
+    return _account_view(acc, await balance(conn, acc))
+
+
+async def account_page(
+    conn: Conn,
+    principal: Principal,
+    *,
+    owner_kind: str | None,
+    owner_id: UUID | None,
+    ledger: str | None,
+    purpose: str | None,
+    cursor: str | None,
+    limit: int,
+) -> AccountPage:
+    """Accounts of the caller's region, by id (keyset).
+
+    Administrators may list the whole region; staff and shop operators name the owner (a shop
+    operator's owner defaults to their shop), and must have it in scope.
+    """
+    if principal.kind == "shop" and owner_id is None:
+        owner_kind, owner_id = "shop", principal.shop_id
+    if principal.kind != "admin":
+        if owner_kind is None or owner_id is None:
+            raise InvalidInput(
+                "name the owner (owner_kind and owner_id) whose accounts to list",
+                errors=[{"field": "owner_id", "source": "query", "message": "required for staff"}],
+            )
+        if not await _owner_in_scope(conn, principal, owner_kind, owner_id):
+            raise Forbidden("this owner is outside your scope")
+    after = UUID(int=0)
+    if cursor is not None:
+        payload = decode_cursor(cursor)
+        try:
+            after = UUID(payload["a"])
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise errors.InvalidCursor("the cursor is not one this service issued") from None
+    limit = max(1, min(limit, PAGE_MAX))
+    found = await repo.list_accounts(
+        conn,
+        principal.region_id,
+        owner_kind=owner_kind,
+        owner_id=owner_id,
+        ledger=ledger,
+        purpose=purpose,
+        after=after,
+        limit=limit + 1,
+    )
+    page = found[:limit]
+    bals = await repo.balances(conn, [a.id for a in page])
+    items = [_account_view(a, bals.get(a.id, Balance(account_id=a.id, ledger=a.ledger))) for a in page]
+    next_cursor = encode_cursor({"a": str(page[-1].id)}) if len(found) > limit else None
+    return AccountPage(items=items, next_cursor=next_cursor)
+
+
+async def account_statement(
+    conn: Conn,
+    principal: Principal,
+    account_id: UUID,
+    *,
+    cursor: str | None,
+    limit: int,
+    since: datetime | None,
+    until: datetime | None,
+) -> StatementPage:
+    """An account's statement, if the caller may see the account."""
+    acc = await _reachable_account(conn, principal, account_id)
+    return await statement(conn, [acc], cursor=cursor, limit=limit, since=since, until=until)
+
+
+async def _transfer_view(conn: Conn, region_id: UUID, transfer_id: UUID) -> TransferView:
+    row = await repo.transfer_status(conn, region_id, transfer_id)
+    if row is None:
+        raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
+    hold_state: HoldState | None = None
+    if row["kind"] == "pending":
+        if row["resolution_kind"] == "post_pending":
+            hold_state = "posted"
+        elif row["resolution_kind"] == "void_pending":
+            hold_state = "voided"
+        else:
+            hold_state = "expired" if row["hold_expired"] else "pending"
+    return TransferView(
+        id=row["id"],
+        ledger=row["ledger"],
+        kind=row["kind"],
+        debit_account_id=row["debit_account_id"],
+        credit_account_id=row["credit_account_id"],
+        amount=amount_view(row["ledger"], row["amount"]),
+        code=row["code"],
+        memo=row["memo"],
+        metadata=row["metadata"],
+        actor_kind=row["actor_kind"],
+        actor_id=row["actor_id"],
+        subject_id=row["subject_id"],
+        batch_id=row["batch_id"],
+        pending_id=row["pending_id"],
+        reverses=row["reverses"],
+        reversed_by=row["reversed_by"],
+        reversed_at=row["reversed_at"],
+        reversible=(
+            row["kind"] in ("posted", "post_pending")
+            and row["reverses"] is None
+            and row["reversed_by"] is None
+        ),
+        hold_state=hold_state,
+        hold_resolution_id=row["resolution_id"],
+        expires_at=row["expires_at"],
+        lot_origin=row["lot_origin"],
+        lot_expires_on=row["lot_expires_on"],
+        sealed_seq=row["sealed_seq"],
+        created_at=row["created_at"],
+    )
+
+
+async def transfer_view(conn: Conn, principal: Principal, transfer_id: UUID) -> TransferView:
+    """A transfer with its reversal status, if the caller may see one of its accounts."""
+    found = await repo.transfer(conn, principal.region_id, transfer_id)
+    if found is None:
+        raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
+    reachable = False
+    for account_id in (found.debit_account_id, found.credit_account_id):
+        acc = await repo.account(conn, principal.region_id, account_id)
+        if acc is not None and await _owner_in_scope(conn, principal, acc.owner_kind, acc.owner_id):
+            reachable = True
+            break
+    if not reachable:
+        raise Forbidden("this transfer is outside your scope")
+    return await _transfer_view(conn, principal.region_id, transfer_id)
+
+
+async def reverse(
+    conn: Conn, principal: Principal, transfer_id: UUID, request: ReverseRequest
+) -> TransferView:
+    """Reverse a transfer for a staff member or administrator who may reach both of its accounts.
+
+    Runs inside the caller's transaction when there is one (the idempotency helper opens it).
+    """
+    found = await repo.transfer(conn, principal.region_id, transfer_id)
+    if found is None:
+        raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
+    for account_id in (found.debit_account_id, found.credit_account_id):
+        acc = await repo.account(conn, principal.region_id, account_id)
+        if acc is None or not await _owner_in_scope(conn, principal, acc.owner_kind, acc.owner_id):
+            raise Forbidden("reversing needs both accounts of the transfer in your scope")
+    done = await reverse_transfer(
+        conn,
+        principal.region_id,
+        Actor.of(principal),
+        transfer_id,
+        reason=request.reason,
+        when_spent=request.when_spent,
+    )
+    return await _transfer_view(conn, principal.region_id, done.id)
+
+
+def _require_view(principal: Principal) -> None:
+    if not principal.may("view"):
+        raise Forbidden("the proxy grant does not include viewing balances")
+
+
+async def my_balances(conn: Conn, principal: Principal) -> MyBalances:
+    """A volunteer's TIME and POINTS balances (zero before their first transfer)."""
+    _require_view(principal)
+    accounts = {
+        a.ledger: a
+        for a in await repo.owner_accounts(conn, principal.region_id, "volunteer", principal.sub, "main")
+    }
+    found = await repo.balances(conn, [a.id for a in accounts.values()])
+
+    def of(ledger: Ledger) -> Balance:
+        acc = accounts.get(ledger)
+        if acc is None or acc.id not in found:
+            return Balance(account_id=UUID(int=0), ledger=ledger)
+        return found[acc.id]
+
+    t, p = of("TIME"), of("POINTS")
+    return MyBalances(
+        time=TimeBalance(
+            posted=time_amount(t.posted), held=time_amount(t.held), available=time_amount(t.available)
+        ),
+        points=PointsBalance(
+            posted=PointsAmount(points=p.posted),
+            held=PointsAmount(points=p.held),
+            available=PointsAmount(points=p.available),
+        ),
+    )
+
+
+async def my_statement(
+    conn: Conn,
+    principal: Principal,
+    *,
+    unit: Ledger | None,
+    since: date | None,
+    until: date | None,
+    zone: Any,
+    cursor: str | None,
+    limit: int,
+) -> StatementPage:
+    """A volunteer's statement (both units unless ``unit``), dates inclusive in ``zone``."""
+    _require_view(principal)
+    accounts = [
+        a
+        for a in await repo.owner_accounts(conn, principal.region_id, "volunteer", principal.sub, "main")
+        if unit is None or a.ledger == unit
+    ]
+    if since is not None and until is not None and until < since:
+        raise InvalidInput(
+            "the end date is before the start date",
+            errors=[{"field": "to", "source": "query", "message": "must not be before from"}],
+        )
+    start = datetime.combine(since, datetime.min.time(), zone) if since else None
+    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), zone) if until else None
+    return await statement(conn, accounts, cursor=cursor, limit=limit, since=start, until=end)
