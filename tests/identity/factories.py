@@ -119,7 +119,9 @@ class World:
             _FAST.hash(password) if password else None,
             status,
         )
-        token_roles = roles if kind == "staff" else (("shop_operator",) if kind == "shop" else ("region_admin",))
+        token_roles = (
+            roles if kind == "staff" else (("shop_operator",) if kind == "shop" else ("region_admin",))
+        )
         return Principal(
             sub=oid,
             kind=kind,  # type: ignore[arg-type]
