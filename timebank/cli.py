@@ -101,6 +101,22 @@ def openapi_document(app: object) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+async def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
+    from timebank.ledger import repo as ledger_repo
+    from timebank.ledger.verify import verify
+
+    async with database(settings) as dsn, connect(dsn) as conn:
+        region_id = None
+        if args.region:
+            region_id = await ledger_repo.region_by_code(conn, args.region)
+            if region_id is None:
+                _say(f"timebank: no region with code {args.region}")
+                return 2
+        report = await verify(conn, region_id=region_id, progress=_say)
+    print(report.render())
+    return 0 if report.ok else 1
+
+
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -174,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("openapi", help="write the OpenAPI document")
     api.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))
     api.set_defaults(handler=cmd_openapi, is_async=False)
+
+    ver = sub.add_parser(
+        "verify", help="check the ledger: hash chains, balances and lots recomputed from the transfers"
+    )
+    ver.add_argument("--region", help="only this region (its code); default every region")
+    ver.set_defaults(handler=cmd_verify, is_async=True)
     return parser
 
 

@@ -125,7 +125,7 @@ UNSEALED_CHAINS = "SELECT DISTINCT region_id, ledger FROM ledger_unsealed"
 HAS_UNSEALED = "SELECT EXISTS (SELECT 1 FROM ledger_unsealed WHERE region_id = $1 AND ledger = $2)"
 
 # Two-key advisory lock: a constant class for ledger chains, and the chain's hash.
-LOCK_CHAIN = "SELECT pg_advisory_xact_lock(1953655148, hashtext($1::text || ':' || $2::text))"
+LOCK_CHAIN = "SELECT pg_advisory_xact_lock(1953655148, hashtext($1::uuid::text || ':' || $2::text))"
 
 LAST_SEAL = """
 SELECT seq, hash FROM ledger_seals WHERE region_id = $1 AND ledger = $2 ORDER BY seq DESC LIMIT 1

@@ -1,0 +1,260 @@
+"""Sealing into hash chains, and ``timebank verify`` finding what was changed behind its back."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.ledger.conftest import STAFF, Books, make_books
+from tests.support import TestDatabase
+from timebank.db import connect
+from timebank.ledger import sealer, service
+from timebank.ledger.schemas import HoldSpec, TransferSpec
+from timebank.ledger.verify import verify
+
+
+async def busy_books(books: Books) -> None:
+    """Every kind of transfer: credits, a gift, a redemption, a hold (posted), a reversal."""
+    a, b = await books.volunteer("POINTS"), await books.volunteer("POINTS")
+    shop = await books.shop()
+    first = await books.earn(a, 30, expires_on=date(2030, 12, 31))
+    await books.earn(a, 20)
+    await books.earn(b, 5, origin="honour")
+    await service.post_transfers(
+        books.conn,
+        books.region_id,
+        STAFF,
+        [
+            TransferSpec(
+                ledger="POINTS", debit_account_id=a.id, credit_account_id=b.id, amount=7, code="gift",
+                lot_origin="gifted",
+            ),
+        ],
+    )  # fmt: skip
+    hold = await service.create_hold(
+        books.conn,
+        books.region_id,
+        STAFF,
+        HoldSpec(
+            ledger="POINTS", debit_account_id=b.id, credit_account_id=shop.id, amount=9, code="redemption"
+        ),
+    )
+    await service.post_hold(books.conn, books.region_id, STAFF, hold.id, amount=6)
+    await service.reverse_transfer(
+        books.conn, books.region_id, STAFF, first, reason="录错", when_spent="other_lots"
+    )
+    vol_time = await books.volunteer("TIME")
+    await books.earn(vol_time, 120)
+
+
+async def tamper(dsn: str, sql: str, *args: object) -> None:
+    """Change rows as a superuser with the append-only triggers bypassed."""
+    async with connect(dsn) as conn:
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(sql, *args)
+
+
+class TestSealing:
+    @pytest.mark.asyncio
+    async def test_seals_every_transfer_into_contiguous_chains(self, books: Books) -> None:
+        await busy_books(books)
+        total = await books.conn.fetchval("SELECT count(*) FROM ledger_transfers")
+        assert await sealer.seal_region(books.conn, books.region_id) == total
+        rows = await books.conn.fetch("SELECT ledger, seq FROM ledger_seals ORDER BY ledger, seq")
+        for ledger in ("POINTS", "TIME"):
+            seqs = [r["seq"] for r in rows if r["ledger"] == ledger]
+            assert seqs == list(range(1, len(seqs) + 1))
+        assert await books.conn.fetchval("SELECT count(*) FROM ledger_unsealed") == 0
+        heads = await books.conn.fetch("SELECT ledger, seq FROM ledger_chain_heads ORDER BY ledger")
+        assert [(h["ledger"], h["seq"]) for h in heads] == [
+            (ledger, sum(1 for r in rows if r["ledger"] == ledger)) for ledger in ("POINTS", "TIME")
+        ]
+
+    @pytest.mark.asyncio
+    async def test_sealing_again_adds_nothing(self, books: Books) -> None:
+        await busy_books(books)
+        await sealer.seal_all(books.conn)
+        assert await sealer.seal_all(books.conn) == 0
+
+    @pytest.mark.asyncio
+    async def test_chains_continue_across_batches(self, books: Books) -> None:
+        vol = await books.volunteer()
+        for _ in range(5):
+            await books.earn(vol, 1)
+        assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 5
+        await books.earn(vol, 1)
+        assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 1
+        assert (await verify(books.conn)).ok
+
+    @pytest.mark.asyncio
+    async def test_concurrent_sealers_never_fork_a_chain(self, books: Books, database: TestDatabase) -> None:
+        vol = await books.volunteer()
+        for _ in range(30):
+            await books.earn(vol, 1)
+
+        async def one() -> int:
+            async with connect(database.dsn) as conn:
+                await conn.execute("SET ROLE timebank_app")
+                return await sealer.seal_chain(conn, books.region_id, "TIME", batch_size=7)
+
+        counts = await asyncio.gather(*(one() for _ in range(4)))
+        assert sum(counts) == 30
+        seqs = [r["seq"] for r in await books.conn.fetch("SELECT seq FROM ledger_seals ORDER BY seq")]
+        assert seqs == list(range(1, 31))
+        assert (await verify(books.conn)).ok
+
+
+class TestVerify:
+    @pytest.mark.asyncio
+    async def test_a_consistent_ledger_passes(self, books: Books) -> None:
+        await busy_books(books)
+        await sealer.seal_all(books.conn)
+        report = await verify(books.conn)
+        assert report.ok, report.render()
+        assert report.lot_moves > 0 and report.lots > 0
+        assert "OK" in report.render()
+
+    @pytest.mark.asyncio
+    async def test_unsealed_transfers_are_reported_but_not_failed(self, books: Books) -> None:
+        await busy_books(books)
+        report = await verify(books.conn)
+        assert report.ok, report.render()
+        assert sum(c.unsealed for c in report.chains) > 0
+
+    @pytest.mark.asyncio
+    async def test_an_altered_sealed_transfer_is_found(self, books: Books, database: TestDatabase) -> None:
+        await busy_books(books)
+        await sealer.seal_all(books.conn)
+        victim = await books.conn.fetchval("SELECT id FROM ledger_transfers WHERE code = 'gift'")
+        await tamper(database.dsn, "UPDATE ledger_transfers SET amount = 700 WHERE id = $1", victim)
+        report = await verify(books.conn)
+        checks = {f.check for f in report.findings}
+        assert {"chain", "balance", "lots"} <= checks, report.render()
+        assert any(str(victim) in f.message and "altered" in f.message for f in report.findings)
+
+    @pytest.mark.asyncio
+    async def test_an_altered_memo_breaks_the_hash_alone(self, books: Books, database: TestDatabase) -> None:
+        await busy_books(books)
+        await sealer.seal_all(books.conn)
+        await tamper(database.dsn, "UPDATE ledger_transfers SET memo = 'nothing to see' WHERE code = 'gift'")
+        report = await verify(books.conn)
+        assert [f.check for f in report.findings] == ["chain"], report.render()
+
+    @pytest.mark.asyncio
+    async def test_a_deleted_transfer_is_found_even_unsealed(
+        self, books: Books, database: TestDatabase
+    ) -> None:
+        vol = await books.volunteer()
+        await books.earn(vol, 10)
+        last = await books.earn(vol, 20)
+        await tamper(database.dsn, "DELETE FROM ledger_transfers WHERE id = $1", last)
+        await tamper(database.dsn, "DELETE FROM ledger_lots WHERE transfer_id = $1", last)
+        await tamper(
+            database.dsn,
+            "UPDATE ledger_balances SET credits_posted = credits_posted - 20 WHERE account_id = $1",
+            vol.id,
+        )
+        report = await verify(books.conn)
+        assert "sequence" in {f.check for f in report.findings}, report.render()
+
+    @pytest.mark.asyncio
+    async def test_a_changed_balance_is_found(self, books: Books, database: TestDatabase) -> None:
+        vol = await books.volunteer()
+        await books.earn(vol, 10)
+        await tamper(
+            database.dsn, "UPDATE ledger_balances SET credits_posted = 500 WHERE account_id = $1", vol.id
+        )
+        report = await verify(books.conn)
+        assert {"balance", "zero-sum"} <= {f.check for f in report.findings}, report.render()
+
+    @pytest.mark.asyncio
+    async def test_a_changed_lot_is_found(self, books: Books, database: TestDatabase) -> None:
+        vol = await books.volunteer()
+        await books.earn(vol, 10)
+        await tamper(
+            database.dsn, "UPDATE ledger_lots SET origin = 'earned', expires_on = NULL, remaining = 3"
+        )
+        report = await verify(books.conn)
+        assert [f.check for f in report.findings] == ["lots"], report.render()
+
+    @pytest.mark.asyncio
+    async def test_a_cut_chain_is_found(self, books: Books, database: TestDatabase) -> None:
+        await busy_books(books)
+        await sealer.seal_all(books.conn)
+        await tamper(
+            database.dsn,
+            "DELETE FROM ledger_seals WHERE (ledger, seq) = (SELECT ledger, max(seq) FROM ledger_seals "
+            "WHERE ledger = 'POINTS' GROUP BY ledger)",
+        )
+        report = await verify(books.conn)
+        assert "head" in {f.check for f in report.findings}, report.render()
+
+    @pytest.mark.asyncio
+    async def test_regions_are_checked_apart(
+        self, books: Books, owner_conn: asyncpg.Connection, database: TestDatabase
+    ) -> None:
+        other = await make_books(owner_conn, books.conn, code="other-ledger")
+        await busy_books(books)
+        await busy_books(other)
+        await sealer.seal_all(books.conn)
+        await tamper(
+            database.dsn, "UPDATE ledger_transfers SET memo = 'x' WHERE region_id = $1", other.region_id
+        )
+        assert (await verify(books.conn, region_id=books.region_id)).ok
+        assert not (await verify(books.conn, region_id=other.region_id)).ok
+
+
+def run_cli(*args: str, dsn: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "timebank.cli", *args],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "TIMEBANK_DATABASE_URL": dsn,
+            "TIMEBANK_DATA_DIR": str(data_dir),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+class TestVerifyCommand:
+    @pytest.mark.asyncio
+    async def test_reports_ok_and_exits_zero(
+        self, books: Books, database: TestDatabase, tmp_path: Path
+    ) -> None:
+        await busy_books(books)
+        await sealer.seal_all(books.conn)
+        proc = await asyncio.to_thread(run_cli, "verify", dsn=database.dsn, data_dir=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "OK: every hash" in proc.stdout
+        assert "checking chain ledger-test/POINTS" in proc.stderr  # progress
+
+    @pytest.mark.asyncio
+    async def test_reports_tampering_and_exits_nonzero(
+        self, books: Books, database: TestDatabase, tmp_path: Path
+    ) -> None:
+        await busy_books(books)
+        await sealer.seal_all(books.conn)
+        await tamper(
+            database.dsn, "UPDATE ledger_transfers SET amount = amount + 1 WHERE code = 'redemption'"
+        )
+        proc = await asyncio.to_thread(
+            run_cli, "verify", "--region", "ledger-test", dsn=database.dsn, data_dir=tmp_path
+        )
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "FAILED" in proc.stdout and "does not match its seal" in proc.stdout
+
+    @pytest.mark.asyncio
+    async def test_unknown_region(self, database: TestDatabase, tmp_path: Path) -> None:
+        proc = await asyncio.to_thread(
+            run_cli, "verify", "--region", "nowhere", dsn=database.dsn, data_dir=tmp_path
+        )
+        assert proc.returncode == 2 and "no region" in proc.stderr

@@ -1,0 +1,163 @@
+"""Tamper evidence: a hash chain per (region, ledger) over every committed transfer.
+
+``hash(n) = sha256(hash(n-1) ‖ canonical(n, transfer))`` with ``hash(0)`` = 32 zero bytes, where
+``canonical`` is the compact, key-sorted JSON of the sequence number and every column of the
+transfer (:func:`canonical_record`). Sealing happens *after* commit, in batches, under a
+per-chain advisory lock held only by sealers: writers never wait for it. Postings queue their
+transfers in ``ledger_unsealed``; :func:`seal_chain` drains a chain's queue.
+
+Who seals: value-moving HTTP handlers schedule :func:`seal_region_soon` after their response (one
+running sealer per process and region, coalescing requests), and the jobs issue runs
+:func:`seal_all` periodically for everything else (service-level callers, crashed workers).
+``timebank verify`` reports transfers still waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import msgspec
+
+from timebank.db import Conn, in_transaction
+from timebank.ledger import repo
+from timebank.ledger.schemas import LEDGERS, Transfer
+
+log = logging.getLogger("timebank.ledger.sealer")
+
+GENESIS = bytes(32)
+RECORD_VERSION = 1
+BATCH_SIZE = 1000
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _id(value: UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _day(value: date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def canonical_record(seq: int, t: Transfer) -> bytes:
+    """The bytes a seal hashes: compact JSON, keys sorted, times in UTC to the microsecond."""
+    record: dict[str, Any] = {
+        "v": RECORD_VERSION,
+        "seq": seq,
+        "id": str(t.id),
+        "region_id": str(t.region_id),
+        "ledger": t.ledger,
+        "kind": t.kind,
+        "debit_account_id": str(t.debit_account_id),
+        "credit_account_id": str(t.credit_account_id),
+        "amount": t.amount,
+        "code": t.code,
+        "pending_id": _id(t.pending_id),
+        "reverses": _id(t.reverses),
+        "batch_id": str(t.batch_id),
+        "actor_kind": t.actor_kind,
+        "actor_id": _id(t.actor_id),
+        "subject_id": _id(t.subject_id),
+        "memo": t.memo,
+        "metadata": t.metadata,
+        "lot_origin": t.lot_origin,
+        "lot_expires_on": _day(t.lot_expires_on),
+        "expires_at": _ts(t.expires_at),
+        "debit_stripe": t.debit_stripe,
+        "debit_seq": t.debit_seq,
+        "credit_stripe": t.credit_stripe,
+        "credit_seq": t.credit_seq,
+        "created_at": _ts(t.created_at),
+    }
+    return msgspec.json.encode(record, order="sorted")
+
+
+def chain_hash(prev_hash: bytes, seq: int, t: Transfer) -> bytes:
+    """sha256(prev_hash ‖ canonical_record(seq, t))."""
+    return hashlib.sha256(prev_hash + canonical_record(seq, t)).digest()
+
+
+async def seal_chain(conn: Conn, region_id: UUID, ledger: str, *, batch_size: int = BATCH_SIZE) -> int:
+    """Seal every transfer of the chain waiting in the queue; return how many were sealed.
+
+    Each batch is one transaction holding the chain's advisory lock, so concurrent sealers (other
+    processes) take turns and never fork the chain.
+    """
+    total = 0
+    while await repo.has_unsealed(conn, region_id, ledger):
+
+        async def work(c: Conn) -> int:
+            await repo.lock_chain(c, region_id, ledger)
+            last = await repo.last_seal(c, region_id, ledger)
+            seq, prev = last if last is not None else (0, GENESIS)
+            seals: list[tuple[int, Transfer, bytes, bytes]] = []
+            for t in await repo.unsealed_batch(c, region_id, ledger, batch_size):
+                seq += 1
+                digest = chain_hash(prev, seq, t)
+                seals.append((seq, t, prev, digest))
+                prev = digest
+            if seals:
+                await repo.append_seals(c, region_id, ledger, seals)
+            return len(seals)
+
+        sealed = await in_transaction(conn, work)
+        total += sealed
+        if sealed < batch_size:
+            break
+    return total
+
+
+async def seal_region(conn: Conn, region_id: UUID) -> int:
+    """Seal both chains of a region."""
+    return sum([await seal_chain(conn, region_id, ledger) for ledger in LEDGERS])
+
+
+async def seal_all(conn: Conn) -> int:
+    """Seal every chain that has transfers waiting (the periodic job)."""
+    total = 0
+    for region_id, ledger in await repo.unsealed_chains(conn):
+        total += await seal_chain(conn, region_id, ledger)
+    return total
+
+
+@dataclass
+class _Running:
+    again: bool = False
+
+
+_running: dict[tuple[int, UUID], _Running] = {}
+
+
+async def seal_region_soon(pool: asyncpg.Pool, region_id: UUID) -> None:
+    """Seal a region's chains after a commit, coalescing concurrent requests in this process.
+
+    Meant as a response background task. If a sealer for the region already runs here, it is
+    asked to go round once more (it may have read the queue before this commit) and this call
+    returns at once; so at most one pooled connection per region seals at a time.
+    """
+    key = (id(pool), region_id)
+    running = _running.get(key)
+    if running is not None:
+        running.again = True
+        return
+    running = _running[key] = _Running()
+    try:
+        while True:
+            running.again = False
+            async with pool.acquire() as conn:
+                await seal_region(conn, region_id)
+            if not running.again:
+                break
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # The periodic seal_all picks the transfers up later; nothing is lost.
+        log.warning("sealing deferred", extra={"region_id": str(region_id), "error": type(exc).__name__})
+    finally:
+        del _running[key]

@@ -1,0 +1,308 @@
+"""``timebank verify``: check the ledger against itself.
+
+From one consistent snapshot (REPEATABLE READ, read only):
+
+1. every hash chain: seq contiguous from 1, each link (prev_hash = the previous hash), each hash
+   recomputed from the transfer as stored now, the transfer in the right chain, the recorded head;
+2. transfers not sealed yet (reported, not a failure: the sealer runs after commit);
+3. every balance recomputed from the transfers; per region and ledger posted balances add up to
+   zero and pending debits to pending credits; the open-hold list; every account's transfer
+   numbering (a deleted or duplicated transfer shows up even before it is sealed); references of
+   resolutions and reversals; account attributes copied to balance rows;
+4. every lot and lot consumption recomputed by replaying each lot account's transfers in order
+   with the ledger's rule (earliest expiry first; a reversal takes back the lots of the transfer
+   it reverses first, or gives back the lots it consumed).
+
+Any difference is a finding; the command exits non-zero when there is one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from timebank.db import Conn
+from timebank.ledger import repo
+from timebank.ledger.schemas import Transfer
+from timebank.ledger.sealer import GENESIS, chain_hash
+
+Progress = Callable[[str], None]
+PROGRESS_EVERY = 10_000
+
+
+@dataclass
+class ChainReport:
+    """One chain's outcome."""
+
+    region_id: UUID
+    region_code: str
+    ledger: str
+    sealed: int = 0
+    head_seq: int | None = None
+    head_hash: str = ""
+    unsealed: int = 0
+    oldest_unsealed: datetime | None = None
+
+
+@dataclass
+class Finding:
+    """One mismatch."""
+
+    check: str
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    """What ``timebank verify`` found."""
+
+    chains: list[ChainReport] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    accounts: int = 0
+    lot_moves: int = 0
+    lots: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing is wrong."""
+        return not self.findings
+
+    def add(self, check: str, message: str) -> None:
+        """Record a finding."""
+        self.findings.append(Finding(check, message))
+
+    def render(self) -> str:
+        """A readable report."""
+        lines = ["timebank ledger verification", ""]
+        lines.append("hash chains:")
+        if not self.chains:
+            lines.append("  (no transfers yet)")
+        for c in self.chains:
+            head = f"head #{c.head_seq} {c.head_hash[:16]}…" if c.head_seq else "no head"
+            waiting = f", {c.unsealed} awaiting seal" if c.unsealed else ""
+            lines.append(f"  {c.region_code or c.region_id} {c.ledger:<6} {c.sealed} sealed, {head}{waiting}")
+        lines.append(
+            f"balances: {self.accounts} accounts recomputed from the transfers; "
+            f"lots: {self.lot_moves} movements replayed, {self.lots} lots compared"
+        )
+        lines.append("")
+        if self.ok:
+            lines.append("OK: every hash, link, head, balance and lot matches.")
+        else:
+            lines.append(f"FAILED: {len(self.findings)} finding(s)")
+            for f in self.findings:
+                lines.append(f"  [{f.check}] {f.message}")
+        return "\n".join(lines)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+async def verify(conn: Conn, *, region_id: UUID | None = None, progress: Progress = _quiet) -> VerifyReport:
+    """Run every check from one snapshot and return the report."""
+    report = VerifyReport()
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        await _chains(conn, region_id, report, progress)
+        progress("recomputing balances from the transfers …")
+        await _balances(conn, region_id, report)
+        progress("replaying lots …")
+        await _lots(conn, region_id, report, progress)
+    return report
+
+
+async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress) -> None:
+    chains: dict[tuple[UUID, str], ChainReport] = {}
+    for row in await repo.verify_chains(conn, region_id):
+        chain = ChainReport(
+            region_id=row["region_id"], region_code=row["region_code"] or "", ledger=row["ledger"]
+        )
+        chains[(chain.region_id, chain.ledger)] = chain
+        total = int(row["seals"])
+        label = f"{chain.region_code or chain.region_id}/{chain.ledger}"
+        progress(f"checking chain {label}: {total} seals …")
+        expected_seq = 1
+        prev = GENESIS
+        async for seal in repo.verify_seals(conn, chain.region_id, chain.ledger):
+            seq = int(seal["seq"])
+            if seq != expected_seq:
+                report.add(
+                    "chain", f"{label}: seq {seq} where {expected_seq} was expected (gap or duplicate)"
+                )
+            if bytes(seal["prev_hash"]) != prev:
+                report.add("chain", f"{label} #{seq}: prev_hash does not match the hash of #{seq - 1}")
+            if seal["id"] is None:
+                report.add(
+                    "chain", f"{label} #{seq}: sealed transfer {seal['sealed_transfer_id']} is missing"
+                )
+            else:
+                t = msgspec.convert({k: seal[k] for k in Transfer.__struct_fields__}, Transfer)
+                if (t.region_id, t.ledger) != (chain.region_id, chain.ledger):
+                    report.add("chain", f"{label} #{seq}: transfer {t.id} belongs to another chain")
+                if chain_hash(bytes(seal["prev_hash"]), seq, t) != bytes(seal["seal_hash"]):
+                    report.add("chain", f"{label} #{seq}: transfer {t.id} does not match its seal (altered)")
+            prev = bytes(seal["seal_hash"])
+            expected_seq = seq + 1
+            chain.sealed += 1
+            if chain.sealed % PROGRESS_EVERY == 0:
+                progress(f"  {label}: {chain.sealed}/{total}")
+        last_seq = expected_seq - 1
+        head_seq = row["head_seq"]
+        chain.head_seq = int(head_seq) if head_seq is not None else None
+        chain.head_hash = bytes(row["head_hash"]).hex() if row["head_hash"] is not None else ""
+        if last_seq == 0 and head_seq is None:
+            continue
+        if head_seq is None:
+            report.add("head", f"{label}: {last_seq} seals but no recorded head")
+        elif int(head_seq) != last_seq or bytes(row["head_hash"]) != prev:
+            report.add("head", f"{label}: recorded head #{head_seq} differs from the last seal #{last_seq}")
+    for row in await repo.verify_unsealed(conn, region_id):
+        key = (row["region_id"], row["ledger"])
+        if key not in chains:
+            chains[key] = ChainReport(region_id=key[0], region_code="", ledger=key[1])
+        chains[key].unsealed = int(row["unsealed"])
+        chains[key].oldest_unsealed = row["oldest"]
+    report.chains = sorted(chains.values(), key=lambda c: (c.region_code, str(c.region_id), c.ledger))
+
+
+async def _balances(conn: Conn, region_id: UUID | None, report: VerifyReport) -> None:
+    report.accounts = await repo.verify_account_count(conn, region_id)
+    for row in await repo.verify_balances(conn, region_id):
+        diffs = [
+            f"{name} stored {row['stored_' + name]} ≠ {row['expected_' + name]} from transfers"
+            for name in ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
+            if row["stored_" + name] != row["expected_" + name]
+        ]
+        report.add("balance", f"account {row['account_id']}: " + "; ".join(diffs))
+    for row in await repo.verify_zero_sum(conn, region_id):
+        if row["posted_sum"] != 0 or row["pending_sum"] != 0:
+            report.add(
+                "zero-sum",
+                f"region {row['region_id']} {row['ledger']}: posted balances add up to {row['posted_sum']}, "
+                f"pending credits minus debits to {row['pending_sum']} (both must be 0)",
+            )
+    for row in await repo.verify_open_holds(conn, region_id):
+        state = "open but not listed" if row["is_open"] else "listed open but resolved or missing"
+        report.add("holds", f"hold {row['hold_id']}: {state}")
+    for row in await repo.verify_sequences(conn, region_id):
+        report.add(
+            "sequence",
+            f"account {row['account_id']} stripe {row['stripe']}: {row['stored_seq']} transfers recorded, "
+            f"{row['transfers']} found ({row['distinct_seqs']} distinct numbers, highest {row['max_seq']})",
+        )
+    for row in await repo.verify_references(conn, region_id):
+        report.add("reference", f"transfer {row['id']}: {row['reference']} names no matching transfer")
+    for row in await repo.verify_flags(conn, region_id):
+        report.add("account", f"account {row['account_id']} stripe {row['stripe']}: attributes differ")
+
+
+@dataclass
+class _Lot:
+    key: tuple[UUID, int]
+    account_id: UUID
+    seq: int
+    origin: str | None
+    expires_on: date | None
+    amount: int
+    remaining: int
+
+
+def _order(first: UUID | None) -> Callable[[_Lot], tuple[Any, ...]]:
+    def key(lot: _Lot) -> tuple[Any, ...]:
+        expires = (1, date.max) if lot.expires_on is None else (0, lot.expires_on)
+        return (lot.key[0] != first, expires, lot.seq, lot.key[1])
+
+    return key
+
+
+async def _lots(conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress) -> None:
+    expected: dict[tuple[UUID, int], _Lot] = {}
+    open_lots: dict[UUID, list[_Lot]] = {}
+    consumed: dict[UUID, list[tuple[int, tuple[UUID, int], int]]] = {}
+    async for m in repo.verify_lot_moves(conn, region_id):
+        report.lot_moves += 1
+        if report.lot_moves % PROGRESS_EVERY == 0:
+            progress(f"  lots: {report.lot_moves} movements")
+        account_id: UUID = m["account_id"]
+        lots = open_lots.setdefault(account_id, [])
+        if m["is_debit"]:
+            left = int(m["amount"])
+            taken: list[tuple[int, tuple[UUID, int], int]] = []
+            for lot in sorted((x for x in lots if x.remaining > 0), key=_order(m["reverses"])):
+                take = min(lot.remaining, left)
+                lot.remaining -= take
+                taken.append((len(taken), lot.key, take))
+                left -= take
+                if left == 0:
+                    break
+            if left:
+                report.add("lots", f"transfer {m['id']}: debits {left} more than account {account_id}'s lots")
+            consumed[m["id"]] = taken
+        else:
+            if m["reverses"] is not None:
+                restored = [
+                    _Lot(
+                        (m["id"], n),
+                        account_id,
+                        m["seq"],
+                        expected[key].origin,
+                        expected[key].expires_on,
+                        a,
+                        a,
+                    )
+                    for n, key, a in consumed.get(m["reverses"], [])
+                    if key in expected
+                ]
+            else:
+                if m["lot_origin"] is None:
+                    report.add("lots", f"transfer {m['id']}: credits a lot account without a lot origin")
+                restored = [
+                    _Lot(
+                        (m["id"], 0),
+                        account_id,
+                        m["seq"],
+                        m["lot_origin"],
+                        m["lot_expires_on"],
+                        int(m["amount"]),
+                        int(m["amount"]),
+                    )
+                ]
+            for lot in restored:
+                expected[lot.key] = lot
+                lots.append(lot)
+    stored = {(r["transfer_id"], r["ordinal"]): r for r in await repo.verify_lots(conn, region_id)}
+    report.lots = len(stored)
+    for key in sorted(set(expected) | set(stored)):
+        want, have = expected.get(key), stored.get(key)
+        label = f"lot {key[0]}/{key[1]}"
+        if want is None:
+            report.add("lots", f"{label}: stored but no transfer opens it")
+        elif have is None:
+            report.add("lots", f"{label}: missing (opened by a credit of account {want.account_id})")
+        else:
+            got = (
+                have["account_id"],
+                have["seq"],
+                have["origin"],
+                have["expires_on"],
+                have["amount"],
+                have["remaining"],
+            )
+            exp = (want.account_id, want.seq, want.origin, want.expires_on, want.amount, want.remaining)
+            if got != exp:
+                report.add(
+                    "lots", f"{label}: stored {got[2:]} ≠ {exp[2:]} (origin, expiry, amount, remaining)"
+                )
+    stored_used: dict[UUID, list[tuple[int, tuple[UUID, int], int]]] = {}
+    for r in await repo.verify_consumptions(conn, region_id):
+        stored_used.setdefault(r["transfer_id"], []).append(
+            (r["ordinal"], (r["lot_transfer_id"], r["lot_ordinal"]), int(r["amount"]))
+        )
+    for transfer_id in sorted(set(consumed) | set(stored_used)):
+        if sorted(consumed.get(transfer_id, [])) != sorted(stored_used.get(transfer_id, [])):
+            report.add("lots", f"transfer {transfer_id}: lot consumptions differ from the replay")
