@@ -431,6 +431,32 @@ class TestMe:
         assert body["roles"] == ["volunteer"] and body["region"]["code"] == "sh-jingan"
 
     @pytest.mark.asyncio
+    async def test_volunteer_profile_carries_ledger_balances(
+        self, app: Litestar, world: World, owner_conn: asyncpg.Connection
+    ) -> None:
+        from timebank.ledger import service as ledger
+        from timebank.ledger.schemas import Actor, TransferSpec
+
+        me = await world.volunteer(mobile=PHONE)
+        issuance = await ledger.ensure_account(
+            owner_conn, world.region, "organisation", world.orgs["zhangyuan"], "TIME", "issuance"
+        )
+        mine = await ledger.ensure_account(owner_conn, world.region, "volunteer", me.sub, "TIME")
+        spec = TransferSpec(
+            ledger="TIME",
+            debit_account_id=issuance.id,
+            credit_account_id=mine.id,
+            amount=90,
+            code="service_confirmed",
+            lot_origin="earned",
+        )
+        await ledger.post_transfers(owner_conn, world.region, Actor(kind="system"), [spec])
+        async with AsyncTestClient(app) as client:
+            body = (await client.get(f"{API}/me", headers=auth(app, me))).json()
+        assert body["balances"]["time"]["available"]["minutes"] == 90
+        assert body["balances"]["points"]["available"]["points"] == 0
+
+    @pytest.mark.asyncio
     async def test_staff_profile_names_the_organisation(self, app: Litestar, world: World) -> None:
         staff = await world.operator("staff", PHONE, org="nanjingxilu", roles=("coordinator", "org_admin"))
         async with AsyncTestClient(app) as client:

@@ -6,10 +6,12 @@ Personal data appears in responses only masked (``mobile_masked``, ``id_number_m
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
+
+from timebank.ledger.schemas import MyBalances
 
 Phone = Annotated[str, msgspec.Meta(min_length=11, max_length=20, description="中国大陆手机号 (11 digits)")]
 IdNumber = Annotated[str, msgspec.Meta(min_length=18, max_length=18, description="18 位身份证号 (GB 11643)")]
@@ -322,7 +324,10 @@ class ActorRef(msgspec.Struct, kw_only=True):
 
 
 class Profile(msgspec.Struct, kw_only=True):
-    """``GET /api/v1/me``: who the caller is (or, for a proxy, whom they act for)."""
+    """``GET /api/v1/me``: who the caller is (or, for a proxy, whom they act for).
+
+    ``balances`` (volunteers): 时间 and 积分 from the ledger, the same as /api/v1/me/balances.
+    """
 
     id: UUID
     kind: AccountKind
@@ -337,7 +342,7 @@ class Profile(msgspec.Struct, kw_only=True):
     organisation: OrgRef | None = None
     shop: OrgRef | None = None
     acting: ActorRef | None = None
-    balances: Any = None
+    balances: MyBalances | None = None
 
 
 class VolunteerPage(msgspec.Struct, kw_only=True):

@@ -85,6 +85,7 @@ from timebank.identity.sms import SmsSender
 from timebank.identity.tokens import KeyRing, issue_access_token
 from timebank.identity.wechat import Code2SessionClient, WeChatError
 from timebank.ids import uuid7
+from timebank.ledger import service as ledger_service
 from timebank.problems import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from timebank.settings import Settings
 
@@ -515,6 +516,7 @@ async def profile(conn: Conn, principal: Principal) -> Profile:
             birth_date=vol.birth_date,
             community=OrgRef(id=vol.community_id, name=vol.community_name),
             acting=acting,
+            balances=await ledger_service.my_balances(conn, principal),
         )
     op = await repo.get_operator(conn, principal.sub)
     if op is None:
