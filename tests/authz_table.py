@@ -224,3 +224,13 @@ TABLE: dict[str, Entry] = {
     "GET /api/v1/proxy-grants": Entry(outcome(401, 200, 403, 200, 200, 403, 200)),
     "POST /api/v1/proxy-grants/{grant_id:uuid}/revoke": Entry(outcome(401, 200, 403, 200, 404, 403, 200)),
 }
+
+
+# --------------------------------------------------------------------------- other domains
+# Each domain keeps its rows (and the setup arranging the resources its paths name) beside its
+# tests; a setup returns extra path parameter values.
+from tests.hours.authz import HOURS_TABLE, hours_paths  # noqa: E402  (needs Entry and outcome above)
+
+Setup = Callable[["Ctx"], Awaitable[dict[str, str]]]
+SETUPS: list[Setup] = [hours_paths]
+TABLE.update(HOURS_TABLE)

@@ -20,6 +20,7 @@ from litestar.types import ASGIApp
 from timebank import __version__
 from timebank.db import Conn, EmbeddedDatabase, Migration, connect, create_pool, load_migrations, migrate
 from timebank.health.controllers import HealthController
+from timebank.hours.controllers import CONTROLLERS as HOURS_CONTROLLERS
 from timebank.identity.controllers import IDENTITY_CONTROLLERS, JwksController
 from timebank.identity.guards import AuthenticationMiddleware, provide_principal
 from timebank.identity.tokens import KeyRing, load_key_ring
@@ -94,7 +95,7 @@ class TimebankApp(Litestar):
 
 def api_routers() -> list[Router]:
     """Domain routers mounted under ``/api/v1``; each domain issue adds its controllers here."""
-    return [Router(path=API_PREFIX, route_handlers=[*IDENTITY_CONTROLLERS])]
+    return [Router(path=API_PREFIX, route_handlers=[*IDENTITY_CONTROLLERS, *HOURS_CONTROLLERS])]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

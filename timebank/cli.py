@@ -84,6 +84,17 @@ async def cmd_seed(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_hours_auto_confirm(settings: Settings, args: argparse.Namespace) -> int:
+    from timebank.hours.confirm import auto_confirm
+
+    async with database(settings) as dsn:
+        await _migrate(settings, dsn)
+        async with connect(dsn) as conn:
+            result = await auto_confirm(conn, batch=args.batch, progress=_say)
+    _say(f"auto-confirmed {result.confirmed} service records; {result.remaining} still await confirmation")
+    return 0
+
+
 def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     from timebank.app import create_app
 
@@ -186,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     seed = sub.add_parser("seed", help="load a seed data set from seeds/ (idempotent)")
     seed.add_argument("name", choices=["demo"], help="which data set")
     seed.set_defaults(handler=cmd_seed, is_async=True)
+
+    hours = sub.add_parser("hours", help="service records (auto-confirmation)")
+    hours_sub = hours.add_subparsers(dest="hours_command", required=True, metavar="ACTION")
+    auto = hours_sub.add_parser(
+        "auto-confirm", help="confirm one-to-one records older than the rule hours.auto_confirm_days"
+    )
+    auto.add_argument("--batch", type=int, default=500, help="records per transaction (default 500)")
+    auto.set_defaults(handler=cmd_hours_auto_confirm, is_async=True)
 
     api = sub.add_parser("openapi", help="write the OpenAPI document")
     api.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))

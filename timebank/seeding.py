@@ -17,6 +17,7 @@ import yaml
 
 from timebank.db import Conn
 from timebank.hours import repo as hours_repo
+from timebank.hours.seed import ActivitySeed, load_activities, validate_activities
 from timebank.identity import repo as identity_repo
 from timebank.identity.pii import PiiKeys, load_pii_keys
 from timebank.identity.seed import (
@@ -89,6 +90,7 @@ class SeedFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     shop_operators: list[ShopOperatorSeed] = []
     volunteers: list[VolunteerSeed] = []
     proxy_grants: list[ProxyGrantSeed] = []
+    activities: list[ActivitySeed] = []
 
     @property
     def people(self) -> PeopleSeed:
@@ -129,6 +131,9 @@ def parse_seed(path: Path) -> SeedFile:
             raise SeedError(f"{path.name}: shop {shop.code}: unknown organisation {shop.organisation}")
     try:
         validate_people(seed.people, codes, {shop.code for shop in seed.shops})
+        validate_activities(
+            seed.activities, codes, {c.code for c in seed.categories}, {v.key for v in seed.volunteers}
+        )
     except ValueError as exc:
         raise SeedError(f"{path.name}: {exc}") from None
     return seed
@@ -195,8 +200,14 @@ async def load_seed_file(
         if load_people_too:
             assert pii is not None
             try:
-                await load_people(conn, pii, region_id, org_ids, shop_ids, seed.people, progress)
+                volunteer_ids = await load_people(
+                    conn, pii, region_id, org_ids, shop_ids, seed.people, progress
+                )
             except ValueError as exc:  # the transaction rolls back: nothing of the file stays
                 raise SeedError(f"{path.name}: {exc}") from None
+            # Activities refer to seeded volunteers, so they come with the people.
+            await load_activities(
+                conn, region_id, seed.region.timezone, org_ids, volunteer_ids, seed.activities, progress
+            )
     progress("seed loaded")
     return region_id

@@ -14,7 +14,7 @@ from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
-from tests.authz_table import ROLES, TABLE
+from tests.authz_table import ROLES, SETUPS, TABLE
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import auth
 from timebank.app import create_app
@@ -60,6 +60,7 @@ class Ctx:
     subject_phone: str = "13800000001"
     relative_phone: str = "13800000002"
     password: str = PASSWORD
+    paths: dict[str, str] = field(default_factory=dict)  # more path values, from the table's SETUPS
     _n: list[int] = field(default_factory=lambda: [0])
 
     def n(self) -> int:
@@ -95,6 +96,7 @@ class Ctx:
             "volunteer_id": self.subject.sub,
             "grant_id": self.grant_id,
             "path": "scalar",
+            **self.paths,
         }
         assert name in values, f"tests/identity/test_authorisation.py: give path parameter {name!r} a value"
         return str(values[name])
@@ -123,7 +125,7 @@ async def build(app: Litestar, client: AsyncTestClient[Litestar], world: World) 
         "shop": await world.operator("shop", "13900000003", shop="zhangyuan-love-market"),
         "admin": await world.operator("admin", "13900000004"),
     }
-    return Ctx(
+    ctx = Ctx(
         app=app,
         client=client,
         world=world,
@@ -133,6 +135,9 @@ async def build(app: Litestar, client: AsyncTestClient[Litestar], world: World) 
         relative=relative,
         grant_id=grant_id,
     )
+    for setup in SETUPS:  # other domains arrange the resources their routes name
+        ctx.paths.update(await setup(ctx))
+    return ctx
 
 
 class TestTableCoversTheApplication:
@@ -161,7 +166,11 @@ class TestEveryRouteEveryRole:
             ctx = await build(app, client, world)
             path = _PARAM.sub(lambda m: ctx.path_value(m.group(1)), template)
             for role in ROLES:
-                kwargs: dict[str, Any] = {"headers": ctx.headers(role), "params": entry.query}
+                # Query values may name path parameters too ("{volunteer_id}").
+                params = {
+                    k: _PARAM.sub(lambda m: ctx.path_value(m.group(1)), v) for k, v in entry.query.items()
+                }
+                kwargs: dict[str, Any] = {"headers": ctx.headers(role), "params": params}
                 if entry.body is not None:
                     kwargs["json"] = await entry.body(ctx, role)
                 resp = await client.request(method, path, **kwargs)

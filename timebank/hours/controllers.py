@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, Parameter, SkipValidation
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 
 from timebank.db import Conn
-from timebank.hours import service
+from timebank.hours import certificates, confirm, exports, service
 from timebank.hours.schemas import (
     Activity,
     ActivityCode,
@@ -21,12 +22,19 @@ from timebank.hours.schemas import (
     ActivityUpdate,
     Adjustment,
     AttendanceRecord,
+    BulkConfirmation,
     Category,
     CategoryWrite,
+    Certificate,
+    CertificateRequest,
     CheckCode,
+    Confirmation,
+    ConfirmOne,
+    HonourGrant,
     MyActivity,
     Page,
     RecordStatus,
+    Reversal,
     ServiceRecord,
     ServiceRecordDetail,
     Signup,
@@ -34,13 +42,12 @@ from timebank.hours.schemas import (
     SignupRequest,
     Training,
     TrainingCreate,
+    Verification,
     WithReason,
 )
-from timebank.identity.guards import authenticated, require
-from timebank.identity.principal import Principal
+from timebank.identity.guards import CurrentPrincipal, authenticated, require
 
 Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothing to validate
-Me = NamedDependency[Principal]
 
 # Who may do what (kinds, then staff roles; administrators carry region_admin).
 MANAGE = require("staff", "admin", roles=("coordinator", "org_admin", "region_admin"))
@@ -50,8 +57,13 @@ ADMIN = require("admin")
 VOLUNTEER = require("volunteer")
 PEOPLE = require("volunteer", "staff", "admin")
 
-Limit = Annotated[int, Parameter(ge=1, le=100, description="page size")]
-Cursor = Annotated[str | None, Parameter(description="next_cursor of the previous page", max_length=200)]
+# Routes a family proxy may call for the subject (X-Act-For), with the grant action they need.
+VIEW = {"proxy_action": "view"}
+SIGN_UP = {"proxy_action": "sign_up"}
+CONFIRM = {"proxy_action": "confirm_service"}
+
+Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size")]
+Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page", max_length=200)]
 
 
 class CategoryController(Controller):
@@ -60,19 +72,19 @@ class CategoryController(Controller):
     path = "/categories"
     tags = ("hours",)
 
-    @get("", operation_id="listCategories", guards=[authenticated], summary="List service categories")
+    @get("", operation_id="list_categories", guards=[authenticated], summary="List service categories")
     async def list_categories(
-        self, db: Db, principal: Me, cursor: Cursor = None, limit: Limit = 50
+        self, db: Db, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 50
     ) -> Page[Category]:
         """Categories by code, with points rate, difficulty multiplier and required training."""
         return await service.list_categories(db, principal, cursor, limit)
 
-    @put("/{code:str}", operation_id="putCategory", guards=[ADMIN], summary="Create or change a category")
+    @put("/{code:str}", operation_id="put_category", guards=[ADMIN], summary="Create or change a category")
     async def put_category(
         self,
         db: Db,
-        principal: Me,
-        code: Annotated[str, Parameter(pattern=r"^[a-z0-9-]{2,60}$")],
+        principal: CurrentPrincipal,
+        code: FromPath[str],
         data: JSONBody[CategoryWrite],
     ) -> Category:
         """Administrators only; ``points_per_hour`` defaults to the rule ``points.per_verified_hour``."""
@@ -85,14 +97,21 @@ class TrainingController(Controller):
     path = "/trainings"
     tags = ("hours",)
 
-    @post("", operation_id="recordTraining", guards=[MANAGE], summary="Record a completed training")
-    async def record_training(self, db: Db, principal: Me, data: JSONBody[TrainingCreate]) -> Training:
+    @post("", operation_id="record_training", guards=[MANAGE], summary="Record a completed training")
+    async def record_training(
+        self, db: Db, principal: CurrentPrincipal, data: JSONBody[TrainingCreate]
+    ) -> Training:
         """Staff record that a volunteer they reach completed a training."""
         return await service.record_training(db, principal, data)
 
-    @get("", operation_id="listTrainings", guards=[PEOPLE], summary="A volunteer's trainings")
+    @get("", operation_id="list_trainings", guards=[PEOPLE], summary="A volunteer's trainings")
     async def list_trainings(
-        self, db: Db, principal: Me, volunteer_id: UUID, cursor: Cursor = None, limit: Limit = 20
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        volunteer_id: FromQuery[UUID],
+        cursor: Cursor = None,
+        limit: Limit = 20,
     ) -> Page[Training]:
         """Newest first; a volunteer sees their own, staff those of their subtree."""
         return await service.list_trainings(db, principal, volunteer_id, cursor, limit)
@@ -104,21 +123,23 @@ class ActivityController(Controller):
     path = "/activities"
     tags = ("hours",)
 
-    @post("", operation_id="createActivity", guards=[MANAGE], summary="Create a draft activity")
-    async def create_activity(self, db: Db, principal: Me, data: JSONBody[ActivityCreate]) -> Activity:
+    @post("", operation_id="create_activity", guards=[MANAGE], summary="Create a draft activity")
+    async def create_activity(
+        self, db: Db, principal: CurrentPrincipal, data: JSONBody[ActivityCreate]
+    ) -> Activity:
         """A draft of an organisation in the caller's scope; publish it to open sign-up."""
         return await service.create_activity(db, principal, data)
 
-    @get("", operation_id="browseActivities", guards=[authenticated], summary="Browse activities")
+    @get("", operation_id="browse_activities", guards=[authenticated], summary="Browse activities")
     async def browse_activities(
         self,
         db: Db,
-        principal: Me,
-        community_id: UUID | None = None,
-        category: Annotated[str | None, Parameter(pattern=r"^[a-z0-9-]{2,60}$")] = None,
-        day_from: Annotated[date | None, Parameter(query="from", description="first local day")] = None,
-        day_to: Annotated[date | None, Parameter(query="to", description="last local day")] = None,
-        status: ActivityStatus | None = None,
+        principal: CurrentPrincipal,
+        community_id: FromQuery[UUID | None] = None,
+        category: Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{2,60}$")] = None,
+        day_from: Annotated[date | None, QueryParameter(name="from", description="first local day")] = None,
+        day_to: Annotated[date | None, QueryParameter(name="to", description="last local day")] = None,
+        status: FromQuery[ActivityStatus | None] = None,
         cursor: Cursor = None,
         limit: Limit = 20,
     ) -> Page[Activity]:
@@ -135,117 +156,176 @@ class ActivityController(Controller):
             limit=limit,
         )
 
-    @get("/{activity_id:uuid}", operation_id="getActivity", guards=[authenticated], summary="One activity")
-    async def get_activity(self, db: Db, principal: Me, activity_id: UUID) -> Activity:
+    @get("/{activity_id:uuid}", operation_id="get_activity", guards=[authenticated], summary="One activity")
+    async def get_activity(
+        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]
+    ) -> Activity:
         """Places left, effective cap of counted hours, status."""
         return await service.get_activity(db, principal, activity_id)
 
-    @patch("/{activity_id:uuid}", operation_id="updateActivity", guards=[MANAGE], summary="Edit an activity")
+    @patch("/{activity_id:uuid}", operation_id="update_activity", guards=[MANAGE], summary="Edit an activity")
     async def update_activity(
-        self, db: Db, principal: Me, activity_id: UUID, data: JSONBody[ActivityUpdate]
+        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID], data: JSONBody[ActivityUpdate]
     ) -> Activity:
         """Draft or published; times only while a draft; capacity never below places taken."""
         return await service.update_activity(db, principal, activity_id, data)
 
     @post(
         "/{activity_id:uuid}/status",
-        operation_id="transitionActivity",
+        operation_id="transition_activity",
         guards=[MANAGE],
         status_code=200,
         summary="Publish, close, settle or cancel",
     )
     async def transition(
-        self, db: Db, principal: Me, activity_id: UUID, data: JSONBody[ActivityTransition]
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        activity_id: FromPath[UUID],
+        data: JSONBody[ActivityTransition],
     ) -> Activity:
         """draft → published → closed → settled; draft/published → cancelled."""
         return await service.transition_activity(db, principal, activity_id, data.status)
 
-    @post("/{activity_id:uuid}/signups", operation_id="signUp", guards=[PEOPLE], summary="Sign up")
+    @post(
+        "/{activity_id:uuid}/signups", operation_id="sign_up", guards=[PEOPLE], opt=SIGN_UP, summary="Sign up"
+    )
     async def sign_up(
-        self, db: Db, principal: Me, activity_id: UUID, data: JSONBody[SignupRequest]
+        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID], data: JSONBody[SignupRequest]
     ) -> Signup:
         """Take a place (capacity, minimum age and required training enforced atomically)."""
         return await service.sign_up(db, principal, activity_id, data.volunteer_id)
 
     @delete(
         "/{activity_id:uuid}/signups/{volunteer_id:uuid}",
-        operation_id="cancelSignUp",
+        operation_id="cancel_sign_up",
         guards=[PEOPLE],
+        opt=SIGN_UP,
         status_code=200,
         summary="Cancel a sign-up",
     )
-    async def cancel_sign_up(self, db: Db, principal: Me, activity_id: UUID, volunteer_id: UUID) -> Signup:
+    async def cancel_sign_up(
+        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID], volunteer_id: FromPath[UUID]
+    ) -> Signup:
         """Give the place back before the activity starts."""
         return await service.cancel_sign_up(db, principal, activity_id, volunteer_id)
 
-    @get("/{activity_id:uuid}/signups", operation_id="listSignUps", guards=[STAFF], summary="Sign-ups")
+    @get("/{activity_id:uuid}/signups", operation_id="list_sign_ups", guards=[STAFF], summary="Sign-ups")
     async def list_signups(
-        self, db: Db, principal: Me, activity_id: UUID, cursor: Cursor = None, limit: Limit = 50
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        activity_id: FromPath[UUID],
+        cursor: Cursor = None,
+        limit: Limit = 50,
     ) -> Page[SignupLine]:
         """Who holds or gave back a place (mobiles masked)."""
         return await service.list_signups(db, principal, activity_id, cursor, limit)
 
     @get(
         "/{activity_id:uuid}/code",
-        operation_id="activityCode",
+        operation_id="activity_code",
         guards=[STAFF],
         summary="Current check-in code",
     )
-    async def code(self, db: Db, principal: Me, activity_id: UUID) -> ActivityCode:
+    async def code(self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]) -> ActivityCode:
         """The rotating code to show on site (and as a QR code); none before opening or after the end."""
         return await service.current_code(db, principal, activity_id)
 
     @post(
         "/{activity_id:uuid}/check-in",
-        operation_id="checkIn",
+        operation_id="check_in",
         guards=[VOLUNTEER],
         status_code=201,
         summary="Check in with the activity code",
     )
     async def check_in(
-        self, db: Db, principal: Me, activity_id: UUID, data: JSONBody[CheckCode]
+        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID], data: JSONBody[CheckCode]
     ) -> ServiceRecord:
         """Opens the volunteer's service record."""
         return await service.check_in(db, principal, activity_id, data.code)
 
     @post(
         "/{activity_id:uuid}/check-out",
-        operation_id="checkOut",
+        operation_id="check_out",
         guards=[VOLUNTEER],
         status_code=200,
         summary="Check out with the activity code",
     )
     async def check_out(
-        self, db: Db, principal: Me, activity_id: UUID, data: JSONBody[CheckCode]
+        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID], data: JSONBody[CheckCode]
     ) -> ServiceRecord:
         """Counted minutes = overlap with the activity's window, capped."""
         return await service.check_out(db, principal, activity_id, data.code)
 
     @post(
         "/{activity_id:uuid}/attendance",
-        operation_id="recordAttendance",
+        operation_id="record_attendance",
         guards=[MANAGE],
         status_code=200,
         summary="Staff record attendance",
     )
     async def record_attendance(
-        self, db: Db, principal: Me, activity_id: UUID, data: JSONBody[AttendanceRecord]
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        activity_id: FromPath[UUID],
+        data: JSONBody[AttendanceRecord],
     ) -> ServiceRecord:
         """Check-in and check-out times for a signed-up volunteer (travel recorded, never counted)."""
         return await service.record_attendance(db, principal, activity_id, data)
 
-    @get("/{activity_id:uuid}/records", operation_id="listActivityRecords", guards=[STAFF], summary="Records")
+    @get(
+        "/{activity_id:uuid}/records", operation_id="list_activity_records", guards=[STAFF], summary="Records"
+    )
     async def records(
         self,
         db: Db,
-        principal: Me,
-        activity_id: UUID,
-        status: RecordStatus | None = None,
+        principal: CurrentPrincipal,
+        activity_id: FromPath[UUID],
+        status: FromQuery[RecordStatus | None] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[ServiceRecord]:
         """The activity's service records, newest first."""
         return await service.list_activity_records(db, principal, activity_id, status, cursor, limit)
+
+    @post(
+        "/{activity_id:uuid}/confirm",
+        operation_id="confirm_activity",
+        guards=[REVIEW],
+        status_code=200,
+        summary="Confirm every attended record (one transaction)",
+    )
+    async def confirm_activity(
+        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]
+    ) -> BulkConfirmation:
+        """Posts TIME and POINTS for all attended records of a closed activity; idempotent."""
+        return await confirm.confirm_activity(db, principal, activity_id)
+
+    @get(
+        "/{activity_id:uuid}/export",
+        operation_id="export_activity",
+        guards=[STAFF],
+        summary="Download records",
+    )
+    async def export(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        activity_id: FromPath[UUID],
+        format: FromQuery[exports.Format] = "csv",
+    ) -> Response[bytes]:
+        """CSV (UTF-8 with BOM) or XLSX; names and mobiles masked."""
+        body, name = await exports.activity_export(db, principal, activity_id, format)
+        return download(body, name, exports.MEDIA_TYPES[format])
+
+
+def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
+    """A file download response."""
+    return Response(
+        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 class ServiceRecordController(Controller):
@@ -256,52 +336,153 @@ class ServiceRecordController(Controller):
 
     @get(
         "/{record_id:uuid}",
-        operation_id="getServiceRecord",
+        operation_id="get_service_record",
         guards=[PEOPLE],
+        opt=VIEW,
         summary="A record and its history",
     )
-    async def get_record(self, db: Db, principal: Me, record_id: UUID) -> ServiceRecordDetail:
+    async def get_record(
+        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID]
+    ) -> ServiceRecordDetail:
         """The volunteer's own, the served person's, or staff's in scope."""
         return await service.get_record(db, principal, record_id)
 
     @post(
         "/{record_id:uuid}/adjust",
-        operation_id="adjustServiceRecord",
+        operation_id="adjust_service_record",
         guards=[REVIEW],
         status_code=200,
         summary="Adjust counted minutes",
     )
     async def adjust(
-        self, db: Db, principal: Me, record_id: UUID, data: JSONBody[Adjustment]
+        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[Adjustment]
     ) -> ServiceRecord:
         """With a reason, kept in the history; resolves a dispute."""
         return await service.adjust(db, principal, record_id, data)
 
     @post(
         "/{record_id:uuid}/dispute",
-        operation_id="disputeServiceRecord",
+        operation_id="dispute_service_record",
         guards=[VOLUNTEER],
+        opt=CONFIRM,
         status_code=200,
         summary="Dispute a record",
     )
     async def dispute(
-        self, db: Db, principal: Me, record_id: UUID, data: JSONBody[WithReason]
+        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[WithReason]
     ) -> ServiceRecord:
         """The served person (or their proxy) or the volunteer; staff then decide."""
         return await service.dispute(db, principal, record_id, data.reason)
 
     @post(
         "/{record_id:uuid}/reject",
-        operation_id="rejectServiceRecord",
+        operation_id="reject_service_record",
         guards=[REVIEW],
         status_code=200,
         summary="Reject a record",
     )
     async def reject(
-        self, db: Db, principal: Me, record_id: UUID, data: JSONBody[WithReason]
+        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[WithReason]
     ) -> ServiceRecord:
         """It never counts; the reason is kept."""
         return await service.reject(db, principal, record_id, data.reason)
+
+    @post(
+        "/{record_id:uuid}/confirm",
+        operation_id="confirm_service_record",
+        guards=[PEOPLE],
+        opt=CONFIRM,
+        status_code=200,
+        summary="Confirm one record",
+    )
+    async def confirm(
+        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[ConfirmOne]
+    ) -> Confirmation:
+        """Staff reviewers (optionally with corrected minutes), or the person served (one-to-one)."""
+        return await confirm.confirm_record(db, principal, record_id, data)
+
+    @post(
+        "/{record_id:uuid}/reverse",
+        operation_id="reverse_service_record",
+        guards=[REVIEW],
+        status_code=200,
+        summary="Reverse a confirmed record",
+    )
+    async def reverse(
+        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[WithReason]
+    ) -> Reversal:
+        """Reversal transfers on both statements; what was spent becomes a recovery debt (or 409, by rule)."""
+        return await confirm.reverse_record(db, principal, record_id, data.reason)
+
+    @get(
+        "/export",
+        operation_id="export_service_records",
+        guards=[STAFF],
+        summary="Download a period's records",
+    )
+    async def export(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        organisation_id: FromQuery[UUID],
+        day_from: Annotated[date, QueryParameter(name="from", description="first local day")],
+        day_to: Annotated[date, QueryParameter(name="to", description="last local day")],
+        format: FromQuery[exports.Format] = "csv",
+    ) -> Response[bytes]:
+        """Records of an organisation's subtree for activities in the period; CSV or XLSX, masked."""
+        body, name = await exports.period_export(db, principal, organisation_id, day_from, day_to, format)
+        return download(body, name, exports.MEDIA_TYPES[format])
+
+
+class HonourController(Controller):
+    """Honour hours (荣誉时长) granted by administrators."""
+
+    path = "/honour-hours"
+    tags = ("hours",)
+
+    @post("", operation_id="grant_honour_hours", guards=[ADMIN], summary="Grant honour hours")
+    async def grant(self, db: Db, principal: CurrentPrincipal, data: JSONBody[HonourGrant]) -> Confirmation:
+        """TIME with lot origin honour; no points unless the rule points.honour_hours_earn_points says so."""
+        return await confirm.grant_honour(db, principal, data)
+
+
+class CertificateController(Controller):
+    """志愿服务记录证明: issue, download as PDF, verify (public)."""
+
+    path = "/certificates"
+    tags = ("hours",)
+
+    @post("", operation_id="issue_certificate", guards=[PEOPLE], summary="Issue a service certificate")
+    async def issue(
+        self,
+        request: Request[Any, Any, Any],
+        db: Db,
+        principal: CurrentPrincipal,
+        state: State,
+        data: JSONBody[CertificateRequest],
+    ) -> Certificate:
+        """Confirmed service with one organisation over a period, signed by the service key."""
+        return await certificates.issue(db, principal, state.runtime.keys, str(request.base_url), data)
+
+    @get(
+        "/{certificate_id:uuid}/pdf", operation_id="certificate_pdf", guards=[PEOPLE], opt=VIEW, summary="PDF"
+    )
+    async def pdf(
+        self, db: Db, principal: CurrentPrincipal, certificate_id: FromPath[UUID]
+    ) -> Response[bytes]:
+        """The certificate in Chinese with a QR code of its verification URL."""
+        content = await certificates.reach(db, principal, certificate_id)
+        return download(certificates.render_pdf(content), certificates.filename(content), "application/pdf")
+
+    @get(
+        "/{certificate_id:uuid}/verify",
+        operation_id="verify_certificate",
+        summary="Verify a certificate (public)",
+        security=[],
+    )
+    async def verify(self, db: Db, state: State, certificate_id: FromPath[UUID]) -> Verification:
+        """Anyone holding the QR code checks that the content is authentic and unchanged."""
+        return await certificates.verify(db, state.runtime.keys, certificate_id)
 
 
 class MyHoursController(Controller):
@@ -310,21 +491,25 @@ class MyHoursController(Controller):
     path = "/me"
     tags = ("hours",)
 
-    @get("/activities", operation_id="myActivities", guards=[VOLUNTEER], summary="My activities")
+    @get("/activities", operation_id="my_activities", guards=[VOLUNTEER], opt=VIEW, summary="My activities")
     async def my_activities(
-        self, db: Db, principal: Me, cursor: Cursor = None, limit: Limit = 20
+        self, db: Db, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 20
     ) -> Page[MyActivity]:
         """Activities I signed up for, latest first, with my record's status."""
         return await service.my_activities(db, principal, cursor, limit)
 
     @get(
-        "/service-records", operation_id="myServiceRecords", guards=[VOLUNTEER], summary="My service records"
+        "/service-records",
+        operation_id="my_service_records",
+        guards=[VOLUNTEER],
+        opt=VIEW,
+        summary="My service records",
     )
     async def my_records(
         self,
         db: Db,
-        principal: Me,
-        status: RecordStatus | None = None,
+        principal: CurrentPrincipal,
+        status: FromQuery[RecordStatus | None] = None,
         cursor: Cursor = None,
         limit: Limit = 20,
     ) -> Page[ServiceRecord]:
@@ -337,5 +522,16 @@ CONTROLLERS = [
     TrainingController,
     ActivityController,
     ServiceRecordController,
+    MyHoursController,
+]
+
+
+CONTROLLERS = [
+    CategoryController,
+    TrainingController,
+    ActivityController,
+    ServiceRecordController,
+    HonourController,
+    CertificateController,
     MyHoursController,
 ]

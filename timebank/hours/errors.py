@@ -147,3 +147,9 @@ class BeneficiaryMismatch(InvalidInput):
     """A beneficiary on a group activity, or none on a one-to-one service."""
 
     slug, title = "beneficiary-mismatch", "服务对象与服务类别不符"
+
+
+class BadCode(InvalidInput):
+    """A category code outside the allowed alphabet."""
+
+    slug, title = "invalid-code", "编码格式错误"

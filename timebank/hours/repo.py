@@ -662,3 +662,371 @@ async def list_records(
 ) -> list[asyncpg.Record]:
     """Records of an activity or of a volunteer, newest first."""
     return await conn.fetch(LIST_RECORDS, activity_id, volunteer_id, status, before, limit)
+
+
+# --------------------------------------------------------------------------- confirmation
+LOCK_ATTENDED = """
+SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.role,
+       c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank
+  FROM service_records r JOIN service_categories c ON c.id = r.category_id
+ WHERE r.activity_id = $1 AND r.status = 'attended'
+ ORDER BY r.id
+   FOR UPDATE OF r
+"""
+
+PENDING_COUNTS = """
+SELECT status, count(*)::int AS n FROM service_records
+ WHERE activity_id = $1 AND status IN ('checked_in', 'attended', 'disputed', 'reversed')
+ GROUP BY status
+"""
+
+INSERT_CONFIRMATIONS = """
+INSERT INTO service_confirmations (id, region_id, record_id, volunteer_id, organisation_id, minutes,
+                                   time_minutes, points, time_transfer_id, points_transfer_id, method,
+                                   confirmed_by)
+SELECT t.id, $1, t.record_id, t.volunteer_id, t.organisation_id, t.minutes, t.time_minutes, t.points,
+       t.time_transfer_id, t.points_transfer_id, $11, $12
+  FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int[], $7::int[], $8::int[], $9::uuid[],
+              $10::uuid[])
+       AS t(id, record_id, volunteer_id, organisation_id, minutes, time_minutes, points, time_transfer_id,
+            points_transfer_id)
+"""
+
+MARK_CONFIRMED = """
+WITH done AS (
+    UPDATE service_records r SET status = 'confirmed', counted_minutes = t.m, updated_at = now()
+      FROM unnest($2::uuid[], $3::int[]) AS t(id, m)
+     WHERE r.id = t.id
+    RETURNING r.id, t.m
+)
+INSERT INTO service_record_events (region_id, record_id, kind, minutes_before, minutes_after, reason,
+                                   actor_kind, actor_id)
+SELECT $1, done.id, 'confirmed', NULL, done.m, $4, $5, $6 FROM done
+"""
+
+SELECT_OPEN_DEBTS = """
+SELECT id, volunteer_id, organisation_id, unit, amount, recovered
+  FROM hours_debts
+ WHERE volunteer_id = ANY ($1::uuid[]) AND settled_at IS NULL
+ ORDER BY id
+"""
+
+RECOVER_DEBTS = """
+UPDATE hours_debts d
+   SET recovered = d.recovered + t.a,
+       settled_at = CASE WHEN d.recovered + t.a = d.amount THEN now() END
+  FROM unnest($1::uuid[], $2::int[]) AS t(id, a)
+ WHERE d.id = t.id
+"""
+
+INSERT_DEBT = """
+INSERT INTO hours_debts (region_id, volunteer_id, organisation_id, unit, amount, confirmation_id)
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
+
+INSERT_HONOUR = """
+INSERT INTO service_records (region_id, kind, organisation_id, volunteer_id, attended_minutes,
+                             counted_minutes, status, completed_at, reason, recorded_by)
+VALUES ($1, 'honour', $2, $3, $4, $4, 'attended', now(), $5, $6)
+RETURNING id
+"""
+
+SELECT_LIVE_CONFIRMATION = """
+SELECT id, minutes, time_minutes, points, time_transfer_id, points_transfer_id, created_at
+  FROM service_confirmations
+ WHERE record_id = $1 AND reversed_at IS NULL
+"""
+
+MARK_REVERSED = """
+UPDATE service_confirmations
+   SET reversed_at = now(), reversed_by = $2, reversal_reason = $3, reversal_time_transfer_id = $4,
+       reversal_points_transfer_id = $5
+ WHERE id = $1 AND reversed_at IS NULL
+"""
+
+REGIONS_WITH_ATTENDED = """
+SELECT DISTINCT region_id FROM service_records WHERE status = 'attended' AND kind = 'service'
+"""
+
+LOCK_AUTO_CONFIRMABLE = """
+SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.role,
+       c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank
+  FROM service_records r
+  JOIN service_categories c ON c.id = r.category_id
+  JOIN activities a ON a.id = r.activity_id
+ WHERE r.region_id = $1 AND r.status = 'attended' AND c.one_to_one
+   AND r.completed_at <= COALESCE($3::timestamptz, now()) - make_interval(days => $2)
+   AND a.ends_at <= COALESCE($3::timestamptz, now())
+ ORDER BY r.completed_at, r.id
+ LIMIT $4
+   FOR UPDATE OF r SKIP LOCKED
+"""
+
+COUNT_ATTENDED_ONE_TO_ONE = """
+SELECT count(*) FROM service_records r JOIN service_categories c ON c.id = r.category_id
+ WHERE r.status = 'attended' AND c.one_to_one
+"""
+
+
+async def lock_attended(conn: Conn, activity_id: UUID) -> list[asyncpg.Record]:
+    """Lock the activity's attended records with their category's points rule."""
+    return await conn.fetch(LOCK_ATTENDED, activity_id)
+
+
+async def pending_counts(conn: Conn, activity_id: UUID) -> dict[str, int]:
+    """How many records of the activity are in each unfinished status."""
+    return {r["status"]: r["n"] for r in await conn.fetch(PENDING_COUNTS, activity_id)}
+
+
+async def insert_confirmations(
+    conn: Conn,
+    region_id: UUID,
+    ids: list[UUID],
+    record_ids: list[UUID],
+    volunteer_ids: list[UUID],
+    organisation_ids: list[UUID],
+    minutes: list[int],
+    time_minutes: list[int],
+    points: list[int],
+    time_transfer_ids: list[UUID | None],
+    points_transfer_ids: list[UUID | None],
+    method: str,
+    confirmed_by: UUID | None,
+) -> None:
+    """Insert confirmations for many records with one statement."""
+    await conn.execute(
+        INSERT_CONFIRMATIONS,
+        region_id,
+        ids,
+        record_ids,
+        volunteer_ids,
+        organisation_ids,
+        minutes,
+        time_minutes,
+        points,
+        time_transfer_ids,
+        points_transfer_ids,
+        method,
+        confirmed_by,
+    )
+
+
+async def mark_confirmed(
+    conn: Conn,
+    region_id: UUID,
+    record_ids: list[UUID],
+    minutes: list[int],
+    reason: str,
+    actor_kind: str,
+    actor_id: UUID | None,
+) -> None:
+    """Set records confirmed and append their ``confirmed`` events, in one statement."""
+    await conn.execute(MARK_CONFIRMED, region_id, record_ids, minutes, reason, actor_kind, actor_id)
+
+
+async def open_debts(conn: Conn, volunteer_ids: list[UUID]) -> list[asyncpg.Record]:
+    """Unsettled recovery debts of the volunteers, oldest first."""
+    return await conn.fetch(SELECT_OPEN_DEBTS, volunteer_ids)
+
+
+async def recover_debts(conn: Conn, debt_ids: list[UUID], amounts: list[int]) -> None:
+    """Count recovered amounts against debts (settling those paid in full)."""
+    await conn.execute(RECOVER_DEBTS, debt_ids, amounts)
+
+
+async def insert_debt(
+    conn: Conn,
+    region_id: UUID,
+    volunteer_id: UUID,
+    organisation_id: UUID,
+    unit: str,
+    amount: int,
+    confirmation_id: UUID,
+) -> None:
+    """Record what a reversal could not take back."""
+    await conn.execute(INSERT_DEBT, region_id, volunteer_id, organisation_id, unit, amount, confirmation_id)
+
+
+async def insert_honour(
+    conn: Conn,
+    region_id: UUID,
+    organisation_id: UUID,
+    volunteer_id: UUID,
+    minutes: int,
+    reason: str,
+    recorded_by: UUID,
+) -> UUID:
+    """An honour-hours record (no activity), ready to be confirmed."""
+    record_id: UUID = await conn.fetchval(
+        INSERT_HONOUR, region_id, organisation_id, volunteer_id, minutes, reason, recorded_by
+    )
+    return record_id
+
+
+async def live_confirmation(conn: Conn, record_id: UUID) -> asyncpg.Record | None:
+    """The record's confirmation that is not reversed."""
+    return await conn.fetchrow(SELECT_LIVE_CONFIRMATION, record_id)
+
+
+async def mark_reversed(
+    conn: Conn,
+    confirmation_id: UUID,
+    by: UUID,
+    reason: str,
+    time_transfer_id: UUID | None,
+    points_transfer_id: UUID | None,
+) -> None:
+    """Mark a confirmation reversed with the transfers that took it back."""
+    await conn.execute(MARK_REVERSED, confirmation_id, by, reason, time_transfer_id, points_transfer_id)
+
+
+async def regions_with_attended(conn: Conn) -> list[UUID]:
+    """Regions having records awaiting confirmation."""
+    return [r["region_id"] for r in await conn.fetch(REGIONS_WITH_ATTENDED)]
+
+
+async def lock_auto_confirmable(
+    conn: Conn, region_id: UUID, days: int, now: datetime | None, limit: int
+) -> list[asyncpg.Record]:
+    """Lock one-to-one records completed at least ``days`` ago, unconfirmed and undisputed."""
+    return await conn.fetch(LOCK_AUTO_CONFIRMABLE, region_id, days, now, limit)
+
+
+async def count_attended_one_to_one(conn: Conn) -> int:
+    """One-to-one records still awaiting confirmation."""
+    count: int = await conn.fetchval(COUNT_ATTENDED_ONE_TO_ONE)
+    return count
+
+
+# --------------------------------------------------------------------------- certificates and exports
+CERTIFICATE_RECORDS = """
+SELECT a.starts_at AS served_at, a.title, c.name AS category, lc.minutes
+  FROM service_confirmations lc
+  JOIN service_records r ON r.id = lc.record_id
+  JOIN activities a ON a.id = r.activity_id
+  JOIN service_categories c ON c.id = r.category_id
+ WHERE lc.volunteer_id = $1 AND lc.organisation_id = $2 AND lc.reversed_at IS NULL AND r.kind = 'service'
+   AND a.starts_at >= $3 AND a.starts_at < $4
+ ORDER BY a.starts_at, r.id
+"""
+
+SELECT_ID_NUMBER_MASKED = "SELECT id_number_masked FROM volunteers WHERE id = $1"
+
+INSERT_CERTIFICATE = """
+INSERT INTO certificates (id, region_id, volunteer_id, organisation_id, period_from, period_to, content,
+                          content_sha256, signature, key_id, issued_by, issued_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+"""
+
+SELECT_CERTIFICATE = """
+SELECT id, region_id, volunteer_id, organisation_id, period_from, period_to, content, content_sha256,
+       signature, key_id, issued_by, issued_at
+  FROM certificates WHERE id = $1
+"""
+
+EXPORT_RECORDS = """
+SELECT r.id, a.title AS activity_title, c.name AS category_name, a.starts_at, r.volunteer_id,
+       v.real_name, v.mobile_masked, r.role, r.check_in_at, r.check_out_at, r.travel_minutes,
+       r.counted_minutes, lc.points, r.status, o.name AS organisation_name
+  FROM service_records r
+  JOIN activities a ON a.id = r.activity_id
+  JOIN service_categories c ON c.id = r.category_id
+  JOIN volunteers v ON v.id = r.volunteer_id
+  JOIN organisations o ON o.id = r.organisation_id
+  LEFT JOIN service_confirmations lc ON lc.record_id = r.id AND lc.reversed_at IS NULL
+ WHERE r.kind = 'service'
+   AND ($1::uuid IS NULL OR r.activity_id = $1)
+   AND ($2::uuid IS NULL OR o.id = $2 OR $2 = ANY (o.path))
+   AND ($3::timestamptz IS NULL OR a.starts_at >= $3)
+   AND ($4::timestamptz IS NULL OR a.starts_at < $4)
+ ORDER BY a.starts_at, r.id
+ LIMIT $5
+"""
+
+
+async def certificate_records(
+    conn: Conn, volunteer_id: UUID, organisation_id: UUID, start: datetime | None, end: datetime | None
+) -> list[asyncpg.Record]:
+    """Confirmed (not reversed) service of a volunteer with an organisation, by activity start."""
+    return await conn.fetch(CERTIFICATE_RECORDS, volunteer_id, organisation_id, start, end)
+
+
+async def id_number_masked(conn: Conn, volunteer_id: UUID) -> str:
+    """The masked 身份证号 (the only form stored in clear)."""
+    return str(await conn.fetchval(SELECT_ID_NUMBER_MASKED, volunteer_id))
+
+
+async def insert_certificate(
+    conn: Conn,
+    certificate_id: UUID,
+    region_id: UUID,
+    volunteer_id: UUID,
+    organisation_id: UUID,
+    period_from: date,
+    period_to: date,
+    content: dict[str, Any],
+    digest: bytes,
+    signature: bytes,
+    key_id: str,
+    issued_by: UUID,
+    issued_at: datetime,
+) -> None:
+    """Store an issued certificate."""
+    await conn.execute(
+        INSERT_CERTIFICATE,
+        certificate_id,
+        region_id,
+        volunteer_id,
+        organisation_id,
+        period_from,
+        period_to,
+        content,
+        digest,
+        signature,
+        key_id,
+        issued_by,
+        issued_at,
+    )
+
+
+async def certificate(conn: Conn, certificate_id: UUID) -> asyncpg.Record | None:
+    """One certificate row."""
+    return await conn.fetchrow(SELECT_CERTIFICATE, certificate_id)
+
+
+async def export_records(
+    conn: Conn,
+    activity_id: UUID | None,
+    org_root: UUID | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    """Service records of an activity, or of an organisation's subtree over a period, in start order."""
+    return await conn.fetch(EXPORT_RECORDS, activity_id, org_root, start, end, limit)
+
+
+# --------------------------------------------------------------------------- seeds
+SELECT_ACTIVITY_BY_SEED_KEY = "SELECT id FROM activities WHERE region_id = $1 AND seed_key = $2"
+
+SEED_ACTIVITY_EXTRAS = """
+WITH upd AS (
+    UPDATE activities SET seed_key = $2, status = $3, signed_up = cardinality($4::uuid[]) WHERE id = $1
+    RETURNING id, region_id
+)
+INSERT INTO activity_signups (region_id, activity_id, volunteer_id, actor_id)
+SELECT upd.region_id, upd.id, v, v FROM upd, unnest($4::uuid[]) AS v
+"""
+
+
+async def activity_by_seed_key(conn: Conn, region_id: UUID, key: str) -> UUID | None:
+    """The activity a seed file created under ``key``."""
+    activity_id: UUID | None = await conn.fetchval(SELECT_ACTIVITY_BY_SEED_KEY, region_id, key)
+    return activity_id
+
+
+async def seed_activity_extras(
+    conn: Conn, activity_id: UUID, key: str, status: str, volunteer_ids: list[UUID]
+) -> None:
+    """Key a seeded activity, set its status and sign its volunteers up."""
+    await conn.execute(SEED_ACTIVITY_EXTRAS, activity_id, key, status, volunteer_ids)

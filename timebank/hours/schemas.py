@@ -269,7 +269,7 @@ class Reversal(msgspec.Struct, kw_only=True):
 class HonourGrant(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     volunteer_id: UUID
     organisation_id: UUID
-    minutes: Annotated[int, msgspec.Meta(ge=1, le=100000)]
+    minutes: Annotated[int, msgspec.Meta(ge=1, le=10080, description="at most 168 h per grant")]
     reason: Reason
 
 

@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -68,6 +69,7 @@ TRANSITIONS: dict[str, list[str]] = {
     "settled": ["closed"],
     "cancelled": ["draft", "published"],
 }
+CATEGORY_CODE = re.compile(r"^[a-z0-9-]{2,60}$")
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 PROXY_SIGN_UP = "sign_up"
 PROXY_CONFIRM = "confirm_service"
@@ -242,6 +244,8 @@ async def list_categories(conn: Conn, principal: Principal, after: str | None, l
 
 async def put_category(conn: Conn, principal: Principal, code: str, data: CategoryWrite) -> Category:
     """Create or change a category of the administrator's region."""
+    if not CATEGORY_CODE.match(code):
+        raise errors.BadCode("a category code is 2–60 of a-z, 0-9 and -", field="code")
     points = data.points_per_hour
     if points is None:
         points = int(await rule(conn, principal.region_id, "points.per_verified_hour"))

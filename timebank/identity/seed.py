@@ -147,8 +147,12 @@ async def load_people(
     shop_ids: dict[str, UUID],
     people: PeopleSeed,
     progress: Callable[[str], None],
-) -> None:
-    """Insert the people who are missing (inside the caller's transaction)."""
+) -> dict[str, UUID]:
+    """Insert the people who are missing (inside the caller's transaction).
+
+    Returns:
+        Every seeded volunteer's id by seed key (later sections, such as activities, refer to them).
+    """
     added = 0
     for admin in people.admins:
         oid = uuid7()
@@ -231,3 +235,4 @@ async def load_people(
             days=grant.days,
         )
     progress(f"  people: {added} added; proxy grants: {grants} added")
+    return volunteer_ids
