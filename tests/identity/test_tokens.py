@@ -21,7 +21,15 @@ from tests.identity.factories import World
 from tests.support import assert_problem
 from timebank.app import create_app
 from timebank.identity.principal import Principal
-from timebank.identity.tokens import KeyRing, generate_key, issue_access_token, verify_access_token, write_pem
+from timebank.identity.tokens import (
+    InvalidToken,
+    KeyRing,
+    VerifiedTokens,
+    generate_key,
+    issue_access_token,
+    verify_access_token,
+    write_pem,
+)
 from timebank.settings import Settings, load_settings
 
 
@@ -202,3 +210,29 @@ class TestKeyRotation:
         )
         with pytest.raises(ValueError, match="proxy"):
             issue_access_token(_ring(app), settings, acting)
+
+
+class TestVerifiedTokens:
+    def test_cached_until_exp_then_refused(self, settings: Settings) -> None:
+        app = create_app(settings)
+        cache = VerifiedTokens(_ring(app), settings, size=2)
+        me = Principal(sub=UUID(int=1), kind="volunteer", region_id=UUID(int=2), roles=("volunteer",))
+        now = time.time()
+        token = issue_access_token(_ring(app), settings, me, now=now)
+        first = cache.verify(token, now=now)
+        assert cache.verify(token, now=now + 60) == first
+        with pytest.raises(InvalidToken):
+            cache.verify(token, now=now + settings.access_token_ttl_s + 10)
+        assert token not in cache._items  # dropped: the next use is verified from scratch
+
+    def test_bounded_and_failures_never_cached(self, settings: Settings) -> None:
+        app = create_app(settings)
+        cache = VerifiedTokens(_ring(app), settings, size=2)
+        me = Principal(sub=UUID(int=1), kind="volunteer", region_id=UUID(int=2), roles=("volunteer",))
+        tokens = [issue_access_token(_ring(app), settings, me, now=time.time() - i) for i in range(3)]
+        for token in tokens:
+            cache.verify(token)
+        assert len(cache._items) == 2 and tokens[0] not in cache._items
+        with pytest.raises(InvalidToken):
+            cache.verify(tampered_payload(app, me))
+        assert len(cache._items) == 2

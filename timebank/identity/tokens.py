@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,12 +150,7 @@ def issue_access_token(
     )
 
 
-def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Principal:
-    """Check signature, algorithm, key id, time window, issuer, audience and type.
-
-    Raises:
-        InvalidToken: for any failure (the message is for server logs only).
-    """
+def _verify(ring: KeyRing, settings: Settings, token: str) -> tuple[Principal, float]:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
@@ -179,6 +175,48 @@ def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Princi
     if claims.get("typ") != ACCESS_TYPE:
         raise InvalidToken("not an access token")
     try:
-        return Principal.from_claims(claims)
+        return Principal.from_claims(claims), float(claims["exp"])
     except (ValueError, TypeError, KeyError) as exc:
         raise InvalidToken(f"claims: {exc}") from None
+
+
+def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Principal:
+    """Check signature, algorithm, key id, time window, issuer, audience and type.
+
+    Raises:
+        InvalidToken: for any failure (the message is for server logs only).
+    """
+    return _verify(ring, settings, token)[0]
+
+
+class VerifiedTokens:
+    """A bounded cache of tokens that passed :func:`verify_access_token`, until their ``exp``.
+
+    A client sends the same access token with every request for its lifetime; checking the ES256
+    signature again each time costs more than the rest of a small read. The cache is keyed by the
+    exact token string, so only bytes that verified are accepted, and expiry is still checked on
+    every hit. Tokens that fail are never cached.
+    """
+
+    def __init__(self, ring: KeyRing, settings: Settings, size: int = 20_000) -> None:
+        self.ring = ring
+        self.settings = settings
+        self.size = size
+        self._items: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def verify(self, token: str, now: float | None = None) -> Principal:
+        """The principal of a valid token (cached); raises :class:`InvalidToken` otherwise."""
+        now = time.time() if now is None else now
+        hit = self._items.get(token)
+        if hit is not None:
+            principal, exp = hit
+            if now < exp + LEEWAY_S:
+                self._items.move_to_end(token)
+                return principal
+            del self._items[token]
+            raise InvalidToken("ExpiredSignatureError")
+        principal, exp = _verify(self.ring, self.settings, token)
+        self._items[token] = (principal, exp)
+        if len(self._items) > self.size:
+            self._items.popitem(last=False)
+        return principal
