@@ -134,7 +134,7 @@ async def volunteer_accounts(
     conn: Conn, region_id: UUID, volunteer_ids: Sequence[UUID]
 ) -> dict[UUID, dict[Ledger, Account]]:
     """Main TIME and POINTS accounts of each volunteer (created on first use)."""
-    return {vid: await ledger.volunteer_accounts(conn, region_id, vid) for vid in volunteer_ids}
+    return await ledger.volunteer_accounts_many(conn, region_id, volunteer_ids)
 
 
 async def _issuance(conn: Conn, region_id: UUID, org_ids: set[UUID]) -> dict[tuple[UUID, str], Account]:

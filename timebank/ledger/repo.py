@@ -694,3 +694,55 @@ async def purge_idempotency_keys(conn: Conn, now: datetime) -> int:
     """Delete keys whose retention ended; return how many."""
     done = await conn.execute(PURGE_IDEMPOTENCY_KEYS, now)
     return int(done.split()[-1])
+
+
+# ------------------------------------------------------------------ many owners at once (bulk confirmation)
+# Added for the hours issue: confirming an activity touches the accounts of up to thousands of
+# volunteers; these read and create them in one statement each instead of one per volunteer.
+SELECT_OWNERS_ACCOUNTS = """
+SELECT * FROM ledger_accounts
+ WHERE region_id = $1 AND owner_kind = $2 AND purpose = $3 AND owner_id = ANY ($4::uuid[])
+"""
+
+ENSURE_ACCOUNTS = """
+SELECT a.* FROM unnest($4::uuid[]) WITH ORDINALITY AS o(owner_id, n)
+ CROSS JOIN LATERAL ledger_ensure_account($1, $2, $3, o.owner_id, $5, $6, $7, $8, $9) AS a
+ ORDER BY o.n
+"""
+
+
+async def owners_accounts(
+    conn: Conn, region_id: UUID, owner_kind: str, owner_ids: Sequence[UUID], purpose: str
+) -> list[Account]:
+    """Existing accounts (every ledger) of many owners of one kind and purpose."""
+    rows = await conn.fetch(SELECT_OWNERS_ACCOUNTS, region_id, owner_kind, purpose, list(owner_ids))
+    return [_account(r) for r in rows]
+
+
+async def ensure_accounts(
+    conn: Conn,
+    region_id: UUID,
+    ledger: str,
+    owner_kind: str,
+    owner_ids: Sequence[UUID],
+    purpose: str,
+    *,
+    no_overdraft: bool,
+    cap: int | None,
+    track_lots: bool,
+    stripes: int,
+) -> list[Account]:
+    """:func:`ensure_account` for many owners in one statement (in the order given)."""
+    rows = await conn.fetch(
+        ENSURE_ACCOUNTS,
+        region_id,
+        ledger,
+        owner_kind,
+        list(owner_ids),
+        purpose,
+        no_overdraft,
+        cap,
+        track_lots,
+        stripes,
+    )
+    return [_account(r) for r in rows]

@@ -666,3 +666,49 @@ async def my_statement(
     start = datetime.combine(since, datetime.min.time(), zone) if since else None
     end = datetime.combine(until + timedelta(days=1), datetime.min.time(), zone) if until else None
     return await statement(conn, accounts, cursor=cursor, limit=limit, since=start, until=end)
+
+
+# ------------------------------------------------------------------ many volunteers at once
+async def volunteer_accounts_many(
+    conn: Conn, region_id: UUID, volunteer_ids: Sequence[UUID]
+) -> dict[UUID, dict[Ledger, Account]]:
+    """:func:`volunteer_accounts` for many volunteers at once (bulk confirmation of an activity).
+
+    Existing accounts are read with one query; missing ones are created with one statement per
+    ledger, with exactly the flags :func:`volunteer_accounts` gives (copied from the accounts it
+    creates for the first missing volunteer), in id order so that concurrent callers never
+    deadlock.
+    """
+    ids = sorted(set(volunteer_ids))
+    out: dict[UUID, dict[Ledger, Account]] = {vid: {} for vid in ids}
+    for acc in await repo.owners_accounts(conn, region_id, "volunteer", ids, "main"):
+        out[acc.owner_id][acc.ledger] = acc
+    units: tuple[Ledger, ...] = ("TIME", "POINTS")
+    missing = [vid for vid in ids if len(out[vid]) < len(units)]
+    if not missing:
+        return out
+    template = await volunteer_accounts(conn, region_id, missing[0])
+    out[missing[0]] = dict(template)
+    rest = missing[1:]
+    for ledger in units:
+        flags = template[ledger]
+        if not rest:
+            break
+        created = await _run(
+            conn,
+            lambda c, f=flags: repo.ensure_accounts(  # type: ignore[misc]
+                c,
+                region_id,
+                f.ledger,
+                "volunteer",
+                rest,
+                "main",
+                no_overdraft=f.no_overdraft,
+                cap=f.cap,
+                track_lots=f.track_lots,
+                stripes=f.stripes,
+            ),
+        )
+        for acc in created:
+            out[acc.owner_id][acc.ledger] = acc
+    return out
