@@ -95,6 +95,35 @@ async def cmd_hours_auto_confirm(settings: Settings, args: argparse.Namespace) -
     return 0
 
 
+async def cmd_identity_rekey(settings: Settings, args: argparse.Namespace) -> int:
+    from timebank.identity.pii import load_pii_keys
+    from timebank.identity.service import rekey_personal_data, stale_key_rows
+
+    pii = load_pii_keys(settings)
+    async with database(settings) as dsn:
+        await _migrate(settings, dsn)
+        async with connect(dsn) as conn:
+            try:
+                done = await rekey_personal_data(conn, pii, batch=args.batch, progress=_say)
+            except KeyError as exc:
+                _say(f"timebank: a row is encrypted under key {exc} which the key file no longer holds")
+                return 1
+            left = await stale_key_rows(conn, pii)
+    _say(f"re-encrypted {done} rows under key {pii.current}; {left} rows still under other keys")
+    return 0 if left == 0 else 1
+
+
+async def cmd_identity_purge(settings: Settings, args: argparse.Namespace) -> int:
+    from timebank.identity.service import purge
+
+    async with database(settings) as dsn:
+        await _migrate(settings, dsn)
+        async with connect(dsn) as conn:
+            await purge(conn)
+    _say("deleted expired one-time codes, refresh tokens and rate-limit windows")
+    return 0
+
+
 def cmd_openapi(settings: Settings, args: argparse.Namespace) -> int:
     from timebank.app import create_app
 
@@ -205,6 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     auto.add_argument("--batch", type=int, default=500, help="records per transaction (default 500)")
     auto.set_defaults(handler=cmd_hours_auto_confirm, is_async=True)
+
+    ident = sub.add_parser("identity", help="personal-data keys and authentication housekeeping")
+    ident_sub = ident.add_subparsers(dest="identity_command", required=True, metavar="ACTION")
+    rekey = ident_sub.add_parser(
+        "rekey", help="re-encrypt mobiles and ID numbers under the key file's current key"
+    )
+    rekey.add_argument("--batch", type=int, default=500, help="rows per transaction (default 500)")
+    rekey.set_defaults(handler=cmd_identity_rekey, is_async=True)
+    purge = ident_sub.add_parser(
+        "purge", help="delete expired one-time codes, refresh tokens and rate-limit windows"
+    )
+    purge.set_defaults(handler=cmd_identity_purge, is_async=True)
 
     api = sub.add_parser("openapi", help="write the OpenAPI document")
     api.add_argument("--output", default=str(PROJECT_ROOT / "openapi" / "openapi.json"))

@@ -1100,3 +1100,70 @@ async def seed_grant(
         days,
     )
     return inserted is not None
+
+
+# --------------------------------------------------------------------------- key rotation
+# Rows written under a key other than the current one, locked so that two runs share the work.
+SELECT_VOLUNTEERS_TO_REKEY = """
+SELECT id, mobile_cipher, mobile_key_id, id_number_cipher, id_number_key_id
+  FROM volunteers
+ WHERE mobile_key_id <> $1 OR id_number_key_id <> $1
+ ORDER BY id
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED
+"""
+
+UPDATE_VOLUNTEER_CIPHERS = """
+UPDATE volunteers SET mobile_cipher = $2, mobile_key_id = $3, id_number_cipher = $4, id_number_key_id = $5
+ WHERE id = $1
+"""
+
+SELECT_OPERATORS_TO_REKEY = """
+SELECT id, mobile_cipher, mobile_key_id FROM operators
+ WHERE mobile_key_id <> $1
+ ORDER BY id
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED
+"""
+
+UPDATE_OPERATOR_CIPHER = "UPDATE operators SET mobile_cipher = $2, mobile_key_id = $3 WHERE id = $1"
+
+COUNT_STALE_KEYS = """
+SELECT (SELECT count(*) FROM volunteers WHERE mobile_key_id <> $1 OR id_number_key_id <> $1)
+     + (SELECT count(*) FROM operators WHERE mobile_key_id <> $1)
+"""
+
+
+async def volunteers_to_rekey(conn: Conn, current: str, limit: int) -> list[asyncpg.Record]:
+    """Volunteers with a value under another key (row-locked, skipping rows others hold)."""
+    return list(await conn.fetch(SELECT_VOLUNTEERS_TO_REKEY, current, limit))
+
+
+async def set_volunteer_ciphers(
+    conn: Conn, volunteer_id: UUID, mobile: tuple[bytes, str] | None, id_number: tuple[bytes, str]
+) -> None:
+    """Store re-encrypted values (the blind indexes do not change)."""
+    await conn.execute(
+        UPDATE_VOLUNTEER_CIPHERS,
+        volunteer_id,
+        mobile[0] if mobile else None,
+        mobile[1] if mobile else None,
+        id_number[0],
+        id_number[1],
+    )
+
+
+async def operators_to_rekey(conn: Conn, current: str, limit: int) -> list[asyncpg.Record]:
+    """Operators whose mobile is under another key (row-locked)."""
+    return list(await conn.fetch(SELECT_OPERATORS_TO_REKEY, current, limit))
+
+
+async def set_operator_cipher(conn: Conn, operator_id: UUID, cipher: bytes, key_id: str) -> None:
+    """Store a re-encrypted mobile number."""
+    await conn.execute(UPDATE_OPERATOR_CIPHER, operator_id, cipher, key_id)
+
+
+async def count_stale_keys(conn: Conn, current: str) -> int:
+    """Rows still holding a value under a key other than ``current``."""
+    count: int = await conn.fetchval(COUNT_STALE_KEYS, current)
+    return count

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -37,6 +38,7 @@ from timebank.identity.errors import (
 )
 from timebank.identity.passwords import hash_password, verify_password
 from timebank.identity.pii import (
+    ID_NUMBER,
     MOBILE,
     PiiError,
     PiiKeys,
@@ -1035,3 +1037,55 @@ async def revoke_grant(conn: Conn, principal: Principal, grant_id: UUID) -> Gran
 async def purge(conn: Conn) -> None:
     """Housekeeping: delete spent OTP codes, expired refresh tokens, old rate-limit windows."""
     await repo.purge_expired(conn)
+
+
+async def rekey_personal_data(
+    conn: Conn, pii: PiiKeys, *, batch: int = 500, progress: Callable[[str], None] = lambda _: None
+) -> int:
+    """Re-encrypt every mobile and ID number written under a key other than ``pii.current``.
+
+    Run after making a new key current in the key file (keep the old keys there until this has
+    finished). Each batch is one transaction; rows are locked with SKIP LOCKED, so the command
+    can run while the service serves, and twice at once. Blind indexes do not change.
+
+    Returns:
+        The number of rows re-encrypted.
+    """
+    done = 0
+
+    async def volunteers(c: Conn) -> int:
+        rows = await repo.volunteers_to_rekey(c, pii.current, batch)
+        for row in rows:
+            vid = row["id"]
+            mobile = None
+            if row["mobile_cipher"] is not None:
+                plain = pii.decrypt(MOBILE, vid, row["mobile_key_id"], row["mobile_cipher"])
+                key_id, cipher = pii.encrypt(MOBILE, vid, plain)
+                mobile = (cipher, key_id)
+            plain_id = pii.decrypt(ID_NUMBER, vid, row["id_number_key_id"], row["id_number_cipher"])
+            key_id, cipher = pii.encrypt(ID_NUMBER, vid, plain_id)
+            await repo.set_volunteer_ciphers(c, vid, mobile, (cipher, key_id))
+        return len(rows)
+
+    async def operators(c: Conn) -> int:
+        rows = await repo.operators_to_rekey(c, pii.current, batch)
+        for row in rows:
+            plain = pii.decrypt(MOBILE, row["id"], row["mobile_key_id"], row["mobile_cipher"])
+            key_id, cipher = pii.encrypt(MOBILE, row["id"], plain)
+            await repo.set_operator_cipher(c, row["id"], cipher, key_id)
+        return len(rows)
+
+    for work in (volunteers, operators):
+        while True:
+            n = await in_transaction(conn, work)
+            done += n
+            if n:
+                progress(f"  re-encrypted {done} rows")
+            if n < batch:
+                break
+    return done
+
+
+async def stale_key_rows(conn: Conn, pii: PiiKeys) -> int:
+    """Rows still encrypted under a key other than the current one."""
+    return await repo.count_stale_keys(conn, pii.current)
