@@ -139,3 +139,27 @@ class TestKeyFile:
         path.write_text('{"current": "k9", "keys": {}, "index_key": ""}')
         with pytest.raises(ValueError, match="not a timebank PII key file"):
             load_pii_keys(load_settings({"TIMEBANK_PII_KEY_FILE": str(path)}, data_dir=str(tmp_path)))
+
+
+class TestConsoleSender:
+    @pytest.mark.asyncio
+    async def test_production_never_logs_or_keeps_codes(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from timebank.identity.sms import load_sms_sender
+
+        sender = load_sms_sender(load_settings({}, data_dir=str(tmp_path), env="production"))
+        await sender.send_code("13812345678", "654321", "login", 300)
+        assert "654321" not in caplog.text and "13812345678" not in caplog.text
+        assert "not delivered" in caplog.text
+        assert sender.last_code("13812345678", "login") is None  # type: ignore[attr-defined]
+
+    @pytest.mark.asyncio
+    async def test_development_logs_the_masked_number(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        from timebank.identity.sms import load_sms_sender
+
+        sender = load_sms_sender(load_settings({}, data_dir=str(tmp_path)))
+        await sender.send_code("13812345678", "654321", "login", 300)
+        assert "138****5678" in caplog.text and "654321" in caplog.text and "13812345678" not in caplog.text

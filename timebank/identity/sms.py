@@ -39,13 +39,23 @@ class SentCode:
 
 
 class ConsoleSender:
-    """Development sender: logs ``138****5678 register code 123456`` and remembers the message."""
+    """Development sender: logs ``138****5678 register code 123456`` and remembers the message.
 
-    def __init__(self, keep: int = 100) -> None:
-        self.outbox: deque[SentCode] = deque(maxlen=keep)
+    With ``reveal=False`` (production without a provider) the code is neither logged nor kept:
+    anyone reading the logs could otherwise sign in as anyone.
+    """
+
+    def __init__(self, keep: int = 100, *, reveal: bool = True) -> None:
+        self.reveal = reveal
+        self.outbox: deque[SentCode] = deque(maxlen=keep if reveal else 0)
 
     async def send_code(self, mobile: str, code: str, purpose: Purpose, ttl_s: int) -> None:
         """Record and log the code (the full number stays out of the log)."""
+        if not self.reveal:
+            log.error(
+                "no SMS provider configured (TIMEBANK_SMS_SENDER): a %s code was not delivered", purpose
+            )
+            return
         self.outbox.append(SentCode(mobile, code, purpose))
         log.warning(
             "development SMS to %s: %s code %s (valid %d s)", mask_mobile(mobile), purpose, code, ttl_s
@@ -62,7 +72,7 @@ class ConsoleSender:
 def load_sms_sender(settings: Settings) -> SmsSender:
     """The configured sender: ``console`` or ``module:factory``."""
     if settings.sms_sender == "console":
-        return ConsoleSender()
+        return ConsoleSender(reveal=settings.env == "development")
     module_name, _, attr = settings.sms_sender.partition(":")
     factory = getattr(importlib.import_module(module_name), attr)
     sender: SmsSender = factory(settings)
