@@ -15,7 +15,8 @@ the subject's grant to the relative. Every route of ``app.routes`` must have an 
 route without one fails the test), and every entry must still be a route.
 
 An entry's ``expect`` gives the status per role; ``body`` builds a valid request body for a role
-(so that what is checked is authorisation, not validation); ``query`` adds query parameters.
+(so that what is checked is authorisation, not validation); ``query`` adds query parameters and
+``headers`` request headers.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Entry:
     expect: dict[str, int]
     body: Body | None = None
     query: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # e.g. an Idempotency-Key
 
     def __post_init__(self) -> None:
         assert set(self.expect) == set(ROLES), f"every role needs an outcome: {sorted(self.expect)}"
@@ -230,7 +232,9 @@ TABLE: dict[str, Entry] = {
 # Each domain keeps its rows (and the setup arranging the resources its paths name) beside its
 # tests; a setup returns extra path parameter values.
 from tests.hours.authz import HOURS_TABLE, hours_paths  # noqa: E402  (needs Entry and outcome above)
+from tests.ledger.authz import LEDGER_TABLE, ledger_paths  # noqa: E402
 
 Setup = Callable[["Ctx"], Awaitable[dict[str, str]]]
-SETUPS: list[Setup] = [hours_paths]
+SETUPS: list[Setup] = [hours_paths, ledger_paths]
 TABLE.update(HOURS_TABLE)
+TABLE.update(LEDGER_TABLE)

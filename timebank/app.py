@@ -24,6 +24,7 @@ from timebank.hours.controllers import CONTROLLERS as HOURS_CONTROLLERS
 from timebank.identity.controllers import IDENTITY_CONTROLLERS, JwksController
 from timebank.identity.guards import AuthenticationMiddleware, provide_principal
 from timebank.identity.tokens import KeyRing, load_key_ring
+from timebank.ledger.controllers import LEDGER_CONTROLLERS
 from timebank.observability import RequestContextMiddleware, configure_logging
 from timebank.problems import EXCEPTION_HANDLERS
 from timebank.settings import Settings, load_settings
@@ -95,7 +96,12 @@ class TimebankApp(Litestar):
 
 def api_routers() -> list[Router]:
     """Domain routers mounted under ``/api/v1``; each domain issue adds its controllers here."""
-    return [Router(path=API_PREFIX, route_handlers=[*IDENTITY_CONTROLLERS, *HOURS_CONTROLLERS])]
+    return [
+        Router(
+            path=API_PREFIX,
+            route_handlers=[*IDENTITY_CONTROLLERS, *HOURS_CONTROLLERS, *LEDGER_CONTROLLERS],
+        )
+    ]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:

@@ -170,7 +170,7 @@ class TestEveryRouteEveryRole:
                 params = {
                     k: _PARAM.sub(lambda m: ctx.path_value(m.group(1)), v) for k, v in entry.query.items()
                 }
-                kwargs: dict[str, Any] = {"headers": ctx.headers(role), "params": params}
+                kwargs: dict[str, Any] = {"headers": {**ctx.headers(role), **entry.headers}, "params": params}
                 if entry.body is not None:
                     kwargs["json"] = await entry.body(ctx, role)
                 resp = await client.request(method, path, **kwargs)

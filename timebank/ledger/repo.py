@@ -334,6 +334,8 @@ REGION_BY_CODE = "SELECT id FROM regions WHERE code = $1"
 
 SELECT_RULE = "SELECT value FROM region_rules WHERE region_id = $1 AND key = $2"
 
+REGION_TIMEZONE = "SELECT timezone FROM regions WHERE id = $1"
+
 # ------------------------------------------------------------------------------------ idempotency
 # Claim a key: a new key, or one whose retention ran out, or an abandoned in-flight claim of the
 # same request (its lease expired: the worker died, and its transaction with it). Returns the
@@ -373,7 +375,7 @@ DELETE FROM idempotency_keys
  WHERE caller_kind = $1 AND caller_id = $2 AND key = $3 AND claim_id = $4 AND state = 'in_flight'
 """
 
-PURGE_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys WHERE expires_at <= $1"
+PURGE_IDEMPOTENCY_KEYS = "DELETE FROM idempotency_keys WHERE expires_at <= coalesce($1::timestamptz, now())"
 
 
 # ================================================================================== functions
@@ -571,6 +573,12 @@ async def rule(conn: Conn, region_id: UUID, key: str) -> Any:
     return await conn.fetchval(SELECT_RULE, region_id, key)
 
 
+async def region_timezone(conn: Conn, region_id: UUID) -> str | None:
+    """The IANA time zone of a region."""
+    zone: str | None = await conn.fetchval(REGION_TIMEZONE, region_id)
+    return zone
+
+
 async def verify_chains(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
     """Every chain with its seal count, last seq and recorded head."""
     return await conn.fetch(VERIFY_CHAINS, region_id)
@@ -690,7 +698,7 @@ async def release_idempotency_key(
     await conn.execute(RELEASE_IDEMPOTENCY_KEY, caller_kind, caller_id, key, claim_id)
 
 
-async def purge_idempotency_keys(conn: Conn, now: datetime) -> int:
+async def purge_idempotency_keys(conn: Conn, now: datetime | None) -> int:
     """Delete keys whose retention ended; return how many."""
     done = await conn.execute(PURGE_IDEMPOTENCY_KEYS, now)
     return int(done.split()[-1])

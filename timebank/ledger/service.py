@@ -27,9 +27,10 @@ import base64
 import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import msgspec
@@ -69,7 +70,7 @@ from timebank.ledger.schemas import (
     amount_view,
     time_amount,
 )
-from timebank.problems import Forbidden, InvalidInput
+from timebank.problems import Forbidden, InvalidInput, NotFound
 
 T = TypeVar("T")
 
@@ -441,12 +442,36 @@ async def _owner_in_scope(conn: Conn, principal: Principal, owner_kind: str, own
 
 
 async def _reachable_account(conn: Conn, principal: Principal, account_id: UUID) -> Account:
+    """The account, or 404 when it is not in the region or outside the caller's scope (as the
+    identity routes do: an account one may not see is not there)."""
     acc = await repo.account(conn, principal.region_id, account_id)
-    if acc is None:
+    if acc is None or not await _owner_in_scope(conn, principal, acc.owner_kind, acc.owner_id):
         raise errors.AccountNotFound("no such ledger account", account_id=str(account_id))
-    if not await _owner_in_scope(conn, principal, acc.owner_kind, acc.owner_id):
-        raise Forbidden("this account is outside your scope")
     return acc
+
+
+async def _zone(conn: Conn, region_id: UUID) -> ZoneInfo:
+    try:
+        return ZoneInfo(await repo.region_timezone(conn, region_id) or "Asia/Shanghai")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("Asia/Shanghai")
+
+
+async def _day_bounds(
+    conn: Conn, region_id: UUID, first: date | None, last: date | None
+) -> tuple[datetime | None, datetime | None]:
+    """[start of ``first``, start of the day after ``last``) in the region's time zone."""
+    if first is not None and last is not None and last < first:
+        raise InvalidInput(
+            "the last day is before the first day",
+            errors=[{"field": "to", "source": "query", "message": "must not be before from"}],
+        )
+    if first is None and last is None:
+        return None, None
+    zone = await _zone(conn, region_id)
+    start = datetime.combine(first, time.min, zone) if first else None
+    end = datetime.combine(last + timedelta(days=1), time.min, zone) if last else None
+    return start, end
 
 
 async def account_view(conn: Conn, principal: Principal, account_id: UUID) -> AccountView:
@@ -480,7 +505,7 @@ async def account_page(
                 errors=[{"field": "owner_id", "source": "query", "message": "required for staff"}],
             )
         if not await _owner_in_scope(conn, principal, owner_kind, owner_id):
-            raise Forbidden("this owner is outside your scope")
+            raise NotFound("no such owner in your scope", owner_kind=owner_kind, owner_id=str(owner_id))
     after = UUID(int=0)
     if cursor is not None:
         payload = decode_cursor(cursor)
@@ -513,11 +538,12 @@ async def account_statement(
     *,
     cursor: str | None,
     limit: int,
-    since: datetime | None,
-    until: datetime | None,
+    first_day: date | None,
+    last_day: date | None,
 ) -> StatementPage:
-    """An account's statement, if the caller may see the account."""
+    """An account's statement, if the caller may see the account (days in the region's zone)."""
     acc = await _reachable_account(conn, principal, account_id)
+    since, until = await _day_bounds(conn, principal.region_id, first_day, last_day)
     return await statement(conn, [acc], cursor=cursor, limit=limit, since=since, until=until)
 
 
@@ -566,36 +592,37 @@ async def _transfer_view(conn: Conn, region_id: UUID, transfer_id: UUID) -> Tran
     )
 
 
-async def transfer_view(conn: Conn, principal: Principal, transfer_id: UUID) -> TransferView:
-    """A transfer with its reversal status, if the caller may see one of its accounts."""
-    found = await repo.transfer(conn, principal.region_id, transfer_id)
-    if found is None:
-        raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
-    reachable = False
+async def _reachable_sides(conn: Conn, principal: Principal, found: Transfer) -> int:
+    reachable = 0
     for account_id in (found.debit_account_id, found.credit_account_id):
         acc = await repo.account(conn, principal.region_id, account_id)
         if acc is not None and await _owner_in_scope(conn, principal, acc.owner_kind, acc.owner_id):
-            reachable = True
-            break
-    if not reachable:
-        raise Forbidden("this transfer is outside your scope")
+            reachable += 1
+    return reachable
+
+
+async def transfer_view(conn: Conn, principal: Principal, transfer_id: UUID) -> TransferView:
+    """A transfer with its reversal status, if the caller may see one of its accounts (else 404)."""
+    found = await repo.transfer(conn, principal.region_id, transfer_id)
+    if found is None or not await _reachable_sides(conn, principal, found):
+        raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
     return await _transfer_view(conn, principal.region_id, transfer_id)
 
 
 async def reverse(
     conn: Conn, principal: Principal, transfer_id: UUID, request: ReverseRequest
 ) -> TransferView:
-    """Reverse a transfer for a staff member or administrator who may reach both of its accounts.
+    """Reverse a transfer for a staff member or administrator who may reach both of its accounts
+    (404 when they may see neither, 403 when only one).
 
     Runs inside the caller's transaction when there is one (the idempotency helper opens it).
     """
     found = await repo.transfer(conn, principal.region_id, transfer_id)
-    if found is None:
+    sides = 0 if found is None else await _reachable_sides(conn, principal, found)
+    if sides == 0:
         raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
-    for account_id in (found.debit_account_id, found.credit_account_id):
-        acc = await repo.account(conn, principal.region_id, account_id)
-        if acc is None or not await _owner_in_scope(conn, principal, acc.owner_kind, acc.owner_id):
-            raise Forbidden("reversing needs both accounts of the transfer in your scope")
+    if sides == 1:
+        raise Forbidden("reversing needs both accounts of the transfer in your scope")
     done = await reverse_transfer(
         conn,
         principal.region_id,
@@ -645,27 +672,21 @@ async def my_statement(
     principal: Principal,
     *,
     unit: Ledger | None,
-    since: date | None,
-    until: date | None,
-    zone: Any,
+    first_day: date | None,
+    last_day: date | None,
     cursor: str | None,
     limit: int,
 ) -> StatementPage:
-    """A volunteer's statement (both units unless ``unit``), dates inclusive in ``zone``."""
+    """A volunteer's statement of their main accounts (both units unless ``unit``), newest first;
+    days are the region's local days, both inclusive."""
     _require_view(principal)
     accounts = [
         a
         for a in await repo.owner_accounts(conn, principal.region_id, "volunteer", principal.sub, "main")
         if unit is None or a.ledger == unit
     ]
-    if since is not None and until is not None and until < since:
-        raise InvalidInput(
-            "the end date is before the start date",
-            errors=[{"field": "to", "source": "query", "message": "must not be before from"}],
-        )
-    start = datetime.combine(since, datetime.min.time(), zone) if since else None
-    end = datetime.combine(until + timedelta(days=1), datetime.min.time(), zone) if until else None
-    return await statement(conn, accounts, cursor=cursor, limit=limit, since=start, until=end)
+    since, until = await _day_bounds(conn, principal.region_id, first_day, last_day)
+    return await statement(conn, accounts, cursor=cursor, limit=limit, since=since, until=until)
 
 
 # ------------------------------------------------------------------ many volunteers at once
