@@ -189,6 +189,7 @@ async def certificate_body(ctx: Ctx, role: str) -> dict[str, Any]:
     }
 
 
+KEY = {"Idempotency-Key": "authz-hours"}  # value-moving routes require one (keys are per caller)
 A = "/api/v1/activities/{activity_id:uuid}"
 R = "/api/v1/service-records/{record_id:uuid}"
 C = "/api/v1/certificates/{certificate_id:uuid}"
@@ -220,7 +221,7 @@ HOURS_TABLE: dict[str, Entry] = {
     # The subject holds no place on it: staff who may record get 409.
     f"POST {A}/attendance": Entry(outcome(401, 403, 403, 409, 403, 403, 409), attendance_body),
     f"GET {A}/records": Entry(outcome(401, 403, 403, 200, 403, 403, 200)),
-    f"POST {A}/confirm": Entry(outcome(401, 403, 403, 409, 403, 403, 409)),
+    f"POST {A}/confirm": Entry(outcome(401, 403, 403, 409, 403, 403, 409), headers=KEY),
     f"GET {A}/export": Entry(outcome(401, 403, 403, 200, 403, 403, 200)),
     # Records: the volunteer, the person served (the relative, here acting as proxy), staff here.
     f"GET {R}": Entry(outcome(401, 200, 200, 200, 403, 403, 200)),
@@ -228,13 +229,13 @@ HOURS_TABLE: dict[str, Entry] = {
     f"POST {R}/dispute": Entry(outcome(401, 200, 409, 403, 403, 403, 403), reason_body),
     f"POST {R}/reject": Entry(outcome(401, 403, 403, 200, 403, 403, 409), reason_body),
     # The record is the subject's own service: neither they nor their proxy confirm it.
-    f"POST {R}/confirm": Entry(outcome(401, 403, 403, 200, 403, 403, 409), empty_body),
-    f"POST {R}/reverse": Entry(outcome(401, 403, 403, 409, 403, 403, 409), reason_body),
+    f"POST {R}/confirm": Entry(outcome(401, 403, 403, 200, 403, 403, 409), empty_body, headers=KEY),
+    f"POST {R}/reverse": Entry(outcome(401, 403, 403, 409, 403, 403, 409), reason_body, headers=KEY),
     "GET /api/v1/service-records/export": Entry(
         outcome(401, 403, 403, 200, 403, 403, 200),
         query={"organisation_id": "{org_id}", "from": "2025-01-01", "to": "2025-12-31"},
     ),
-    "POST /api/v1/honour-hours": Entry(outcome(401, 403, 403, 403, 403, 403, 201), honour_body),
+    "POST /api/v1/honour-hours": Entry(outcome(401, 403, 403, 403, 403, 403, 201), honour_body, headers=KEY),
     # Certificates: staff for volunteers they reach, the volunteer for themselves; verification is public.
     "POST /api/v1/certificates": Entry(outcome(401, 201, 403, 201, 403, 403, 201), certificate_body),
     f"GET {C}/pdf": Entry(outcome(401, 200, 200, 200, 403, 403, 200)),

@@ -19,6 +19,11 @@ from timebank.identity.principal import Principal
 API = "/api/v1"
 
 
+def key() -> dict[str, str]:
+    """A fresh Idempotency-Key (value-moving routes require one)."""
+    return {"Idempotency-Key": uuid4().hex}
+
+
 def h(app: Litestar, principal: Principal, **extra: str) -> dict[str, str]:
     return {**auth(app, principal), **extra}
 
@@ -555,7 +560,7 @@ class TestLifeCycle:
                 f"{API}/activities/{aid}/status", json={"status": "closed"}, headers=coordinator
             )
             assert closed.json()["status"] == "closed"
-            bulk = await client.post(f"{API}/activities/{aid}/confirm", headers=coordinator)
+            bulk = await client.post(f"{API}/activities/{aid}/confirm", headers={**coordinator, **key()})
             assert bulk.status_code == 200, bulk.text
             assert (bulk.json()["confirmed"], bulk.json()["minutes_total"], bulk.json()["points_total"]) == (
                 2,
@@ -593,16 +598,25 @@ class TestConfirmApi:
         await world.attend_all(aid, volunteers, minutes=60)
         headers = staff_headers(app, world)
         async with AsyncTestClient(app) as client:
-            first = await client.post(f"{API}/activities/{aid}/confirm", headers=headers)
-            second = await client.post(f"{API}/activities/{aid}/confirm", headers=headers)
+            first = await client.post(f"{API}/activities/{aid}/confirm", headers={**headers, **key()})
+            second = await client.post(f"{API}/activities/{aid}/confirm", headers={**headers, **key()})
             coordinator = await client.post(
-                f"{API}/activities/{aid}/confirm", headers=staff_headers(app, world, roles=("coordinator",))
+                f"{API}/activities/{aid}/confirm",
+                headers={**staff_headers(app, world, roles=("coordinator",)), **key()},
             )
             other = await client.post(
-                f"{API}/activities/{aid}/confirm", headers=staff_headers(app, world, "haifang")
+                f"{API}/activities/{aid}/confirm", headers={**staff_headers(app, world, "haifang"), **key()}
             )
-            missing = await client.post(f"{API}/activities/{uuid4()}/confirm", headers=headers)
+            missing = await client.post(f"{API}/activities/{uuid4()}/confirm", headers={**headers, **key()})
+            same = {**headers, "Idempotency-Key": "bulk-1"}
+            replay_first = await client.post(f"{API}/activities/{aid}/confirm", headers=same)
+            replay = await client.post(f"{API}/activities/{aid}/confirm", headers=same)
+            other_body = await client.post(f"{API}/activities/{aid}/confirm?x=1", headers=same)
+            no_key = await client.post(f"{API}/activities/{aid}/confirm", headers=headers)
         assert first.json()["confirmed"] == 40 and second.json()["confirmed"] == 0
+        assert replay.content == replay_first.content and replay.headers["idempotent-replayed"] == "true"
+        assert_problem(other_body, 422, "idempotency-key-reused")
+        assert_problem(no_key, 400, "idempotency-key-missing")
         assert await world.fetchval("SELECT count(*) FROM ledger_transfers") == 80
         assert_problem(coordinator, 403)
         assert_problem(other, 403, "out-of-scope")
@@ -612,7 +626,9 @@ class TestConfirmApi:
     async def test_open_activity_409(self, app: Litestar, world: World) -> None:
         aid = await world.activity(starts_at=now() - timedelta(hours=4))
         async with AsyncTestClient(app) as client:
-            resp = await client.post(f"{API}/activities/{aid}/confirm", headers=staff_headers(app, world))
+            resp = await client.post(
+                f"{API}/activities/{aid}/confirm", headers={**staff_headers(app, world), **key()}
+            )
         assert_problem(resp, 409, "activity-state")
 
     @pytest.mark.asyncio
@@ -624,19 +640,29 @@ class TestConfirmApi:
         rid = await world.fetchval("SELECT id FROM service_records")
         headers = staff_headers(app, world)
         async with AsyncTestClient(app) as client:
-            ok = await client.post(f"{API}/service-records/{rid}/confirm", json={}, headers=headers)
-            twice = await client.post(f"{API}/service-records/{rid}/confirm", json={}, headers=headers)
-            by_volunteer = await client.post(
-                f"{API}/service-records/{rid}/confirm", json={}, headers=h(app, world.volunteer(vid))
+            ok = await client.post(
+                f"{API}/service-records/{rid}/confirm", json={}, headers={**headers, **key()}
             )
-            no_reason = await client.post(f"{API}/service-records/{rid}/reverse", json={}, headers=headers)
+            twice = await client.post(
+                f"{API}/service-records/{rid}/confirm", json={}, headers={**headers, **key()}
+            )
+            by_volunteer = await client.post(
+                f"{API}/service-records/{rid}/confirm",
+                json={},
+                headers={**h(app, world.volunteer(vid)), **key()},
+            )
+            no_reason = await client.post(
+                f"{API}/service-records/{rid}/reverse", json={}, headers={**headers, **key()}
+            )
             rev = await client.post(
-                f"{API}/service-records/{rid}/reverse", json={"reason": "重复登记"}, headers=headers
+                f"{API}/service-records/{rid}/reverse",
+                json={"reason": "重复登记"},
+                headers={**headers, **key()},
             )
             again = await client.post(
                 f"{API}/service-records/{rid}/confirm",
                 json={"minutes": 90, "reason": "更正时长"},
-                headers=headers,
+                headers={**headers, **key()},
             )
             history = await client.get(f"{API}/service-records/{rid}", headers=headers)
         assert ok.json()["points"] == 2 and ok.json()["hours"] == "2.0"
@@ -666,10 +692,14 @@ class TestConfirmApi:
             "reason": "防汛表彰",
         }
         async with AsyncTestClient(app) as client:
-            ok = await client.post(f"{API}/honour-hours", json=body, headers=h(app, world.admin()))
-            staff = await client.post(f"{API}/honour-hours", json=body, headers=staff_headers(app, world))
+            ok = await client.post(
+                f"{API}/honour-hours", json=body, headers={**h(app, world.admin()), **key()}
+            )
+            staff = await client.post(
+                f"{API}/honour-hours", json=body, headers={**staff_headers(app, world), **key()}
+            )
             bad = await client.post(
-                f"{API}/honour-hours", json={**body, "minutes": 0}, headers=h(app, world.admin())
+                f"{API}/honour-hours", json={**body, "minutes": 0}, headers={**h(app, world.admin()), **key()}
             )
         assert ok.status_code == 201 and (ok.json()["time_minutes"], ok.json()["points"]) == (300, 0)
         assert_problem(staff, 403)
@@ -684,7 +714,7 @@ class TestCertificatesApi:
         aid = await world.activity(starts_at=now() - timedelta(days=2), status="closed", title="敬老院探访")
         await world.sign_up_all(aid, [vid])
         await world.attend_all(aid, [vid], minutes=100)
-        await client.post(f"{API}/activities/{aid}/confirm", headers=staff_headers(app, world))
+        await client.post(f"{API}/activities/{aid}/confirm", headers={**staff_headers(app, world), **key()})
         resp = await client.post(
             f"{API}/certificates",
             json={

@@ -453,3 +453,17 @@ class TestBrowse:
             limit=10,
         )
         assert [a.id for a in page.items] == [street]
+
+
+class TestRejectIncomplete:
+    @pytest.mark.asyncio
+    async def test_a_record_without_check_out_can_be_rejected(self, world: World) -> None:
+        (vid,) = await world.add_volunteers(1)
+        start = now() - timedelta(hours=3)
+        aid = await world.activity(starts_at=start)
+        await world.sign_up_all(aid, [vid])
+        rec = await service.record_attendance(
+            world.conn, world.staff(), aid, AttendanceRecord(volunteer_id=vid, check_in_at=start)
+        )
+        rejected = await service.reject(world.conn, world.staff(), rec.id, "未签退且未到岗")
+        assert rejected.status == "rejected" and rejected.counted_minutes == 0

@@ -44,14 +44,12 @@ from timebank.hours.schemas import (
     ConfirmOne,
     HonourGrant,
     Reversal,
-    ServiceRecord,
     hours_display,
 )
 from timebank.hours.service import (
     PROXY_CONFIRM,
     cap_minutes,
     reach_record,
-    record_view,
     require_org,
     require_volunteer,
     rule,
@@ -622,8 +620,3 @@ async def auto_confirm(
                 break
     remaining = await repo.count_attended_one_to_one(conn)
     return AutoConfirmResult(confirmed=confirmed, remaining=remaining)
-
-
-async def record_after(conn: Conn, principal: Principal, record_id: UUID) -> ServiceRecord:
-    """The record as it stands now (for responses after an action)."""
-    return record_view(await reach_record(conn, principal, record_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -9,6 +10,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, get, patch, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 
 from timebank.db import Conn
@@ -46,6 +48,9 @@ from timebank.hours.schemas import (
     WithReason,
 )
 from timebank.identity.guards import CurrentPrincipal, authenticated, require
+from timebank.identity.principal import Principal
+from timebank.ledger import sealer
+from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
 
 Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothing to validate
 
@@ -296,12 +301,35 @@ class ActivityController(Controller):
         guards=[REVIEW],
         status_code=200,
         summary="Confirm every attended record (one transaction)",
+        responses={
+            200: ResponseSpec(
+                data_container=BulkConfirmation, generate_examples=False, description="Counts and totals"
+            )
+        },
     )
     async def confirm_activity(
-        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]
-    ) -> BulkConfirmation:
-        """Posts TIME and POINTS for all attended records of a closed activity; idempotent."""
-        return await confirm.confirm_activity(db, principal, activity_id)
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+        principal: CurrentPrincipal,
+        activity_id: FromPath[UUID],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[bytes]:
+        """Posts TIME and POINTS for all attended records of a closed activity, in one transaction.
+
+        Requires ``Idempotency-Key``: a retry replays the first answer; running it again with a new
+        key confirms nothing more (records already confirmed are skipped).
+        """
+        return await idempotent(
+            request,
+            db,
+            principal,
+            idempotency_key,
+            lambda conn: confirm.confirm_activity(conn, principal, activity_id),
+            status_code=200,
+            after=sealing(state, principal),
+        )
 
     @get(
         "/{activity_id:uuid}/export",
@@ -319,6 +347,15 @@ class ActivityController(Controller):
         """CSV (UTF-8 with BOM) or XLSX; names and mobiles masked."""
         body, name = await exports.activity_export(db, principal, activity_id, format)
         return download(body, name, exports.MEDIA_TYPES[format])
+
+
+def sealing(state: State, principal: Principal) -> Callable[[], Awaitable[None]]:
+    """After a value-moving response: seal the region's new transfers into the hash chain."""
+
+    async def seal() -> None:
+        await sealer.seal_region_soon(state.runtime.pool, principal.region_id)
+
+    return seal
 
 
 def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
@@ -394,12 +431,32 @@ class ServiceRecordController(Controller):
         opt=CONFIRM,
         status_code=200,
         summary="Confirm one record",
+        responses={
+            200: ResponseSpec(
+                data_container=Confirmation, generate_examples=False, description="What was credited"
+            )
+        },
     )
     async def confirm(
-        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[ConfirmOne]
-    ) -> Confirmation:
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+        principal: CurrentPrincipal,
+        record_id: FromPath[UUID],
+        data: JSONBody[ConfirmOne],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[bytes]:
         """Staff reviewers (optionally with corrected minutes), or the person served (one-to-one)."""
-        return await confirm.confirm_record(db, principal, record_id, data)
+        return await idempotent(
+            request,
+            db,
+            principal,
+            idempotency_key,
+            lambda conn: confirm.confirm_record(conn, principal, record_id, data),
+            status_code=200,
+            after=sealing(state, principal),
+        )
 
     @post(
         "/{record_id:uuid}/reverse",
@@ -407,12 +464,32 @@ class ServiceRecordController(Controller):
         guards=[REVIEW],
         status_code=200,
         summary="Reverse a confirmed record",
+        responses={
+            200: ResponseSpec(
+                data_container=Reversal, generate_examples=False, description="Taken back and still owed"
+            )
+        },
     )
     async def reverse(
-        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[WithReason]
-    ) -> Reversal:
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+        principal: CurrentPrincipal,
+        record_id: FromPath[UUID],
+        data: JSONBody[WithReason],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[bytes]:
         """Reversal transfers on both statements; what was spent becomes a recovery debt (or 409, by rule)."""
-        return await confirm.reverse_record(db, principal, record_id, data.reason)
+        return await idempotent(
+            request,
+            db,
+            principal,
+            idempotency_key,
+            lambda conn: confirm.reverse_record(conn, principal, record_id, data.reason),
+            status_code=200,
+            after=sealing(state, principal),
+        )
 
     @get(
         "/export",
@@ -440,10 +517,35 @@ class HonourController(Controller):
     path = "/honour-hours"
     tags = ("hours",)
 
-    @post("", operation_id="grant_honour_hours", guards=[ADMIN], summary="Grant honour hours")
-    async def grant(self, db: Db, principal: CurrentPrincipal, data: JSONBody[HonourGrant]) -> Confirmation:
+    @post(
+        "",
+        operation_id="grant_honour_hours",
+        guards=[ADMIN],
+        summary="Grant honour hours",
+        responses={
+            201: ResponseSpec(
+                data_container=Confirmation, generate_examples=False, description="What was credited"
+            )
+        },
+    )
+    async def grant(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db: Db,
+        principal: CurrentPrincipal,
+        data: JSONBody[HonourGrant],
+        idempotency_key: IdempotencyKeyHeader = None,
+    ) -> Response[bytes]:
         """TIME with lot origin honour; no points unless the rule points.honour_hours_earn_points says so."""
-        return await confirm.grant_honour(db, principal, data)
+        return await idempotent(
+            request,
+            db,
+            principal,
+            idempotency_key,
+            lambda conn: confirm.grant_honour(conn, principal, data),
+            after=sealing(state, principal),
+        )
 
 
 class CertificateController(Controller):

@@ -268,7 +268,8 @@ UPDATE service_records
 """
 
 SET_RECORD_STATUS = """
-UPDATE service_records SET status = $2, reason = $3, updated_at = now()
+UPDATE service_records
+   SET status = $2, reason = $3, completed_at = COALESCE(completed_at, now()), updated_at = now()
  WHERE id = $1
 """
 
