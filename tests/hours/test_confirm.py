@@ -293,6 +293,19 @@ class TestReversal:
         assert await balances(world, vid) == (0, 0)
         reversals = await world.conn.fetch("SELECT * FROM ledger_transfers WHERE reverses IS NOT NULL")
         assert len(reversals) == 2 and {r["memo"] for r in reversals} == {"签到记录有误"}
+        # The reversals are on both statements: the volunteer's and the organisation's issuance.
+        mine = await ledger.volunteer_accounts(world.conn, world.region, vid)
+        issuance = await ledger.ensure_account(
+            world.conn, world.region, "organisation", world.orgs["zhangyuan"], "TIME", "issuance"
+        )
+        for account, direction in ((mine["TIME"], "debit"), (issuance, "credit")):
+            lines = (await ledger.statement(world.conn, [account])).items
+            assert (lines[0].code, lines[0].direction, lines[0].memo) == (
+                "reversal",
+                direction,
+                "签到记录有误",
+            )
+            assert lines[0].reverses == lines[1].transfer_id
         with pytest.raises(errors.RecordState):
             await confirm.reverse_record(world.conn, world.staff(), rid, "再次冲正")
         again = await confirm.confirm_record(
