@@ -225,6 +225,8 @@ TABLE: dict[str, Entry] = {
     "POST /api/v1/proxy-grants": Entry(outcome(401, 201, 403, 201, 404, 403, 201), grant_body),
     "GET /api/v1/proxy-grants": Entry(outcome(401, 200, 403, 200, 200, 403, 200)),
     "POST /api/v1/proxy-grants/{grant_id:uuid}/revoke": Entry(outcome(401, 200, 403, 200, 404, 403, 200)),
+    # The identity audit log: region administrators.
+    "GET /api/v1/identity-audit": Entry(outcome(401, 403, 403, 403, 403, 403, 200)),
 }
 
 

@@ -1155,3 +1155,70 @@ class TestNoPersonalDataInLogs:
         assert "138****5678" in text  # the console SMS sender logs the masked number
         for secret in (PHONE, body["id_number"]):
             assert secret not in text
+
+
+# --------------------------------------------------------------------------- audit
+class TestIdentityAudit:
+    @pytest.mark.asyncio
+    async def test_changes_record_actor_and_subject_without_personal_data(
+        self, app: Litestar, world: World
+    ) -> None:
+        admin = await world.operator("admin", "13600000001")
+        staff = await world.operator("staff", "13900000001", org="zhangyuan", roles=("coordinator",))
+        id_number = make_id_number(date(1936, 11, 3), 9)
+        async with AsyncTestClient(app) as client:
+            created = await client.post(
+                f"{API}/volunteers",
+                json={
+                    "real_name": "刘奶奶",
+                    "id_number": id_number,
+                    "community_id": str(world.orgs["zhangyuan"]),
+                },
+                headers=auth(app, staff),
+            )
+            resident = created.json()["id"]
+            await client.patch(
+                f"{API}/volunteers/{resident}",
+                json={"phone": PHONE, "status": "suspended"},
+                headers=auth(app, staff),
+            )
+            log = await client.get(
+                f"{API}/identity-audit", params={"subject_id": resident}, headers=auth(app, admin)
+            )
+            denied = await client.get(f"{API}/identity-audit", headers=auth(app, staff))
+        entries = log.json()["items"]
+        assert [e["action"] for e in entries] == ["updated", "registered"]  # newest first
+        assert all(e["actor_id"] == str(staff.sub) and e["actor_kind"] == "staff" for e in entries)
+        assert (
+            entries[0]["detail"]["fields"] == ["status", "phone"]
+            and entries[0]["detail"]["status"] == "suspended"
+        )
+        assert PHONE not in log.text and id_number not in log.text and "刘奶奶" not in log.text
+        assert_problem(denied, 403)
+
+    @pytest.mark.asyncio
+    async def test_grants_and_revocations_are_recorded(self, app: Litestar, world: World) -> None:
+        admin = await world.operator("admin", "13600000001")
+        elder = await world.volunteer(name="陈奶奶")
+        await world.volunteer(name="陈建国", mobile=PHONE, community="wuding")
+        async with AsyncTestClient(app) as client:
+            grant = await client.post(
+                f"{API}/proxy-grants",
+                json={
+                    "proxy_phone": PHONE,
+                    "actions": ["view"],
+                    "valid_until": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+                },
+                headers=auth(app, elder),
+            )
+            await client.post(f"{API}/proxy-grants/{grant.json()['id']}/revoke", headers=auth(app, elder))
+            page = (
+                await client.get(
+                    f"{API}/identity-audit", params={"actor_id": str(elder.sub)}, headers=auth(app, admin)
+                )
+            ).json()
+        assert [(e["action"], e["subject_kind"]) for e in page["items"]] == [
+            ("revoked", "proxy_grant"),
+            ("granted", "proxy_grant"),
+        ]
+        assert page["items"][1]["detail"]["subject_id"] == str(elder.sub) and page["next_before"] is None

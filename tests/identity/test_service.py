@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import TestDatabase
-from timebank.db import connect
+from timebank.db import connect, init_connection
 from timebank.identity import service
 from timebank.identity.errors import AlreadyRegistered, InvalidRefreshToken, TooManyRequests
 from timebank.identity.pii import load_pii_keys
@@ -40,6 +40,7 @@ async def app_pool(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
     """Connections as the application role, for racing."""
 
     async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)  # JSON codecs, as the application's pool has
         await conn.execute("SET ROLE timebank_app")
 
     pool = await asyncpg.create_pool(database.dsn, min_size=2, max_size=12, init=init)

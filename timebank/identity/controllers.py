@@ -15,6 +15,7 @@ from timebank.identity import service
 from timebank.identity.guards import CurrentPrincipal, authenticated, require
 from timebank.identity.pii import load_pii_keys
 from timebank.identity.schemas import (
+    AuditPage,
     GrantCreate,
     GrantPage,
     GrantView,
@@ -460,6 +461,29 @@ class ProxyGrantController(Controller):
         return await service.revoke_grant(db, principal, grant_id)
 
 
+class AuditController(Controller):
+    """Who changed what in identity (people, organisations, shops, proxy grants)."""
+
+    path = "/identity-audit"
+    tags = ("identity",)
+    guards = (require("admin"),)
+
+    @get("/", operation_id="list_identity_audit", summary="Identity changes in my region, newest first")
+    async def index(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        subject_id: FromQuery[UUID | None] = None,
+        actor_id: FromQuery[UUID | None] = None,
+        before: Annotated[UUID | None, QueryParameter(description="next_before of the previous page")] = None,
+        limit: PageLimit = 50,
+    ) -> AuditPage:
+        """The actor is the person who acted (a proxy's own id when acting for someone)."""
+        return await service.audit_log(
+            db, principal, subject_id=subject_id, actor_id=actor_id, before=before, limit=limit
+        )
+
+
 IDENTITY_CONTROLLERS = [
     AuthController,
     MeController,
@@ -468,4 +492,5 @@ IDENTITY_CONTROLLERS = [
     ShopController,
     VolunteerController,
     ProxyGrantController,
+    AuditController,
 ]

@@ -6,7 +6,7 @@ Personal data appears in responses only masked (``mobile_masked``, ``id_number_m
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import msgspec
@@ -378,3 +378,25 @@ class GrantPage(msgspec.Struct, kw_only=True):
 
     items: list[GrantView]
     next_after: UUID | None
+
+
+# --------------------------------------------------------------------------- audit
+class AuditEntry(msgspec.Struct, kw_only=True):
+    """One change in identity: who (actor; a proxy when someone acted for a subject) did what to whom."""
+
+    id: UUID
+    region_id: UUID
+    actor_kind: str
+    actor_id: UUID | None
+    subject_kind: str
+    subject_id: UUID
+    action: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class AuditPage(msgspec.Struct, kw_only=True):
+    """Newest first; pass ``next_before`` as ``before`` for older entries (null: no more)."""
+
+    items: list[AuditEntry]
+    next_before: UUID | None

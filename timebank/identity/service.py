@@ -14,10 +14,11 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
+import msgspec
 
 from timebank.db import Conn, in_transaction
 from timebank.identity import repo
@@ -50,6 +51,7 @@ from timebank.identity.principal import Principal
 from timebank.identity.schemas import (
     AccountKind,
     ActorRef,
+    AuditPage,
     GrantCreate,
     GrantPage,
     GrantView,
@@ -236,6 +238,37 @@ def _page_after(items: list[object], limit: int) -> UUID | None:
     return getattr(last, "id", None)
 
 
+_SUBJECT_KIND = {"volunteer": "volunteer", "staff": "staff", "shop": "shop_operator", "admin": "admin"}
+
+
+async def _audit(
+    conn: Conn,
+    principal: Principal,
+    subject_kind: str,
+    subject_id: UUID,
+    action: str,
+    detail: dict[str, Any] | None = None,
+    *,
+    region_id: UUID | None = None,
+) -> None:
+    """Record the change with the actor (the proxy, when someone acts for a subject)."""
+    await repo.insert_audit(
+        conn,
+        region_id=region_id or principal.region_id,
+        actor_kind=principal.actor_kind or principal.kind,
+        actor_id=principal.actor,
+        subject_kind=subject_kind,
+        subject_id=subject_id,
+        action=action,
+        detail=detail or {},
+    )
+
+
+def _changed(req: msgspec.Struct) -> list[str]:
+    """Names of the fields a PATCH request sets (values may be personal data: not recorded)."""
+    return [f for f in req.__struct_fields__ if getattr(req, f) is not None]
+
+
 def _scope_root(principal: Principal) -> UUID | None:
     """None for an administrator (whole region); the organisation for staff."""
     return principal.org_id if principal.kind == "staff" else None
@@ -334,6 +367,16 @@ async def register(conn: Conn, ctx: IdentityContext, req: RegisterRequest, clien
             registered_via="self",
             registered_by=None,
         )
+        await repo.insert_audit(
+            c,
+            region_id=community.region_id,
+            actor_kind="volunteer",
+            actor_id=volunteer_id,
+            subject_kind="volunteer",
+            subject_id=volunteer_id,
+            action="registered",
+            detail={"via": "self", "community_id": str(community.id)},
+        )
         account = repo.LoginRow(volunteer_id, community.region_id, "volunteer", "active", password_hash)
         pair, _ = await _issue(c, ctx, account)
         return pair
@@ -420,7 +463,12 @@ async def bind_wechat(conn: Conn, ctx: IdentityContext, principal: Principal, co
     holder = await repo.volunteer_login_by_openid(conn, openid)
     if holder is not None and holder.id != principal.sub:
         raise Conflict("This WeChat account is bound to another volunteer.")
-    await repo.bind_wechat(conn, principal.sub, openid)
+
+    async def work(c: Conn) -> None:
+        await repo.bind_wechat(c, principal.sub, openid)
+        await _audit(c, principal, "volunteer", principal.sub, "wechat_bound")
+
+    await in_transaction(conn, work)
 
 
 RefreshOutcome = Literal["unknown", "invalid", "reuse", "disabled"]
@@ -482,6 +530,7 @@ async def change_password(conn: Conn, principal: Principal, req: PasswordChange)
     async def work(c: Conn) -> None:
         await repo.set_password(c, principal.kind, principal.sub, new_hash)
         await repo.revoke_account_tokens(c, principal.kind, principal.sub, "logout")
+        await _audit(c, principal, _SUBJECT_KIND[principal.kind], principal.sub, "password_changed")
 
     await in_transaction(conn, work)
 
@@ -562,14 +611,20 @@ async def create_organisation(conn: Conn, principal: Principal, req: Organisatio
             raise Forbidden("Only a region administrator creates a top-level organisation.")
     elif not await org_in_scope(conn, principal, req.parent_id):
         raise NotInScope("The parent organisation is outside your scope.")
-    try:
+
+    async def work(c: Conn) -> UUID:
         org_id = await repo.insert_organisation(
-            conn, principal.region_id, req.parent_id, req.kind, req.code, req.name
+            c, principal.region_id, req.parent_id, req.kind, req.code, req.name
         )
+        if org_id is None:
+            raise InvalidReference("parent_id is not an organisation of your region.", field="parent_id")
+        await _audit(c, principal, "organisation", org_id, "created", {"code": req.code, "kind": req.kind})
+        return org_id
+
+    try:
+        org_id = await in_transaction(conn, work)
     except asyncpg.UniqueViolationError:
         raise CodeTaken(f"The code {req.code} is already used in this region.") from None
-    if org_id is None:
-        raise InvalidReference("parent_id is not an organisation of your region.", field="parent_id")
     org = await repo.get_organisation(conn, org_id)
     assert org is not None
     return org
@@ -596,7 +651,14 @@ async def update_organisation(
     """Rename or (de)activate an organisation in scope."""
     _may_manage_orgs(principal)
     await _org_in_scope_or_404(conn, principal, org_id)
-    await repo.update_organisation(conn, org_id, req.name, req.status)
+
+    async def work(c: Conn) -> None:
+        await repo.update_organisation(c, org_id, req.name, req.status)
+        await _audit(
+            c, principal, "organisation", org_id, "updated", {"fields": _changed(req), "status": req.status}
+        )
+
+    await in_transaction(conn, work)
     return await _org_in_scope_or_404(conn, principal, org_id)
 
 
@@ -620,9 +682,10 @@ async def _new_operator(
     if await repo.operator_mobile_taken(conn, kind, sealed.index):
         raise MobileTaken()
     password_hash = await hash_password(password) if password else None
-    try:
+
+    async def work(c: Conn) -> None:
         await repo.insert_operator(
-            conn,
+            c,
             operator_id=operator_id,
             region_id=principal.region_id,
             kind=kind,
@@ -634,6 +697,11 @@ async def _new_operator(
             password_hash=password_hash,
             created_by=principal.sub,
         )
+        detail = {"roles": roles, "organisation_id": organisation_id, "shop_id": shop_id}
+        await _audit(c, principal, _SUBJECT_KIND[kind], operator_id, "created", detail)
+
+    try:
+        await in_transaction(conn, work)
     except asyncpg.UniqueViolationError:
         raise MobileTaken() from None
     return operator_id
@@ -708,6 +776,13 @@ async def update_staff(conn: Conn, principal: Principal, staff_id: UUID, req: St
         )
         if req.status in ("suspended", "left"):
             await repo.revoke_account_tokens(c, "staff", staff_id, "account_disabled")
+        detail = {
+            "fields": _changed(req),
+            "status": req.status,
+            "roles": req.roles,
+            "organisation_id": req.organisation_id,
+        }
+        await _audit(c, principal, "staff", staff_id, "updated", detail)
 
     await in_transaction(conn, work)
     return await _staff_in_scope_or_404(conn, principal, staff_id)
@@ -726,10 +801,23 @@ async def create_shop(conn: Conn, principal: Principal, req: ShopCreate) -> Shop
     _may_manage_orgs(principal)
     if not await org_in_scope(conn, principal, req.organisation_id):
         raise NotInScope("The organisation is outside your scope.")
-    try:
+
+    async def work(c: Conn) -> UUID:
         shop_id = await repo.insert_shop(
-            conn, principal.region_id, req.organisation_id, req.code, req.name, req.address
+            c, principal.region_id, req.organisation_id, req.code, req.name, req.address
         )
+        await _audit(
+            c,
+            principal,
+            "shop",
+            shop_id,
+            "created",
+            {"code": req.code, "organisation_id": req.organisation_id},
+        )
+        return shop_id
+
+    try:
+        shop_id = await in_transaction(conn, work)
     except asyncpg.UniqueViolationError:
         raise CodeTaken(f"The code {req.code} is already used in this region.") from None
     return await _shop_in_scope_or_404(conn, principal, shop_id)
@@ -753,7 +841,14 @@ async def update_shop(conn: Conn, principal: Principal, shop_id: UUID, req: Shop
     """Rename, move address or change status of a shop in scope."""
     _may_manage_orgs(principal)
     await _shop_in_scope_or_404(conn, principal, shop_id)
-    await repo.update_shop(conn, shop_id, req.name, req.address, req.status)
+
+    async def work(c: Conn) -> None:
+        await repo.update_shop(c, shop_id, req.name, req.address, req.status)
+        await _audit(
+            c, principal, "shop", shop_id, "updated", {"fields": _changed(req), "status": req.status}
+        )
+
+    await in_transaction(conn, work)
     return await _shop_in_scope_or_404(conn, principal, shop_id)
 
 
@@ -809,7 +904,7 @@ async def register_by_staff(
     community = await _community(conn, req.community_id)
 
     async def work(c: Conn) -> UUID:
-        return await _insert_volunteer(
+        volunteer_id = await _insert_volunteer(
             c,
             ctx,
             community=community,
@@ -820,6 +915,11 @@ async def register_by_staff(
             registered_via="staff",
             registered_by=principal.sub,
         )
+        detail = {"via": "staff", "community_id": community.id}
+        await _audit(
+            c, principal, "volunteer", volunteer_id, "registered", detail, region_id=community.region_id
+        )
+        return volunteer_id
 
     volunteer_id = await in_transaction(conn, work)
     view = await repo.get_volunteer(conn, volunteer_id)
@@ -907,6 +1007,8 @@ async def update_volunteer(
         )
         if req.status in ("suspended", "left"):
             await repo.revoke_account_tokens(c, "volunteer", volunteer_id, "account_disabled")
+        detail = {"fields": _changed(req), "status": req.status, "community_id": req.community_id}
+        await _audit(c, principal, "volunteer", volunteer_id, "updated", detail)
 
     await in_transaction(conn, work)
     view = await repo.get_volunteer(conn, volunteer_id)
@@ -972,19 +1074,32 @@ async def create_grant(conn: Conn, ctx: IdentityContext, principal: Principal, r
             )
         proxy_kind, proxy_id = "staff", staff.id
     grant_id = uuid7()
-    await repo.insert_grant(
-        conn,
-        grant_id=grant_id,
-        region_id=subject.region_id,
-        subject_id=subject_id,
-        proxy_kind=proxy_kind,
-        proxy_id=proxy_id,
-        relationship=req.relationship,
-        actions=sorted(set(req.actions)),
-        valid_until=valid_until,
-        granted_by_kind=principal.kind,
-        granted_by=principal.sub,
-    )
+    actions: list[str] = sorted(set(req.actions))
+
+    async def work(c: Conn) -> None:
+        await repo.insert_grant(
+            c,
+            grant_id=grant_id,
+            region_id=subject.region_id,
+            subject_id=subject_id,
+            proxy_kind=proxy_kind,
+            proxy_id=proxy_id,
+            relationship=req.relationship,
+            actions=actions,
+            valid_until=valid_until,
+            granted_by_kind=principal.kind,
+            granted_by=principal.sub,
+        )
+        detail = {
+            "subject_id": subject_id,
+            "proxy_kind": proxy_kind,
+            "proxy_id": proxy_id,
+            "actions": actions,
+            "valid_until": valid_until,
+        }
+        await _audit(c, principal, "proxy_grant", grant_id, "granted", detail, region_id=subject.region_id)
+
+    await in_transaction(conn, work)
     grant = await repo.get_grant(conn, grant_id)
     assert grant is not None
     return _live(grant, datetime.now(UTC))
@@ -1027,7 +1142,15 @@ async def revoke_grant(conn: Conn, principal: Principal, grant_id: UUID) -> Gran
         allowed = await volunteer_in_scope(conn, principal, grant.subject_id)
     if not allowed:
         raise NotFound("No such grant.")
-    if not await repo.revoke_grant(conn, grant_id, principal.sub) and grant.revoked_at is None:
+
+    async def work(c: Conn) -> bool:
+        if not await repo.revoke_grant(c, grant_id, principal.sub):
+            return False
+        detail = {"subject_id": grant.subject_id, "proxy_id": grant.proxy_id}
+        await _audit(c, principal, "proxy_grant", grant_id, "revoked", detail, region_id=grant.region_id)
+        return True
+
+    if not await in_transaction(conn, work) and grant.revoked_at is None:
         raise Conflict("The grant changed meanwhile; read it again.")
     revoked = await repo.get_grant(conn, grant_id)
     assert revoked is not None
@@ -1089,3 +1212,19 @@ async def rekey_personal_data(
 async def stale_key_rows(conn: Conn, pii: PiiKeys) -> int:
     """Rows still encrypted under a key other than the current one."""
     return await repo.count_stale_keys(conn, pii.current)
+
+
+async def audit_log(
+    conn: Conn,
+    principal: Principal,
+    *,
+    subject_id: UUID | None,
+    actor_id: UUID | None,
+    before: UUID | None,
+    limit: int,
+) -> AuditPage:
+    """Identity changes of the administrator's region, newest first."""
+    if principal.kind != "admin":
+        raise Forbidden("The identity audit log is for region administrators.")
+    items = await repo.list_audit(conn, principal.region_id, subject_id, actor_id, before, limit)
+    return AuditPage(items=items, next_before=items[-1].id if len(items) == limit else None)
