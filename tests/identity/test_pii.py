@@ -134,6 +134,11 @@ class TestKeyFile:
             load_pii_keys(load_settings({"TIMEBANK_PII_KEY_FILE": str(path)}, data_dir=str(tmp_path))) == keys
         )
 
+    def test_production_needs_an_explicit_key_file(self, tmp_path: Path) -> None:
+        with pytest.raises(ValueError, match="TIMEBANK_PII_KEY_FILE is required"):
+            load_pii_keys(load_settings({}, data_dir=str(tmp_path), env="production"))
+        assert not (tmp_path / "keys" / "pii-keys.json").exists()
+
     def test_malformed_file_is_refused(self, tmp_path: Path) -> None:
         path = tmp_path / "pii.json"
         path.write_text('{"current": "k9", "keys": {}, "index_key": ""}')

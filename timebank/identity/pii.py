@@ -217,10 +217,14 @@ def load_pii_keys(settings: Settings) -> PiiKeys:
     row has been re-encrypted. The index key cannot rotate without recomputing every index.
 
     Raises:
-        ValueError: when the file is malformed.
+        ValueError: when the file is malformed, or in production when no file is configured.
     """
     if settings.pii_key_file:
         path = Path(settings.pii_key_file)
+    elif settings.env == "production":
+        # A generated key lost with its directory makes every stored number unreadable and
+        # every blind index useless: production names its key file explicitly.
+        raise ValueError("TIMEBANK_PII_KEY_FILE is required when TIMEBANK_ENV=production")
     else:
         path = Path(settings.data_dir).expanduser() / "keys" / "pii-keys.json"
         if not path.exists():
