@@ -1222,3 +1222,77 @@ class TestIdentityAudit:
             ("granted", "proxy_grant"),
         ]
         assert page["items"][1]["detail"]["subject_id"] == str(elder.sub) and page["next_before"] is None
+
+
+# --------------------------------------------------------------------------- rate limits
+class TestRateLimits:
+    """Each limit: the allowed number passes (whatever its own outcome), the next one is a 429."""
+
+    @pytest.mark.asyncio
+    async def test_otp_sending_per_address(self, app: Litestar, world: World) -> None:
+        async with AsyncTestClient(app) as client:
+            codes = [
+                (
+                    await client.post(
+                        f"{API}/auth/otp", json={"phone": f"1370000{i:04d}", "purpose": "register"}
+                    )
+                ).status_code
+                for i in range(21)
+            ]
+        assert codes[:20] == [202] * 20 and codes[20] == 429
+
+    @pytest.mark.asyncio
+    async def test_otp_sending_per_phone_per_day(
+        self, app: Litestar, world: World, owner_conn: asyncpg.Connection, settings: Any
+    ) -> None:
+        from timebank.identity.pii import MOBILE, load_pii_keys
+
+        pii = load_pii_keys(settings)
+        per_minute = pii.mac("rate:otp-send:phone", pii.blind_index(MOBILE, PHONE))
+        async with AsyncTestClient(app) as client:
+            codes = []
+            for _ in range(11):
+                # Only the one-per-minute window is cleared between sends: the daily one keeps counting.
+                await owner_conn.execute("DELETE FROM rate_limits WHERE bucket = $1", per_minute)
+                resp = await client.post(f"{API}/auth/otp", json={"phone": PHONE, "purpose": "register"})
+                codes.append(resp.status_code)
+        assert codes[:10] == [202] * 10 and codes[10] == 429
+        assert resp.json()["limit"] == "otp-send:phone:day"
+
+    @pytest.mark.asyncio
+    async def test_code_checks_per_phone(self, app: Litestar, world: World) -> None:
+        await world.volunteer(mobile=PHONE)
+        async with AsyncTestClient(app) as client:
+            codes = [
+                (
+                    await client.post(f"{API}/auth/login/otp", json={"phone": PHONE, "code": f"{i:06d}"})
+                ).status_code
+                for i in range(11)
+            ]
+        assert codes[:10] == [401] * 10 and codes[10] == 429
+
+    @pytest.mark.asyncio
+    async def test_registration_per_address(self, app: Litestar, world: World) -> None:
+        async with AsyncTestClient(app) as client:
+            codes = []
+            for i in range(21):
+                body = {
+                    "phone": f"1370001{i:04d}",
+                    "code": "000000",
+                    "real_name": "某人",
+                    "id_number": make_id_number(date(1990, 1, 1), i),
+                    "community_id": str(world.orgs["zhangyuan"]),
+                }
+                codes.append((await client.post(f"{API}/auth/register", json=body)).status_code)
+        assert codes[:20] == [401] * 20 and codes[20] == 429
+
+    @pytest.mark.asyncio
+    async def test_password_login_per_phone(
+        self, app: Litestar, world: World, owner_conn: asyncpg.Connection
+    ) -> None:
+        async with AsyncTestClient(app) as client:
+            codes = []
+            for _ in range(21):
+                await owner_conn.execute("DELETE FROM login_failures")  # the lock is another test's subject
+                codes.append((await login(client, PHONE, "wrong")).status_code)
+        assert codes[:20] == [401] * 20 and codes[20] == 429
