@@ -35,14 +35,14 @@ def route_keys(app: Litestar) -> list[str]:
     return sorted(keys)
 
 
-def _app_for_introspection() -> Litestar:
-    # Building the app touches no database; keys go to a throw-away directory.
-    return create_app(
-        load_settings({}, database_url="postgresql://localhost/none", data_dir=tempfile.mkdtemp())
-    )
+def _routes_of_the_application() -> list[str]:
+    # Building the app touches no database; its generated keys go to a throw-away directory.
+    with tempfile.TemporaryDirectory() as data_dir:
+        app = create_app(load_settings({}, database_url="postgresql://localhost/none", data_dir=data_dir))
+        return route_keys(app)
 
 
-ROUTES = route_keys(_app_for_introspection())
+ROUTES = _routes_of_the_application()
 
 
 @dataclass
