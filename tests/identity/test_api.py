@@ -1296,3 +1296,31 @@ class TestRateLimits:
                 await owner_conn.execute("DELETE FROM login_failures")  # the lock is another test's subject
                 codes.append((await login(client, PHONE, "wrong")).status_code)
         assert codes[:20] == [401] * 20 and codes[20] == 429
+
+
+# --------------------------------------------------------------------------- regions
+class TestAdministratorsStayInTheirRegion:
+    @pytest.mark.asyncio
+    async def test_other_regions_resources_are_404(
+        self, app: Litestar, world: World, owner_conn: asyncpg.Connection
+    ) -> None:
+        other_region = await owner_conn.fetchval(
+            "INSERT INTO regions (code, name) VALUES ('sh-xuhui', '上海市徐汇区') RETURNING id"
+        )
+        stranger = Principal(sub=world.region, kind="admin", region_id=other_region, roles=("region_admin",))
+        vol = await world.volunteer(name="张阿姨")
+        async with AsyncTestClient(app) as client:
+            got = [
+                (await client.get(path, headers=auth(app, stranger))).status_code
+                for path in (
+                    f"{API}/volunteers/{vol.sub}",
+                    f"{API}/organisations/{world.orgs['zhangyuan']}",
+                    f"{API}/shops/{world.shops['zhangyuan-love-market']}",
+                )
+            ]
+            listing = (await client.get(f"{API}/volunteers", headers=auth(app, stranger))).json()
+            patch = await client.patch(
+                f"{API}/volunteers/{vol.sub}", json={"status": "suspended"}, headers=auth(app, stranger)
+            )
+        assert got == [404, 404, 404] and listing["items"] == []
+        assert_problem(patch, 404)
