@@ -59,6 +59,10 @@ SELECT transfer_id, ordinal, account_id, seq, origin, expires_on, amount, remain
 # ------------------------------------------------------------------------------------- postings
 POST = "SELECT * FROM ledger_post($1, $2, $3, $4, $5::ledger_transfer_input[])"
 
+TRANSFER = """
+SELECT * FROM ledger_transfer($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+"""
+
 SELECT_TRANSFER = "SELECT * FROM ledger_transfers WHERE id = $1 AND region_id = $2"
 
 SELECT_TRANSFER_STATUS = """
@@ -384,7 +388,8 @@ def _account(row: asyncpg.Record) -> Account:
 
 
 def _transfer(row: asyncpg.Record) -> Transfer:
-    return msgspec.convert({k: row[k] for k in Transfer.__struct_fields__}, Transfer)
+    # The row's columns are Transfer's fields with their types already (asyncpg decodes them).
+    return Transfer(**{k: row[k] for k in Transfer.__struct_fields__})
 
 
 async def ensure_account(
@@ -477,6 +482,26 @@ async def post(
     """Run ``ledger_post`` for a batch of ``ledger_transfer_input`` tuples."""
     rows = await conn.fetch(POST, region_id, batch_id, actor_kind, actor_id, items)
     return [_transfer(r) for r in rows]
+
+
+async def post_one(
+    conn: Conn,
+    region_id: UUID,
+    batch_id: UUID,
+    actor_kind: str,
+    actor_id: UUID | None,
+    item: tuple[Any, ...],
+) -> Transfer:
+    """Run ``ledger_transfer`` for one plain transfer (a ``ledger_transfer_input`` tuple)."""
+    (tid, _, ledger, debit, credit, amount, code, _, _, _, _, origin, expires_on, subject, memo, metadata) = (
+        item
+    )
+    row = await conn.fetchrow(
+        TRANSFER, region_id, batch_id, actor_kind, actor_id, tid, ledger, debit, credit, amount, code,
+        origin, expires_on, subject, memo, metadata,
+    )  # fmt: skip
+    assert row is not None
+    return _transfer(row)
 
 
 async def transfer(conn: Conn, region_id: UUID, transfer_id: UUID) -> Transfer | None:

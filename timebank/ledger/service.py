@@ -74,7 +74,7 @@ from timebank.problems import Forbidden, InvalidInput, NotFound
 
 T = TypeVar("T")
 
-DEFAULT_ISSUANCE_STRIPES = 16
+DEFAULT_ISSUANCE_STRIPES = 64
 """Balance rows of an issuance account: concurrent postings of one community pick one at random."""
 
 PAGE_MAX = 200
@@ -215,6 +215,10 @@ async def execute(
         raise errors.InvalidTransfer("a batch needs at least one transfer", reason="empty-batch")
     items = [_item(op) for op in operations]
     batch = batch_id or uuid7()
+    if len(items) == 1 and type(operations[0]) is TransferSpec:
+        # The commonest posting takes the lean SQL path (sql/0013); same rules, same errors.
+        one = await _run(conn, lambda c: repo.post_one(c, region_id, batch, actor.kind, actor.id, items[0]))
+        return [one]
     return await _run(conn, lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items))
 
 
