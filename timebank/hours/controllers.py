@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -48,7 +47,6 @@ from timebank.hours.schemas import (
     WithReason,
 )
 from timebank.identity.guards import CurrentPrincipal, authenticated, require
-from timebank.identity.principal import Principal
 from timebank.ledger import sealer
 from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
 
@@ -328,7 +326,7 @@ class ActivityController(Controller):
             idempotency_key,
             lambda conn: confirm.confirm_activity(conn, principal, activity_id),
             status_code=200,
-            after=sealing(state, principal),
+            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
     @get(
@@ -347,15 +345,6 @@ class ActivityController(Controller):
         """CSV (UTF-8 with BOM) or XLSX; names and mobiles masked."""
         body, name = await exports.activity_export(db, principal, activity_id, format)
         return download(body, name, exports.MEDIA_TYPES[format])
-
-
-def sealing(state: State, principal: Principal) -> Callable[[], Awaitable[None]]:
-    """After a value-moving response: seal the region's new transfers into the hash chain."""
-
-    async def seal() -> None:
-        await sealer.seal_region_soon(state.runtime.pool, principal.region_id)
-
-    return seal
 
 
 def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
@@ -455,7 +444,7 @@ class ServiceRecordController(Controller):
             idempotency_key,
             lambda conn: confirm.confirm_record(conn, principal, record_id, data),
             status_code=200,
-            after=sealing(state, principal),
+            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
     @post(
@@ -488,7 +477,7 @@ class ServiceRecordController(Controller):
             idempotency_key,
             lambda conn: confirm.reverse_record(conn, principal, record_id, data.reason),
             status_code=200,
-            after=sealing(state, principal),
+            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
     @get(
@@ -544,7 +533,7 @@ class HonourController(Controller):
             principal,
             idempotency_key,
             lambda conn: confirm.grant_honour(conn, principal, data),
-            after=sealing(state, principal),
+            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
 

@@ -138,10 +138,6 @@ class LedgerTransferController(Controller):
         accounts. If a volunteer already spent what the transfer credited, the reversal is refused
         (409 reversal-lots-spent) unless ``when_spent`` is ``other_lots``.
         """
-
-        async def seal() -> None:
-            await sealer.seal_region_soon(state.runtime.pool, principal.region_id)
-
         return await idempotent(
             request,
             db,
@@ -149,7 +145,7 @@ class LedgerTransferController(Controller):
             idempotency_key,
             lambda conn: service.reverse(conn, principal, transfer_id, data),
             status_code=201,
-            after=seal,
+            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
 

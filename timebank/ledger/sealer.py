@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -161,3 +162,12 @@ async def seal_region_soon(pool: asyncpg.Pool, region_id: UUID) -> None:
         log.warning("sealing deferred", extra={"region_id": str(region_id), "error": type(exc).__name__})
     finally:
         del _running[key]
+
+
+def seal_after_response(pool: asyncpg.Pool, region_id: UUID) -> Callable[[], Awaitable[None]]:
+    """The background task a value-moving handler passes as ``after=``: seal the region soon."""
+
+    async def seal() -> None:
+        await seal_region_soon(pool, region_id)
+
+    return seal
