@@ -59,6 +59,9 @@ SELECT transfer_id, ordinal, account_id, seq, origin, expires_on, amount, remain
 # ------------------------------------------------------------------------------------- postings
 POST = "SELECT * FROM ledger_post($1, $2, $3, $4, $5::ledger_transfer_input[])"
 
+# Plain transfers in bulk (sql/0015): set-based when the batch allows it, else ledger_post().
+POST_MANY = "SELECT * FROM ledger_post_many($1, $2, $3, $4, $5::ledger_transfer_input[])"
+
 TRANSFER = """
 SELECT * FROM ledger_transfer($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 """
@@ -484,6 +487,19 @@ async def post(
     return [_transfer(r) for r in rows]
 
 
+async def post_many(
+    conn: Conn,
+    region_id: UUID,
+    batch_id: UUID,
+    actor_kind: str,
+    actor_id: UUID | None,
+    items: list[tuple[Any, ...]],
+) -> list[Transfer]:
+    """Run ``ledger_post_many`` (plain transfers only; same results and errors as :func:`post`)."""
+    rows = await conn.fetch(POST_MANY, region_id, batch_id, actor_kind, actor_id, items)
+    return [_transfer(r) for r in rows]
+
+
 async def post_one(
     conn: Conn,
     region_id: UUID,
@@ -737,11 +753,7 @@ SELECT * FROM ledger_accounts
  WHERE region_id = $1 AND owner_kind = $2 AND purpose = $3 AND owner_id = ANY ($4::uuid[])
 """
 
-ENSURE_ACCOUNTS = """
-SELECT a.* FROM unnest($4::uuid[]) WITH ORDINALITY AS o(owner_id, n)
- CROSS JOIN LATERAL ledger_ensure_account($1, $2, $3, o.owner_id, $5, $6, $7, $8, $9) AS a
- ORDER BY o.n
-"""
+ENSURE_ACCOUNTS = "SELECT * FROM ledger_ensure_accounts($1, $2, $3, $4::uuid[], $5, $6, $7, $8, $9)"
 
 
 async def owners_accounts(

@@ -219,6 +219,10 @@ async def execute(
         # The commonest posting takes the lean SQL path (sql/0013); same rules, same errors.
         one = await _run(conn, lambda c: repo.post_one(c, region_id, batch, actor.kind, actor.id, items[0]))
         return [one]
+    if all(type(op) is TransferSpec for op in operations):
+        # Plain transfers in bulk take the set-based path (sql/0015), which hands anything it
+        # cannot do set-based (and every refusal) to ledger_post: same rules, same errors.
+        return await _run(conn, lambda c: repo.post_many(c, region_id, batch, actor.kind, actor.id, items))
     return await _run(conn, lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items))
 
 
