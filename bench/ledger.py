@@ -40,6 +40,7 @@ from pathlib import Path
 from uuid import UUID
 
 import asyncpg
+import uvloop
 
 from timebank.db import (
     APP_ROLE,
@@ -343,4 +344,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    # The service layer runs on uvloop, as it does under uvicorn in production (loop="auto").
+    uvloop.run(main())

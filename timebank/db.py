@@ -158,13 +158,19 @@ async def in_transaction(
     *,
     isolation: Isolation = "read_committed",
     attempts: int = 6,
+    single_statement: bool = False,
 ) -> T:
     """Run ``work`` in a transaction, retrying serialization failures and deadlocks.
 
     The single place where retry happens: ``work`` must be safe to run again from the start.
+    ``single_statement=True`` says that ``work`` sends exactly one statement, atomic by itself
+    (a call of one SQL function): it then runs in PostgreSQL's implicit transaction, without the
+    BEGIN and COMMIT round trips, and is retried the same way.
     """
     for attempt in range(1, attempts + 1):
         try:
+            if single_statement and isolation == "read_committed":
+                return await work(conn)
             async with conn.transaction(isolation=isolation):
                 return await work(conn)
         except RETRYABLE:

@@ -83,12 +83,16 @@ _LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 _MAX_ID = UUID(int=(1 << 128) - 1)
 
 
-async def _run(conn: Conn, work: Callable[[Conn], Awaitable[T]]) -> T:
-    """Run ``work`` in the caller's transaction or a new one; ledger refusals become problems."""
+async def _run(conn: Conn, work: Callable[[Conn], Awaitable[T]], *, single_statement: bool = False) -> T:
+    """Run ``work`` in the caller's transaction or a new one; ledger refusals become problems.
+
+    ``single_statement``: ``work`` is one call of one ledger function (atomic by itself); outside
+    a transaction it runs without BEGIN/COMMIT round trips (see :func:`timebank.db.in_transaction`).
+    """
     try:
         if conn.is_in_transaction():
             return await work(conn)
-        return await in_transaction(conn, work)
+        return await in_transaction(conn, work, single_statement=single_statement)
     except asyncpg.PostgresError as exc:
         problem = errors.from_database(exc)
         if problem is None:
@@ -217,13 +221,23 @@ async def execute(
     batch = batch_id or uuid7()
     if len(items) == 1 and type(operations[0]) is TransferSpec:
         # The commonest posting takes the lean SQL path (sql/0013); same rules, same errors.
-        one = await _run(conn, lambda c: repo.post_one(c, region_id, batch, actor.kind, actor.id, items[0]))
+        one = await _run(
+            conn,
+            lambda c: repo.post_one(c, region_id, batch, actor.kind, actor.id, items[0]),
+            single_statement=True,
+        )
         return [one]
     if all(type(op) is TransferSpec for op in operations):
         # Plain transfers in bulk take the set-based path (sql/0015), which hands anything it
         # cannot do set-based (and every refusal) to ledger_post: same rules, same errors.
-        return await _run(conn, lambda c: repo.post_many(c, region_id, batch, actor.kind, actor.id, items))
-    return await _run(conn, lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items))
+        return await _run(
+            conn,
+            lambda c: repo.post_many(c, region_id, batch, actor.kind, actor.id, items),
+            single_statement=True,
+        )
+    return await _run(
+        conn, lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items), single_statement=True
+    )
 
 
 async def post_transfers(
