@@ -179,3 +179,33 @@ class TestInTransaction:
         async with connect(database.dsn) as conn:
             with pytest.raises(asyncpg.DeadlockDetectedError):
                 await in_transaction(conn, work, attempts=2)
+
+    @pytest.mark.asyncio
+    async def test_a_single_statement_runs_without_begin_and_is_retried(self, database: TestDatabase) -> None:
+        calls = 0
+
+        async def work(conn: asyncpg.Connection) -> int:
+            nonlocal calls
+            calls += 1
+            assert not conn.is_in_transaction()  # no BEGIN was sent
+            if calls < 2:
+                raise asyncpg.DeadlockDetectedError("simulated")
+            return int(await conn.fetchval("SELECT 7"))
+
+        async with connect(database.dsn) as conn:
+            assert await in_transaction(conn, work, single_statement=True) == 7
+            assert not conn.is_in_transaction()
+        assert calls == 2
+
+    @pytest.mark.asyncio
+    async def test_a_single_statement_commits_on_its_own(self, database: TestDatabase) -> None:
+        async with connect(database.dsn) as conn, connect(database.dsn) as other:
+            await conn.execute("CREATE TABLE IF NOT EXISTS single_stmt_probe (n int)")
+
+            async def work(c: asyncpg.Connection) -> None:
+                assert not c.is_in_transaction()
+                await c.execute("INSERT INTO single_stmt_probe VALUES (1)")
+
+            await in_transaction(conn, work, single_statement=True)
+            assert not conn.is_in_transaction()
+            assert await other.fetchval("SELECT count(*) FROM single_stmt_probe") == 1
