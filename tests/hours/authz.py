@@ -199,9 +199,9 @@ HOURS_TABLE: dict[str, Entry] = {
     "GET /api/v1/categories": Entry(outcome(401, 200, 403, 200, 200, 200, 200)),
     "PUT /api/v1/categories/{code:str}": Entry(outcome(401, 403, 403, 403, 403, 403, 200), category_body),
     # Trainings: coordinators record for volunteers they reach; the volunteer reads their own.
-    "POST /api/v1/trainings": Entry(outcome(401, 403, 403, 201, 403, 403, 201), training_body),
+    "POST /api/v1/trainings": Entry(outcome(401, 403, 403, 201, 404, 403, 201), training_body),
     "GET /api/v1/trainings": Entry(
-        outcome(401, 200, 403, 200, 403, 403, 200), query={"volunteer_id": "{volunteer_id}"}
+        outcome(401, 200, 403, 200, 404, 403, 200), query={"volunteer_id": "{volunteer_id}"}
     ),
     # Activities: staff of the organisation's subtree manage; everyone in the region reads.
     "POST /api/v1/activities": Entry(outcome(401, 403, 403, 201, 403, 403, 201), activity_body),
@@ -211,8 +211,8 @@ HOURS_TABLE: dict[str, Entry] = {
     # Cancelling: staff here cancel it (nobody signed up); the admin then finds it cancelled.
     f"POST {A}/status": Entry(outcome(401, 403, 403, 200, 403, 403, 409), publish_body),
     # Sign-up: the volunteer, the proxy for the subject (already signed up then), staff for the subject.
-    f"POST {A}/signups": Entry(outcome(401, 201, 409, 409, 403, 403, 409), signup_body),
-    f"DELETE {A}/signups/{{volunteer_id:uuid}}": Entry(outcome(401, 409, 409, 409, 403, 403, 409)),
+    f"POST {A}/signups": Entry(outcome(401, 201, 409, 409, 404, 403, 409), signup_body),
+    f"DELETE {A}/signups/{{volunteer_id:uuid}}": Entry(outcome(401, 409, 409, 409, 404, 403, 409)),
     f"GET {A}/signups": Entry(outcome(401, 403, 403, 200, 403, 403, 200)),
     # The code exists only while the activity runs (it starts tomorrow): 409 for those who may see it.
     f"GET {A}/code": Entry(outcome(401, 403, 403, 409, 403, 403, 409)),
@@ -224,21 +224,21 @@ HOURS_TABLE: dict[str, Entry] = {
     f"POST {A}/confirm": Entry(outcome(401, 403, 403, 409, 403, 403, 409), headers=KEY),
     f"GET {A}/export": Entry(outcome(401, 403, 403, 200, 403, 403, 200)),
     # Records: the volunteer, the person served (the relative, here acting as proxy), staff here.
-    f"GET {R}": Entry(outcome(401, 200, 200, 200, 403, 403, 200)),
-    f"POST {R}/adjust": Entry(outcome(401, 403, 403, 200, 403, 403, 200), adjust_body),
+    f"GET {R}": Entry(outcome(401, 200, 200, 200, 404, 403, 200)),
+    f"POST {R}/adjust": Entry(outcome(401, 403, 403, 200, 404, 403, 200), adjust_body),
     f"POST {R}/dispute": Entry(outcome(401, 200, 409, 403, 403, 403, 403), reason_body),
-    f"POST {R}/reject": Entry(outcome(401, 403, 403, 200, 403, 403, 409), reason_body),
+    f"POST {R}/reject": Entry(outcome(401, 403, 403, 200, 404, 403, 409), reason_body),
     # The record is the subject's own service: neither they nor their proxy confirm it.
-    f"POST {R}/confirm": Entry(outcome(401, 403, 403, 200, 403, 403, 409), empty_body, headers=KEY),
-    f"POST {R}/reverse": Entry(outcome(401, 403, 403, 409, 403, 403, 409), reason_body, headers=KEY),
+    f"POST {R}/confirm": Entry(outcome(401, 403, 403, 200, 404, 403, 409), empty_body, headers=KEY),
+    f"POST {R}/reverse": Entry(outcome(401, 403, 403, 409, 404, 403, 409), reason_body, headers=KEY),
     "GET /api/v1/service-records/export": Entry(
         outcome(401, 403, 403, 200, 403, 403, 200),
         query={"organisation_id": "{org_id}", "from": "2025-01-01", "to": "2025-12-31"},
     ),
     "POST /api/v1/honour-hours": Entry(outcome(401, 403, 403, 403, 403, 403, 201), honour_body, headers=KEY),
     # Certificates: staff for volunteers they reach, the volunteer for themselves; verification is public.
-    "POST /api/v1/certificates": Entry(outcome(401, 201, 403, 201, 403, 403, 201), certificate_body),
-    f"GET {C}/pdf": Entry(outcome(401, 200, 200, 200, 403, 403, 200)),
+    "POST /api/v1/certificates": Entry(outcome(401, 201, 403, 201, 404, 403, 201), certificate_body),
+    f"GET {C}/pdf": Entry(outcome(401, 200, 200, 200, 404, 403, 200)),
     f"GET {C}/verify": Entry(outcome(200, 200, 403, 200, 200, 200, 200)),
     # My views: the volunteer (or the proxy with `view`, for the subject).
     "GET /api/v1/me/activities": Entry(outcome(401, 200, 200, 403, 403, 403, 403)),

@@ -391,7 +391,7 @@ class TestAdjustDisputeReject:
     @pytest.mark.asyncio
     async def test_other_organisation_cannot_adjust(self, world: World) -> None:
         _, rid = await self._record(world)
-        with pytest.raises(errors.NotInScope):
+        with pytest.raises(errors.RecordNotFound):  # out of reach reads as absent
             await service.adjust(
                 world.conn, world.staff("haifang"), rid, Adjustment(minutes=60, reason="越权")
             )  # type: ignore[arg-type]

@@ -192,7 +192,8 @@ async def reach(conn: Conn, principal: Principal, certificate_id: UUID) -> dict[
         if row["volunteer_id"] != principal.sub or not principal.may("view"):
             raise errors.CertificateNotFound(f"no certificate {certificate_id}")
     elif not await org_in_scope(conn, principal, row["organisation_id"]):
-        raise errors.NotInScope("the certificate belongs to an organisation outside your subtree")
+        # out of reach reads as absent: personal data is not probed for existence
+        raise errors.CertificateNotFound(f"no certificate {certificate_id}")
     content: dict[str, Any] = (
         row["content"] if isinstance(row["content"], dict) else json.loads(row["content"])
     )

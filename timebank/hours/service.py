@@ -191,7 +191,8 @@ async def require_volunteer(
     if vol is None or vol["region_id"] != principal.region_id:
         raise errors.VolunteerNotFound(f"no volunteer {volunteer_id}")
     if not await volunteer_in_scope(conn, principal, volunteer_id, action=action):
-        raise errors.NotInScope("the volunteer is outside your reach")
+        # as identity answers: a volunteer outside the caller's reach reads as absent
+        raise errors.VolunteerNotFound(f"no volunteer {volunteer_id}")
     return vol
 
 
@@ -746,7 +747,9 @@ async def reach_record(
         raise errors.RecordNotFound(f"no service record {record_id}")
     if principal.kind in ("staff", "admin") and await org_in_scope(conn, principal, row["organisation_id"]):
         return row
-    raise errors.NotInScope("the record belongs to an organisation outside your subtree")
+    # Out of reach reads as absent (as for volunteers, and as identity does): an id from another
+    # organisation must not be probed for existence.
+    raise errors.RecordNotFound(f"no service record {record_id}")
 
 
 async def get_record(conn: Conn, principal: Principal, record_id: UUID) -> ServiceRecordDetail:
