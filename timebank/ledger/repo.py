@@ -481,22 +481,15 @@ async def post(
     actor_kind: str,
     actor_id: UUID | None,
     items: list[tuple[Any, ...]],
+    *,
+    plain: bool = False,
 ) -> list[Transfer]:
-    """Run ``ledger_post`` for a batch of ``ledger_transfer_input`` tuples."""
-    rows = await conn.fetch(POST, region_id, batch_id, actor_kind, actor_id, items)
-    return [_transfer(r) for r in rows]
+    """Run ``ledger_post`` for a batch of ``ledger_transfer_input`` tuples.
 
-
-async def post_many(
-    conn: Conn,
-    region_id: UUID,
-    batch_id: UUID,
-    actor_kind: str,
-    actor_id: UUID | None,
-    items: list[tuple[Any, ...]],
-) -> list[Transfer]:
-    """Run ``ledger_post_many`` (plain transfers only; same results and errors as :func:`post`)."""
-    rows = await conn.fetch(POST_MANY, region_id, batch_id, actor_kind, actor_id, items)
+    ``plain``: every item is a plain posted transfer; ``ledger_post_many`` then posts the batch
+    set-based when it can (same results and errors as ``ledger_post``).
+    """
+    rows = await conn.fetch(POST_MANY if plain else POST, region_id, batch_id, actor_kind, actor_id, items)
     return [_transfer(r) for r in rows]
 
 

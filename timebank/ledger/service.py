@@ -227,16 +227,13 @@ async def execute(
             single_statement=True,
         )
         return [one]
-    if all(type(op) is TransferSpec for op in operations):
-        # Plain transfers in bulk take the set-based path (sql/0015), which hands anything it
-        # cannot do set-based (and every refusal) to ledger_post: same rules, same errors.
-        return await _run(
-            conn,
-            lambda c: repo.post_many(c, region_id, batch, actor.kind, actor.id, items),
-            single_statement=True,
-        )
+    # Plain transfers in bulk take the set-based path (sql/0015), which hands anything it cannot
+    # do set-based (and every refusal) to ledger_post: same rules, same errors.
+    plain = all(type(op) is TransferSpec for op in operations)
     return await _run(
-        conn, lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items), single_statement=True
+        conn,
+        lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items, plain=plain),
+        single_statement=True,
     )
 
 
