@@ -9,8 +9,9 @@ import asyncpg
 import pytest
 
 from tests.ledger.conftest import STAFF, Books
+from timebank.identity.principal import Principal
 from timebank.ids import uuid7
-from timebank.ledger import errors, service
+from timebank.ledger import errors, repo, service
 from timebank.ledger.schemas import SYSTEM, HoldSpec, PostHold, Reversal, TransferSpec, VoidHold
 
 
@@ -624,3 +625,38 @@ class TestDatabaseGuards:
         h = await service.create_hold(books.conn, books.region_id, STAFF, hold(vol, shop, 5))
         [v] = await service.execute(books.conn, books.region_id, STAFF, [VoidHold(hold_id=h.id, memo="取消")])
         assert (v.memo, v.code) == ("取消", "redemption")
+
+
+class TestMyBalances:
+    @pytest.mark.asyncio
+    async def test_one_query_and_zero_for_a_missing_account(self, books: Books) -> None:
+        time_acc = await books.volunteer("TIME")  # no POINTS account yet
+        await books.earn(time_acc, 90)
+        shop = await books.shop("TIME")
+        await service.create_hold(books.conn, books.region_id, STAFF, hold(time_acc, shop, 30))
+        me = Principal(
+            sub=time_acc.owner_id, kind="volunteer", region_id=books.region_id, roles=("volunteer",)
+        )
+        sent: list[str] = []
+        books.conn.add_query_logger(lambda record: sent.append(record.query))
+        mine = await service.my_balances(books.conn, me)
+        await asyncio.sleep(0)  # asyncpg calls query loggers soon after, not at once
+        assert len(sent) == 1  # one round trip, one snapshot
+        assert (mine.time.posted.minutes, mine.time.held.minutes, mine.time.available.minutes) == (90, 30, 60)
+        assert (mine.points.posted.points, mine.points.available.points) == (0, 0)
+
+    @pytest.mark.asyncio
+    async def test_owner_balances_add_up_stripes_like_balances(self, books: Books) -> None:
+        for amount in (5, 7, 11):
+            await books.earn(await books.volunteer("POINTS"), amount)
+        issuance = books.issuance["POINTS"]
+        [read] = [
+            b
+            for b in await repo.owner_balances(
+                books.conn, books.region_id, "organisation", books.community_id, "issuance"
+            )
+            if b.ledger == "POINTS"
+        ]
+        assert issuance.stripes > 1
+        assert read == (await repo.balances(books.conn, [issuance.id]))[issuance.id]
+        assert read.posted == -23

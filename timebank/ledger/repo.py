@@ -49,6 +49,22 @@ SELECT b.account_id, a.ledger,
  GROUP BY b.account_id, a.ledger
 """
 
+# An owner's balances in one statement (one snapshot, one round trip): the read behind
+# GET /me/balances. Stripes are added up per account (LATERAL: no sort of the outer rows); an
+# account without a balance row reads as zero.
+SELECT_OWNER_BALANCES = """
+SELECT a.id AS account_id, a.ledger, s.debits_posted, s.credits_posted, s.debits_pending, s.credits_pending
+  FROM ledger_accounts a
+ CROSS JOIN LATERAL (
+       SELECT coalesce(sum(b.debits_posted), 0)::bigint AS debits_posted,
+              coalesce(sum(b.credits_posted), 0)::bigint AS credits_posted,
+              coalesce(sum(b.debits_pending), 0)::bigint AS debits_pending,
+              coalesce(sum(b.credits_pending), 0)::bigint AS credits_pending
+         FROM ledger_balances b
+        WHERE b.account_id = a.id) s
+ WHERE a.region_id = $1 AND a.owner_kind = $2 AND a.owner_id = $3 AND a.purpose = $4
+"""
+
 SELECT_LOTS = """
 SELECT transfer_id, ordinal, account_id, seq, origin, expires_on, amount, remaining, created_at
   FROM ledger_lots
@@ -466,6 +482,26 @@ async def balances(conn: Conn, account_ids: Sequence[UUID]) -> dict[UUID, Balanc
     """Balances of the given accounts (stripes added up)."""
     rows = await conn.fetch(SELECT_BALANCES, list(account_ids))
     return {r["account_id"]: msgspec.convert(dict(r), Balance) for r in rows}
+
+
+async def owner_balances(
+    conn: Conn, region_id: UUID, owner_kind: str, owner_id: UUID, purpose: str
+) -> list[Balance]:
+    """Balances of the owner's accounts of one purpose (stripes added up), in one query."""
+    rows = await conn.fetch(SELECT_OWNER_BALANCES, region_id, owner_kind, owner_id, purpose)
+    # Built directly (as _transfer does): the columns already have Balance's types, and this is
+    # the hottest read of the service.
+    return [
+        Balance(
+            account_id=r["account_id"],
+            ledger=r["ledger"],
+            debits_posted=r["debits_posted"],
+            credits_posted=r["credits_posted"],
+            debits_pending=r["debits_pending"],
+            credits_pending=r["credits_pending"],
+        )
+        for r in rows
+    ]
 
 
 async def lots(conn: Conn, account_id: UUID, *, include_closed: bool) -> list[Lot]:

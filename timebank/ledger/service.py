@@ -661,19 +661,13 @@ def _require_view(principal: Principal) -> None:
 async def my_balances(conn: Conn, principal: Principal) -> MyBalances:
     """A volunteer's TIME and POINTS balances (zero before their first transfer)."""
     _require_view(principal)
-    accounts = {
-        a.ledger: a
-        for a in await repo.owner_accounts(conn, principal.region_id, "volunteer", principal.sub, "main")
+    found = {
+        b.ledger: b
+        for b in await repo.owner_balances(conn, principal.region_id, "volunteer", principal.sub, "main")
     }
-    found = await repo.balances(conn, [a.id for a in accounts.values()])
-
-    def of(ledger: Ledger) -> Balance:
-        acc = accounts.get(ledger)
-        if acc is None or acc.id not in found:
-            return Balance(account_id=UUID(int=0), ledger=ledger)
-        return found[acc.id]
-
-    t, p = of("TIME"), of("POINTS")
+    zero = UUID(int=0)
+    t = found.get("TIME") or Balance(account_id=zero, ledger="TIME")
+    p = found.get("POINTS") or Balance(account_id=zero, ledger="POINTS")
     return MyBalances(
         time=TimeBalance(
             posted=time_amount(t.posted), held=time_amount(t.held), available=time_amount(t.available)
