@@ -120,17 +120,35 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 
 async def _init_app_connection(conn: asyncpg.Connection) -> None:
     await init_connection(conn)
-    # Least privilege for request handling; RESET ALL (run by the pool on release) keeps the role.
+    # Least privilege for request handling, for the connection's life (see _keep_session).
     await conn.execute(f"SET ROLE {APP_ROLE}")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool ``reset``: nothing beyond what asyncpg always does on release.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``
+    on every release: one more round trip per request, before Litestar sends the response (it
+    measured as much as a balance read). Before calling this, asyncpg still rolls back a
+    transaction left open and drops listeners. Nothing else outlives a request because the
+    service keeps no session state on pooled connections: no session ``SET`` (functions carry
+    their settings in ``SET`` clauses), only transaction-level advisory locks
+    (``pg_advisory_xact_lock``), cursors only inside transactions, no ``LISTEN``. The
+    ``SET ROLE`` of :func:`_init_app_connection` is the one session setting, and it is meant to
+    stay. ``tests/core/test_db.py`` checks the rule (no session-level statement in the code) and
+    the behaviour.
+    """
+
+
 async def create_pool(dsn: str, settings: Settings, *, as_app_role: bool = True) -> asyncpg.Pool:
-    """Create the asyncpg pool used by request handlers."""
+    """Create the asyncpg pool used by request handlers (no reset query on release, see
+    :func:`_keep_session`)."""
     pool = await asyncpg.create_pool(
         dsn,
         min_size=settings.pool_min_size,
         max_size=settings.pool_max_size,
         init=_init_app_connection if as_app_role else init_connection,
+        reset=_keep_session,
         server_settings={"application_name": "timebank", "timezone": "UTC"},
     )
     assert pool is not None

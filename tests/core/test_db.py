@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 from pathlib import Path
 
@@ -14,12 +15,13 @@ from timebank.db import (
     MigrationError,
     check_migrations,
     connect,
+    create_pool,
     in_transaction,
     load_migrations,
     migrate,
     migration_status,
 )
-from timebank.settings import PROJECT_ROOT
+from timebank.settings import PROJECT_ROOT, load_settings
 
 SQL = PROJECT_ROOT / "sql"
 
@@ -209,3 +211,76 @@ class TestInTransaction:
             await in_transaction(conn, work, single_statement=True)
             assert not conn.is_in_transaction()
             assert await other.fetchval("SELECT count(*) FROM single_stmt_probe") == 1
+
+
+class TestPool:
+    """The request pool keeps no per-request state, so releasing a connection sends nothing."""
+
+    @pytest.mark.asyncio
+    async def test_release_sends_no_query_and_keeps_the_app_role(
+        self, database: TestDatabase, tmp_path: Path
+    ) -> None:
+        settings = load_settings(
+            {}, database_url=database.dsn, data_dir=str(tmp_path), pool_min_size=1, pool_max_size=1
+        )
+        sent: list[str] = []
+        pool = await create_pool(database.dsn, settings)
+        try:
+            async with pool.acquire() as conn:
+                conn.add_query_logger(lambda record: sent.append(record.query))
+                assert await conn.fetchval("SELECT 1") == 1
+            await asyncio.sleep(0)  # asyncpg calls query loggers soon after, not at once
+            assert sent == ["SELECT 1"]  # nothing on release (asyncpg's default sends a reset)
+            async with pool.acquire() as conn:
+                assert await conn.fetchval("SELECT current_user") == "timebank_app"
+        finally:
+            await pool.close()
+
+    @pytest.mark.asyncio
+    async def test_a_transaction_left_open_is_rolled_back_on_release(
+        self, database: TestDatabase, tmp_path: Path
+    ) -> None:
+        settings = load_settings(
+            {}, database_url=database.dsn, data_dir=str(tmp_path), pool_min_size=1, pool_max_size=1
+        )
+        pool = await create_pool(database.dsn, settings)
+        try:
+            async with pool.acquire() as conn:
+                await conn.execute("BEGIN")
+                await conn.execute("CREATE TEMP TABLE left_open (id int)")
+            async with pool.acquire() as conn:
+                assert not conn.is_in_transaction()
+                assert await conn.fetchval("SELECT to_regclass('pg_temp.left_open')") is None
+                assert await conn.fetchval("SELECT current_user") == "timebank_app"
+        finally:
+            await pool.close()
+
+
+# Session state that would outlive a request on a pooled connection (the pool sends no reset).
+_SESSION_STATE = re.compile(
+    r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bLISTEN\s+[\"\w]|\bWITH\s+HOLD\b|\bSET\s+SESSION\b"
+    r"|set_config\s*\([^;]*,\s*false\s*\)|execute\(\s*f?[\"']SET\s",
+    re.IGNORECASE,
+)
+
+
+def test_no_session_state_on_pooled_connections() -> None:
+    """Code and SQL functions take transaction-level locks and settings only (see db._keep_session).
+
+    The migration runner's session lock (an owner connection, never pooled) and the pool's own
+    ``SET ROLE`` are the allowed exceptions.
+    """
+    allowed = {
+        "timebank/db.py": {
+            'await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)',
+            'await conn.execute(f"SET ROLE {APP_ROLE}")',
+        }
+    }
+    found = []
+    files = [*PROJECT_ROOT.joinpath("timebank").rglob("*.py"), *SQL.glob("*.sql")]
+    for path in files:
+        rel = path.relative_to(PROJECT_ROOT).as_posix()
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if _SESSION_STATE.search(line) and line.strip() not in allowed.get(rel, set()):
+                found.append(f"{rel}:{number}: {line.strip()}")
+    assert found == []
