@@ -649,6 +649,14 @@ class TestMyBalances:
         async with AsyncTestClient(app) as client:
             assert_problem(await client.get(self.URL, headers=h(app, world, "staff")), 403)
 
+    def test_principal_then_connection_one_at_a_time(self, app: Litestar) -> None:
+        # Litestar resolves the dependencies of one level concurrently in an anyio task group,
+        # which cost a fifth of this read; the controller's db waits for the principal instead.
+        [route] = [r for r in app.routes if r.path == self.URL]
+        _, model = route.route_handler_map["GET"]  # type: ignore[attr-defined]
+        batches = [sorted(d.key for d in batch) for batch in model.dependency_batches]
+        assert batches == [["principal"], ["db"]]
+
 
 class TestMyStatement:
     URL = "/api/v1/me/statement"

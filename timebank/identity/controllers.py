@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipV
 
 from timebank.db import Conn
 from timebank.identity import service
-from timebank.identity.guards import CurrentPrincipal, authenticated, require
+from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated, require
 from timebank.identity.pii import load_pii_keys
 from timebank.identity.schemas import (
     AuditPage,
@@ -82,6 +82,7 @@ def identity_context(state: State) -> IdentityContext:
 
 
 IDENTITY = {"identity": Provide(identity_context, sync_to_thread=False)}
+GUARDED = {**IDENTITY, **AFTER_PRINCIPAL}  # controllers whose guards require a principal
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -183,7 +184,7 @@ class MeController(Controller):
     path = "/me"
     tags = ("me",)
     guards = (authenticated,)
-    dependencies = IDENTITY
+    dependencies = GUARDED
 
     @get("/", operation_id="get_me", opt=VIEW, summary="My profile (masked personal data, community, roles)")
     async def me(self, db: Db, principal: CurrentPrincipal) -> Profile:
@@ -217,6 +218,7 @@ class OrganisationController(Controller):
     path = "/organisations"
     tags = ("organisations",)
     guards = (staff_or_admin,)
+    dependencies = AFTER_PRINCIPAL
 
     @post("/", operation_id="create_organisation", guards=[manage_orgs], summary="Create an organisation")
     async def create(
@@ -256,7 +258,7 @@ class StaffController(Controller):
     path = "/staff"
     tags = ("staff",)
     guards = (staff_or_admin,)
-    dependencies = IDENTITY
+    dependencies = GUARDED
 
     @post("/", operation_id="create_staff", guards=[manage_orgs], summary="Create a staff member")
     async def create(
@@ -298,7 +300,7 @@ class ShopController(Controller):
     path = "/shops"
     tags = ("shops",)
     guards = (require("staff", "admin", "shop"),)
-    dependencies = IDENTITY
+    dependencies = GUARDED
 
     @post("/", operation_id="create_shop", guards=[manage_orgs], summary="Create a shop")
     async def create(self, db: Db, principal: CurrentPrincipal, data: JSONBody[ShopCreate]) -> ShopView:
@@ -431,7 +433,7 @@ class ProxyGrantController(Controller):
     path = "/proxy-grants"
     tags = ("proxy-grants",)
     guards = (require("volunteer", "staff", "admin"),)
-    dependencies = IDENTITY
+    dependencies = GUARDED
 
     @post("/", operation_id="create_proxy_grant", summary="Grant a relative or staff member the right to act")
     async def create(
@@ -467,6 +469,7 @@ class AuditController(Controller):
     path = "/identity-audit"
     tags = ("identity",)
     guards = (require("admin"),)
+    dependencies = AFTER_PRINCIPAL
 
     @get("/", operation_id="list_identity_audit", summary="Identity changes in my region, newest first")
     async def index(

@@ -15,18 +15,20 @@ actor recorded beside it (``Principal.actor``). Anything else with the header is
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.di import NamedDependency
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from timebank.db import Conn
 from timebank.identity import repo
 from timebank.identity.errors import ProxyNotAllowed
 from timebank.identity.principal import Kind, Principal
@@ -141,6 +143,22 @@ def require(*kinds: Kind, roles: tuple[str, ...] = ()) -> Guard:
 
 CurrentPrincipal = NamedDependency[Principal]
 """Handler parameter type for the caller: ``principal: CurrentPrincipal``."""
+
+
+async def provide_db_after_principal(state: State, principal: CurrentPrincipal) -> AsyncIterator[Conn]:
+    """Dependency ``db`` for controllers whose guards require a principal.
+
+    The same pooled connection as the application's ``db``, but resolved after ``principal``:
+    Litestar resolves dependencies of one level concurrently in an anyio task group, which cost
+    about a fifth of a small authenticated read; one after the other they cost next to nothing.
+    """
+    del principal  # only orders the resolution
+    async with state.runtime.pool.acquire() as conn:
+        yield conn
+
+
+AFTER_PRINCIPAL = {"db": Provide(provide_db_after_principal)}
+"""``dependencies`` of a guarded controller: its ``db`` comes after ``principal``."""
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -14,7 +14,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 
 from timebank.db import Conn
-from timebank.identity.guards import CurrentPrincipal, require
+from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, require
 from timebank.ledger import sealer, service
 from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
 from timebank.ledger.schemas import (
@@ -50,6 +50,7 @@ class LedgerAccountController(Controller):
     path = "/ledger/accounts"
     tags = ("ledger",)
     guards = (ledger_readers,)
+    dependencies = AFTER_PRINCIPAL
 
     @get("/", operation_id="list_ledger_accounts", summary="Ledger accounts with balances")
     async def index(
@@ -108,6 +109,7 @@ class LedgerTransferController(Controller):
     path = "/ledger/transfers"
     tags = ("ledger",)
     guards = (ledger_readers,)
+    dependencies = AFTER_PRINCIPAL
 
     @get("/{transfer_id:uuid}", operation_id="get_ledger_transfer", summary="One transfer")
     async def read(self, db: Db, principal: CurrentPrincipal, transfer_id: FromPath[UUID]) -> TransferView:
@@ -155,6 +157,7 @@ class MyLedgerController(Controller):
     path = "/me"
     tags = ("me",)
     guards = (require("volunteer"),)
+    dependencies = AFTER_PRINCIPAL
 
     @get("/balances", operation_id="get_my_balances", opt=VIEW, summary="My time and points")
     async def balances(self, db: Db, principal: CurrentPrincipal) -> MyBalances:
