@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -138,6 +139,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
 
+def freeze_startup_heap() -> None:
+    """Startup hook of served processes: move everything alive after start-up out of the collector's way.
+
+    Modules, routes, signature models, codecs and the pool stay alive for the whole process;
+    without this every full (oldest generation) collection walks them all again, a pause that
+    measured 50–70 ms here and lands on every request in flight (the read benchmark's p99).
+    ``gc.freeze`` keeps them out of collections; objects made later are collected as usual.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_env() -> Litestar:
     """Factory for ASGI servers (``uvicorn --factory timebank.app:app_from_env``)."""
-    return create_app(load_settings())
+    app = create_app(load_settings())
+    # Only in served processes: a test suite builds many apps and must not freeze their garbage.
+    app.on_startup.append(freeze_startup_heap)
+    return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import shutil
 from pathlib import Path
@@ -14,7 +15,7 @@ from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
 from tests.support import TestDatabase, assert_problem
-from timebank.app import create_app
+from timebank.app import app_from_env, create_app, freeze_startup_heap
 from timebank.db import MigrationError, connect, load_migrations, migrate
 from timebank.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -142,6 +143,23 @@ class TestStartup:
                 pass
         found = _find(err.value, MigrationError)
         assert found is not None and first.name in str(found)
+
+
+class TestServedProcess:
+    def test_only_served_apps_freeze_the_startup_heap(
+        self, database: TestDatabase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv("TIMEBANK_DATABASE_URL", database.dsn)
+        monkeypatch.setenv("TIMEBANK_DATA_DIR", str(tmp_path / "data"))
+        assert freeze_startup_heap in app_from_env().on_startup
+        assert freeze_startup_heap not in create_app(load_settings({}, database_url=database.dsn)).on_startup
+
+    def test_freeze_moves_what_is_alive_out_of_collections(self) -> None:
+        try:
+            freeze_startup_heap()
+            assert gc.get_freeze_count() > 0
+        finally:
+            gc.unfreeze()  # the test process must keep collecting its own garbage
 
 
 def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
