@@ -12,7 +12,11 @@ same number of concurrent clients each time:
    running service does;
 2. pgbench: a transaction doing the same amount of writing by hand — two balance UPDATEs and two
    INSERTs (the transfer, the lot) — with prepared statements;
-3. hot: the service again, every posting from ONE community's issuance account.
+3. hot: the service again, every posting from ONE community's issuance account;
+4. function only (for the reader, not in the ratios): pgbench's C client calling the ledger's
+   posting function ``ledger_transfer`` directly, one statement per posting, as the service does
+   but without the Python process: how much of the gap is the database side and how much the
+   client sharing the machine's cores.
 
 Rounds alternate the three so that load from elsewhere on the machine hits them alike; the
 figures are the sums over rounds. When the server runs on this machine (the embedded one), the
@@ -68,6 +72,15 @@ CREATE TABLE bench_transfers (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), deb
                               created_at timestamptz NOT NULL DEFAULT clock_timestamp());
 CREATE TABLE bench_lots (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), account int NOT NULL,
                          amount bigint NOT NULL, remaining bigint NOT NULL);
+CREATE TABLE bench_accounts (n int PRIMARY KEY, id uuid NOT NULL);
+"""
+
+# The service's posting statement without the service: pgbench calls ledger_transfer() itself.
+FUNCTION_SCRIPT = """\\set d random(1, {communities})
+\\set c random({first_volunteer}, {accounts})
+SELECT ledger_transfer('{region}', tb_uuid7(), 'staff', '{actor}', tb_uuid7(), 'TIME',
+       (SELECT id FROM bench_accounts WHERE n = :d), (SELECT id FROM bench_accounts WHERE n = :c),
+       30, 'service_confirmed', 'earned', NULL, NULL, NULL, NULL);
 """
 
 PGBENCH_SCRIPT = """\\set d random(1, {communities})
@@ -165,6 +178,10 @@ async def arrange(dsn: str) -> World:
             volunteers.append(acc.id)
         accounts = COMMUNITIES + VOLUNTEERS
         await conn.execute(PGBENCH_SETUP.format(accounts=accounts))
+        await conn.executemany(
+            "INSERT INTO bench_accounts (n, id) VALUES ($1, $2)",
+            list(enumerate(issuance + volunteers, start=1)),
+        )
         await conn.execute("VACUUM ANALYZE")
     return World(region, issuance, volunteers)
 
@@ -283,9 +300,19 @@ async def main() -> None:
                     accounts=COMMUNITIES + VOLUNTEERS,
                 )
             )
+            function_script = script.parent / "function.sql"
+            function_script.write_text(
+                FUNCTION_SCRIPT.format(
+                    communities=COMMUNITIES,
+                    first_volunteer=COMMUNITIES + 1,
+                    accounts=COMMUNITIES + VOLUNTEERS,
+                    region=world.region,
+                    actor=ACTOR.id,
+                )
+            )
             pool = await app_pool(dsn, args.clients + 1)
-            totals = {"uniform": 0.0, "pgbench": 0.0, "hot": 0.0}
-            cpu: dict[str, list[float]] = {"uniform": [], "pgbench": [], "hot": []}
+            totals = {"uniform": 0.0, "pgbench": 0.0, "hot": 0.0, "function": 0.0}
+            cpu: dict[str, list[float]] = {"uniform": [], "pgbench": [], "hot": [], "function": []}
             try:
                 await service_run(pool, world, args.clients, 2.0, hot=False)  # warm-up
                 pids = await backend_pids(admin_dsn, name, "timebank-bench")
@@ -306,12 +333,19 @@ async def main() -> None:
                     if per_txn is not None:
                         cpu["pgbench"].append(per_txn)
                     hot = await measured(hot=True)
+                    function, per_call = await asyncio.to_thread(
+                        pgbench_run, binary, dsn, args.clients, args.seconds, function_script, admin_dsn, name
+                    )
+                    if per_call is not None:
+                        cpu["function"].append(per_call)
                     totals["uniform"] += uniform
                     totals["pgbench"] += bench
                     totals["hot"] += hot
+                    totals["function"] += function
                     say(
                         f"round {n}: service uniform {uniform / args.seconds:8.0f} tps | "
-                        f"pgbench {bench / args.seconds:8.0f} tps | service hot {hot / args.seconds:8.0f} tps"
+                        f"pgbench {bench / args.seconds:8.0f} tps | service hot {hot / args.seconds:8.0f} tps | "
+                        f"function only {function / args.seconds:8.0f} tps"
                     )
             finally:
                 await pool.close()
@@ -337,6 +371,10 @@ async def main() -> None:
         f"clients={args.clients} seconds={seconds:.0f}: "
         f"service uniform {totals['uniform'] / seconds:.0f} tps, "
         f"pgbench {totals['pgbench'] / seconds:.0f} tps, service hot {totals['hot'] / seconds:.0f} tps"
+    )
+    say(
+        f"function only (pgbench calling ledger_transfer, no Python): {totals['function'] / seconds:.0f} tps, "
+        f"{totals['function'] / totals['pgbench']:.2f} of pgbench"
     )
     posting_ratio = totals["uniform"] / totals["pgbench"]
     hot_ratio = totals["hot"] / totals["uniform"]
