@@ -344,7 +344,8 @@ async def main() -> None:
                     totals["function"] += function
                     say(
                         f"round {n}: service uniform {uniform / args.seconds:8.0f} tps | "
-                        f"pgbench {bench / args.seconds:8.0f} tps | service hot {hot / args.seconds:8.0f} tps | "
+                        f"pgbench {bench / args.seconds:8.0f} tps | "
+                        f"service hot {hot / args.seconds:8.0f} tps | "
                         f"function only {function / args.seconds:8.0f} tps"
                     )
             finally:
@@ -373,8 +374,8 @@ async def main() -> None:
         f"pgbench {totals['pgbench'] / seconds:.0f} tps, service hot {totals['hot'] / seconds:.0f} tps"
     )
     say(
-        f"function only (pgbench calling ledger_transfer, no Python): {totals['function'] / seconds:.0f} tps, "
-        f"{totals['function'] / totals['pgbench']:.2f} of pgbench"
+        f"function only (pgbench calling ledger_transfer, no Python): "
+        f"{totals['function'] / seconds:.0f} tps, {totals['function'] / totals['pgbench']:.2f} of pgbench"
     )
     posting_ratio = totals["uniform"] / totals["pgbench"]
     hot_ratio = totals["hot"] / totals["uniform"]
