@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import shutil
@@ -15,7 +16,7 @@ from litestar.params import JSONBody
 from litestar.testing import AsyncTestClient
 
 from tests.support import TestDatabase, assert_problem
-from timebank.app import app_from_env, create_app, freeze_startup_heap
+from timebank.app import app_from_env, create_app, freeze_startup_heap, runtime_of
 from timebank.db import MigrationError, connect, load_migrations, migrate
 from timebank.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -143,6 +144,36 @@ class TestStartup:
                 pass
         found = _find(err.value, MigrationError)
         assert found is not None and first.name in str(found)
+
+
+class TestRequestConnections:
+    @pytest.mark.asyncio
+    async def test_waiting_requests_are_served_in_order(self, database: TestDatabase, tmp_path: Path) -> None:
+        settings = load_settings(
+            {}, database_url=database.dsn, data_dir=str(tmp_path), pool_min_size=1, pool_max_size=1
+        )
+        app = create_app(settings)
+        served: list[str] = []
+
+        async def request(name: str) -> None:
+            async with runtime_of(app.state).connection() as conn:
+                served.append(name)
+                await conn.fetchval("SELECT 1")
+
+        async def late_request() -> None:
+            # Runs just before the release and asks just after it, before the first waiter runs
+            # again: asyncpg's pool alone hands it the connection and sends that waiter to the back.
+            await asyncio.sleep(0)
+            await request("late")
+
+        async with app.lifespan():  # in this event loop (the test client runs its own)
+            runtime = runtime_of(app.state)
+            async with runtime.connection():
+                waiting = [asyncio.create_task(request(f"waiter-{i}")) for i in range(5)]
+                await asyncio.sleep(0.05)  # all five are queued
+                late = asyncio.create_task(late_request())
+            await asyncio.gather(*waiting, late)
+        assert served == [f"waiter-{i}" for i in range(5)] + ["late"]
 
 
 class TestServedProcess:

@@ -90,8 +90,7 @@ async def _acting_principal(scope: Scope, actor: Principal | None, act_for: str)
         subject_id = UUID(act_for)
     except ValueError:
         raise BadRequest("X-Act-For must be a volunteer id (UUID).") from None
-    pool = scope["app"].state.runtime.pool
-    async with pool.acquire() as conn:
+    async with scope["app"].state.runtime.connection() as conn:
         grant = await repo.live_grant(conn, subject_id, actor.sub, actor.kind)
     if grant is None or action not in grant[1]:
         raise ProxyNotAllowed(f"No live proxy grant lets you '{action}' for this volunteer.")
@@ -153,7 +152,7 @@ async def provide_db_after_principal(state: State, principal: CurrentPrincipal) 
     about a fifth of a small authenticated read; one after the other they cost next to nothing.
     """
     del principal  # only orders the resolution
-    async with state.runtime.pool.acquire() as conn:
+    async with state.runtime.connection() as conn:  # see timebank.app.Runtime.connection
         yield conn
 
 
