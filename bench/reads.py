@@ -11,7 +11,9 @@ What it does, all on 127.0.0.1 and in a throw-away directory:
    connections: the baseline rate of single-row reads on this machine;
 3. serves the API with uvicorn (``--workers``, default: one per core) and drives
    ``GET /api/v1/me/balances`` with a valid access token using wrk, the same number of
-   connections (``GET /api/v1/me`` if the ledger's balances route is not mounted);
+   connections (``GET /api/v1/me`` if the ledger's balances route is not mounted), uvloop and
+   httptools named (a missing one fails rather than measuring the pure-Python stack); a
+   ``CHECKPOINT`` precedes each measured run, so that neither pays for the writes before it;
 4. prints both rates, the API's latency percentiles and, last,
    ``read_ratio=<API rate / pgbench rate> p99_ms=<API p99>`` (target: ≥ 0.25 and ≤ 25 ms).
 
@@ -106,12 +108,27 @@ async def prepare(dsn: str, settings: Settings) -> tuple[Principal, str]:
     return Principal(sub=volunteer, kind="volunteer", region_id=region, roles=("volunteer",)), path
 
 
+async def _checkpoint(dsn: str) -> None:
+    async with connect(dsn) as conn:
+        await conn.execute("CHECKPOINT")
+
+
+def checkpoint(dsn: str) -> None:
+    """Write out dirty buffers now, so that neither measured run pays for an earlier phase's writes.
+
+    ``pgbench -i`` writes ~150 MB; a checkpoint falling into one run and not the other (the
+    time-based one comes every 5 minutes) would tilt the ratio.
+    """
+    asyncio.run(_checkpoint(dsn))
+
+
 def pgbench(bin_dir: Path, dsn: str, clients: int, threads: int, duration: int) -> float:
     """Select-only pgbench rate (transactions per second, without connection time)."""
     exe = (
         str(bin_dir / "pgbench") if (bin_dir / "pgbench").exists() else (shutil.which("pgbench") or "pgbench")
     )
     subprocess.run([exe, "-i", "-s", "10", "-q", dsn], check=True, capture_output=True)
+    checkpoint(dsn)
     out = subprocess.run(
         [exe, "-S", "-n", "-M", "prepared", "-c", str(clients), "-j", str(threads), "-T", str(duration), dsn],
         check=True,
@@ -229,6 +246,12 @@ def main() -> int:
                 str(port),
                 "--workers",
                 str(args.workers),
+                # Named, so that a missing uvloop or httptools fails instead of quietly measuring
+                # uvicorn's pure-Python HTTP parser and the asyncio loop.
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
                 "--no-access-log",
                 "--log-level",
                 "warning",
@@ -243,6 +266,7 @@ def main() -> int:
             f"GET {path}: {args.workers} uvicorn worker(s), {args.connections} connections, {args.duration} s"
         )
         run_wrk(wrk, base + path, token, args.connections, args.threads, 3)  # warm-up
+        checkpoint(dsn)
         api = run_wrk(wrk, base + path, token, args.connections, args.threads, args.duration)
     finally:
         if server is not None:
