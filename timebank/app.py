@@ -28,7 +28,7 @@ from timebank.identity.guards import AuthenticationMiddleware, provide_principal
 from timebank.identity.tokens import KeyRing, load_key_ring
 from timebank.ledger.controllers import LEDGER_CONTROLLERS
 from timebank.observability import RequestContextMiddleware, configure_logging
-from timebank.problems import EXCEPTION_HANDLERS
+from timebank.problems import EXCEPTION_HANDLERS, Busy
 from timebank.settings import Settings, load_settings
 
 log = logging.getLogger("timebank.app")
@@ -61,8 +61,19 @@ class Runtime:
         3.11): p99 14–17 ms, maximum under 20 ms, same throughput.
         """
         assert self.pool is not None and self.gate is not None, "created in the lifespan"
-        async with self.gate, self.pool.acquire() as conn:
-            yield conn
+        # A bounded wait: when every connection stays busy (a stuck query, a burst far above the
+        # pool), the request gets a 503 problem it can retry instead of hanging on.
+        try:
+            async with asyncio.timeout(self.settings.pool_wait_s):
+                await self.gate.acquire()
+        except TimeoutError:
+            log.warning("no database connection within %.1f s", self.settings.pool_wait_s)
+            raise Busy("All database connections stayed busy; please retry shortly.") from None
+        try:
+            async with self.pool.acquire() as conn:
+                yield conn
+        finally:
+            self.gate.release()
 
 
 def runtime_of(state: State) -> Runtime:

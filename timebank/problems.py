@@ -111,6 +111,12 @@ class Unavailable(DomainError):
     status, slug, title = 503, "unavailable", "服务暂不可用"
 
 
+class Busy(DomainError):
+    """Every database connection stayed busy for longer than the configured wait."""
+
+    status, slug, title = 503, "busy", "服务繁忙，请稍后重试"
+
+
 def problem_response(
     status: int,
     slug: str,

@@ -48,6 +48,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         refresh_token_ttl_s: Lifetime of refresh tokens in seconds.
         pool_min_size: Minimum size of the asyncpg pool.
         pool_max_size: Maximum size of the asyncpg pool.
+        pool_wait_s: How long a request waits for a pooled connection before it is answered 503
+            (``busy``) instead of hanging on.
         sql_dir: Directory of forward-only migrations.
         seeds_dir: Directory of seed data.
         pii_key_file: JSON key file for personal data (AES-256-GCM keys by id, the current id, the
@@ -78,6 +80,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     refresh_token_ttl_s: Annotated[int, msgspec.Meta(ge=300, le=90 * 86400)] = 30 * 86400
     pool_min_size: Annotated[int, msgspec.Meta(ge=0, le=200)] = 2
     pool_max_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
+    pool_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
     sql_dir: str = str(PROJECT_ROOT / "sql")
     seeds_dir: str = str(PROJECT_ROOT / "seeds")
     pii_key_file: str = ""

@@ -18,6 +18,7 @@ from litestar.testing import AsyncTestClient
 from tests.support import TestDatabase, assert_problem
 from timebank.app import app_from_env, create_app, freeze_startup_heap, runtime_of
 from timebank.db import MigrationError, connect, load_migrations, migrate
+from timebank.problems import Busy
 from timebank.settings import PROJECT_ROOT, Settings, load_settings
 
 
@@ -174,6 +175,60 @@ class TestRequestConnections:
                 late = asyncio.create_task(late_request())
             await asyncio.gather(*waiting, late)
         assert served == [f"waiter-{i}" for i in range(5)] + ["late"]
+
+    @pytest.mark.asyncio
+    async def test_a_request_that_waits_too_long_gets_a_busy_problem(
+        self, database: TestDatabase, tmp_path: Path
+    ) -> None:
+        settings = load_settings(
+            {},
+            database_url=database.dsn,
+            data_dir=str(tmp_path),
+            pool_min_size=1,
+            pool_max_size=1,
+            pool_wait_s=0.2,
+        )
+        app = create_app(settings)
+        async with app.lifespan():
+            runtime = runtime_of(app.state)
+            async with runtime.connection():
+                began = asyncio.get_running_loop().time()
+                with pytest.raises(Busy) as caught:
+                    async with runtime.connection():
+                        pass
+                waited = asyncio.get_running_loop().time() - began
+            assert 0.15 < waited < 2.0
+            assert (caught.value.status, caught.value.slug) == (503, "busy")
+            # the permit of the refused request was not lost: the connection is there again
+            async with runtime.connection() as conn:
+                assert await conn.fetchval("SELECT 1") == 1
+
+    def test_no_route_resolves_its_connection_beside_the_principal(
+        self, database: TestDatabase, tmp_path: Path
+    ) -> None:
+        """db after principal everywhere both are used: one request never holds two connections.
+
+        Resolving the principal may itself take a connection (the proxy grant behind X-Act-For);
+        resolved beside ``db``, a burst of such requests could hold every connection while waiting
+        for a second one.
+        """
+        from litestar.routes import HTTPRoute
+
+        app = create_app(load_settings({}, database_url=database.dsn, data_dir=str(tmp_path)))
+        checked, beside = 0, []
+        for route in app.routes:
+            if not isinstance(route, HTTPRoute):
+                continue
+            for method, (_, model) in route.route_handler_map.items():
+                batches = [{d.key for d in batch} for batch in model.dependency_batches]
+                keys = set().union(*batches) if batches else set()
+                if {"db", "principal"} <= keys:
+                    checked += 1
+                    order = [next(i for i, b in enumerate(batches) if k in b) for k in ("principal", "db")]
+                    if not order[0] < order[1]:
+                        beside.append(f"{method} {route.path}")
+        assert checked > 50
+        assert beside == [], beside
 
 
 class TestServedProcess:

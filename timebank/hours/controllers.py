@@ -46,7 +46,7 @@ from timebank.hours.schemas import (
     Verification,
     WithReason,
 )
-from timebank.identity.guards import CurrentPrincipal, authenticated, require
+from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated, require
 from timebank.ledger import sealer
 from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
 
@@ -73,6 +73,7 @@ class CategoryController(Controller):
     """Service categories of the caller's region (loaded from seeds/, changed by administrators)."""
 
     path = "/categories"
+    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
 
     @get("", operation_id="list_categories", guards=[authenticated], summary="List service categories")
@@ -98,6 +99,7 @@ class TrainingController(Controller):
     """Completed trainings (注册 → 培训 → 记录 → 激励)."""
 
     path = "/trainings"
+    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
 
     @post("", operation_id="record_training", guards=[MANAGE], summary="Record a completed training")
@@ -124,6 +126,7 @@ class ActivityController(Controller):
     """Activities: publish, browse, sign up, check in and out, attendance."""
 
     path = "/activities"
+    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
 
     @post("", operation_id="create_activity", guards=[MANAGE], summary="Create a draft activity")
@@ -358,6 +361,7 @@ class ServiceRecordController(Controller):
     """One service record: history, adjustment, dispute, rejection."""
 
     path = "/service-records"
+    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
 
     @get(
@@ -504,6 +508,7 @@ class HonourController(Controller):
     """Honour hours (荣誉时长) granted by administrators."""
 
     path = "/honour-hours"
+    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
 
     @post(
@@ -543,7 +548,13 @@ class CertificateController(Controller):
     path = "/certificates"
     tags = ("hours",)
 
-    @post("", operation_id="issue_certificate", guards=[PEOPLE], summary="Issue a service certificate")
+    @post(
+        "",
+        operation_id="issue_certificate",
+        guards=[PEOPLE],
+        dependencies=AFTER_PRINCIPAL,
+        summary="Issue a service certificate",
+    )
     async def issue(
         self,
         request: Request[Any, Any, Any],
@@ -556,7 +567,12 @@ class CertificateController(Controller):
         return await certificates.issue(db, principal, state.runtime.keys, str(request.base_url), data)
 
     @get(
-        "/{certificate_id:uuid}/pdf", operation_id="certificate_pdf", guards=[PEOPLE], opt=VIEW, summary="PDF"
+        "/{certificate_id:uuid}/pdf",
+        operation_id="certificate_pdf",
+        guards=[PEOPLE],
+        dependencies=AFTER_PRINCIPAL,
+        opt=VIEW,
+        summary="PDF",
     )
     async def pdf(
         self, db: Db, principal: CurrentPrincipal, certificate_id: FromPath[UUID]
@@ -580,6 +596,7 @@ class MyHoursController(Controller):
     """The volunteer's own activities and service records (balances and statement: the ledger)."""
 
     path = "/me"
+    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
 
     @get("/activities", operation_id="my_activities", guards=[VOLUNTEER], opt=VIEW, summary="My activities")

@@ -171,6 +171,7 @@ class AuthController(Controller):
         operation_id="logout",
         status_code=204,
         guards=[authenticated],
+        dependencies=AFTER_PRINCIPAL,
         summary="End this session or all sessions",
     )
     async def logout(self, db: Db, principal: CurrentPrincipal, data: JSONBody[LogoutRequest]) -> None:
@@ -366,7 +367,7 @@ class VolunteerController(Controller):
 
     path = "/volunteers"
     tags = ("volunteers",)
-    dependencies = IDENTITY
+    dependencies = GUARDED
 
     @post(
         "/",
