@@ -411,6 +411,11 @@ def _transfer(row: asyncpg.Record) -> Transfer:
     return Transfer(**{k: row[k] for k in Transfer.__struct_fields__})
 
 
+def _balance(row: asyncpg.Record) -> Balance:
+    # As _transfer: the summed columns already have Balance's types (the hottest read of the service).
+    return Balance(**{k: row[k] for k in Balance.__struct_fields__})
+
+
 async def ensure_account(
     conn: Conn,
     region_id: UUID,
@@ -481,7 +486,7 @@ async def list_accounts(
 async def balances(conn: Conn, account_ids: Sequence[UUID]) -> dict[UUID, Balance]:
     """Balances of the given accounts (stripes added up)."""
     rows = await conn.fetch(SELECT_BALANCES, list(account_ids))
-    return {r["account_id"]: msgspec.convert(dict(r), Balance) for r in rows}
+    return {r["account_id"]: _balance(r) for r in rows}
 
 
 async def owner_balances(
@@ -489,19 +494,7 @@ async def owner_balances(
 ) -> list[Balance]:
     """Balances of the owner's accounts of one purpose (stripes added up), in one query."""
     rows = await conn.fetch(SELECT_OWNER_BALANCES, region_id, owner_kind, owner_id, purpose)
-    # Built directly (as _transfer does): the columns already have Balance's types, and this is
-    # the hottest read of the service.
-    return [
-        Balance(
-            account_id=r["account_id"],
-            ledger=r["ledger"],
-            debits_posted=r["debits_posted"],
-            credits_posted=r["credits_posted"],
-            debits_pending=r["debits_pending"],
-            credits_pending=r["credits_pending"],
-        )
-        for r in rows
-    ]
+    return [_balance(r) for r in rows]
 
 
 async def lots(conn: Conn, account_id: UUID, *, include_closed: bool) -> list[Lot]:
