@@ -28,21 +28,22 @@ ON CONFLICT (region_id, code) DO UPDATE
 RETURNING id
 """
 
-SELECT_CATEGORIES = """
+# The columns of schemas.Category, shared by the list and the single read.
+_SELECT_CATEGORY = """
 SELECT id, code, name, field, points_per_hour, difficulty_tier, multiplier_pct, counts_for_time_bank,
        one_to_one, required_training, status
   FROM service_categories
- WHERE region_id = $1 AND ($2::text IS NULL OR code > $2)
+"""
+
+SELECT_CATEGORIES = (
+    _SELECT_CATEGORY
+    + """ WHERE region_id = $1 AND ($2::text IS NULL OR code > $2)
  ORDER BY code
  LIMIT $3
 """
+)
 
-SELECT_CATEGORY_BY_CODE = """
-SELECT id, code, name, field, points_per_hour, difficulty_tier, multiplier_pct, counts_for_time_bank,
-       one_to_one, required_training, status
-  FROM service_categories
- WHERE region_id = $1 AND code = $2
-"""
+SELECT_CATEGORY_BY_CODE = _SELECT_CATEGORY + " WHERE region_id = $1 AND code = $2\n"
 
 # --------------------------------------------------------------------------- people and places
 SELECT_VOLUNTEER = """
@@ -56,23 +57,30 @@ SELECT_REGION_TIMEZONE = "SELECT timezone FROM regions WHERE id = $1"
 SELECT_ORGANISATION = "SELECT id, region_id, name, path, status FROM organisations WHERE id = $1"
 
 # --------------------------------------------------------------------------- trainings
-INSERT_TRAINING = """
+# The columns of schemas.Training, returned by the insert and by the list.
+_TRAINING_COLUMNS = """id, volunteer_id, training_code, training_name, organisation_id, completed_on,
+       valid_until, recorded_by, created_at
+"""
+
+INSERT_TRAINING = (
+    """
 INSERT INTO trainings (region_id, volunteer_id, training_code, training_name, organisation_id,
                        completed_on, valid_until, recorded_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 ON CONFLICT (volunteer_id, training_code, completed_on) DO NOTHING
-RETURNING id, volunteer_id, training_code, training_name, organisation_id, completed_on, valid_until,
-          recorded_by, created_at
-"""
+RETURNING """
+    + _TRAINING_COLUMNS
+)
 
-SELECT_TRAININGS = """
-SELECT id, volunteer_id, training_code, training_name, organisation_id, completed_on, valid_until,
-       recorded_by, created_at
-  FROM trainings
+SELECT_TRAININGS = (
+    "\nSELECT "
+    + _TRAINING_COLUMNS
+    + """  FROM trainings
  WHERE volunteer_id = $1 AND ($2::uuid IS NULL OR id < $2)
  ORDER BY id DESC
  LIMIT $3
 """
+)
 
 HAS_TRAINING = """
 SELECT EXISTS (SELECT 1 FROM trainings
@@ -88,17 +96,24 @@ INSERT INTO activities (id, region_id, organisation_id, category_id, beneficiary
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 """
 
-SELECT_ACTIVITY = """
-SELECT a.id, a.region_id, a.organisation_id, o.name AS organisation_name, a.category_id,
+# The columns service.activity_view turns into schemas.Activity (``a`` activities, ``o`` its
+# organisation, ``c`` its category), shared by the single read, browsing and "my activities".
+_ACTIVITY_COLUMNS = """a.id, a.region_id, a.organisation_id, o.name AS organisation_name, a.category_id,
        c.code AS category_code, c.name AS category_name, c.one_to_one, c.required_training,
        a.beneficiary_id, a.title, a.description, a.place, a.starts_at, a.ends_at, a.capacity,
-       a.signed_up, a.min_age, a.max_counted_minutes, a.status, a.created_at, rg.timezone
+       a.signed_up, a.min_age, a.max_counted_minutes, a.status, a.created_at"""
+
+SELECT_ACTIVITY = (
+    "\nSELECT "
+    + _ACTIVITY_COLUMNS
+    + """, rg.timezone
   FROM activities a
   JOIN organisations o ON o.id = a.organisation_id
   JOIN service_categories c ON c.id = a.category_id
   JOIN regions rg ON rg.id = a.region_id
  WHERE a.id = $1
 """
+)
 
 SELECT_ACTIVITY_FOR_UPDATE = """
 SELECT a.id, a.status, a.starts_at, a.ends_at, a.signed_up, a.capacity
@@ -109,11 +124,10 @@ SELECT_ACTIVITY_CODE_KEY = "SELECT code_secret FROM activities WHERE id = $1"
 
 # Community filter: activities organised by the community, by anything under it, or by one of its
 # ancestors (a street's activities are open to the residents of its communities).
-BROWSE_ACTIVITIES = """
-SELECT a.id, a.region_id, a.organisation_id, o.name AS organisation_name, a.category_id,
-       c.code AS category_code, c.name AS category_name, c.one_to_one, c.required_training,
-       a.beneficiary_id, a.title, a.description, a.place, a.starts_at, a.ends_at, a.capacity,
-       a.signed_up, a.min_age, a.max_counted_minutes, a.status, a.created_at
+BROWSE_ACTIVITIES = (
+    "\nSELECT "  # noqa: S608 -- constants joined at import; no value is ever spliced in
+    + _ACTIVITY_COLUMNS
+    + """
   FROM activities a
   JOIN organisations o ON o.id = a.organisation_id
   JOIN service_categories c ON c.id = a.category_id
@@ -129,6 +143,7 @@ SELECT a.id, a.region_id, a.organisation_id, o.name AS organisation_name, a.cate
  ORDER BY a.starts_at, a.id
  LIMIT $10
 """
+)
 
 UPDATE_ACTIVITY = """
 UPDATE activities
@@ -184,11 +199,10 @@ SELECT s.id, s.volunteer_id, v.real_name AS volunteer_name, v.mobile_masked, s.s
  LIMIT $3
 """
 
-MY_ACTIVITIES = """
-SELECT a.id, a.region_id, a.organisation_id, o.name AS organisation_name, a.category_id,
-       c.code AS category_code, c.name AS category_name, c.one_to_one, c.required_training,
-       a.beneficiary_id, a.title, a.description, a.place, a.starts_at, a.ends_at, a.capacity,
-       a.signed_up, a.min_age, a.max_counted_minutes, a.status, a.created_at,
+MY_ACTIVITIES = (
+    "\nSELECT "
+    + _ACTIVITY_COLUMNS
+    + """,
        s.status AS signup_status, r.id AS record_id, r.status AS record_status
   FROM activity_signups s
   JOIN activities a ON a.id = s.activity_id
@@ -201,9 +215,20 @@ SELECT a.id, a.region_id, a.organisation_id, o.name AS organisation_name, a.cate
  ORDER BY a.starts_at DESC, a.id DESC
  LIMIT $4
 """
+)
 
 # --------------------------------------------------------------------------- service records
-SELECT_RECORD = """
+# A record with its volunteer, activity, category and live (not reversed) confirmation: the single
+# read and the lists show the same points and confirmation time.
+_RECORD_JOINS = """
+  FROM service_records r
+  JOIN volunteers v ON v.id = r.volunteer_id
+  LEFT JOIN activities a ON a.id = r.activity_id
+  LEFT JOIN service_categories c ON c.id = r.category_id
+  LEFT JOIN service_confirmations lc ON lc.record_id = r.id AND lc.reversed_at IS NULL"""
+
+SELECT_RECORD = (
+    """
 SELECT r.id, r.region_id, r.kind, r.activity_id, a.title AS activity_title, r.organisation_id,
        r.category_id, c.code AS category_code, c.name AS category_name, c.one_to_one,
        c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank,
@@ -211,14 +236,12 @@ SELECT r.id, r.region_id, r.kind, r.activity_id, a.title AS activity_title, r.or
        r.check_in_method, r.travel_minutes, r.attended_minutes, r.counted_minutes, r.adjusted, r.status,
        r.reason, r.completed_at, r.updated_at, a.starts_at, a.ends_at, a.max_counted_minutes,
        a.beneficiary_id, a.status AS activity_status,
-       lc.id AS confirmation_id, lc.points, lc.created_at AS confirmed_at
-  FROM service_records r
-  JOIN volunteers v ON v.id = r.volunteer_id
-  LEFT JOIN activities a ON a.id = r.activity_id
-  LEFT JOIN service_categories c ON c.id = r.category_id
-  LEFT JOIN service_confirmations lc ON lc.record_id = r.id AND lc.reversed_at IS NULL
+       lc.id AS confirmation_id, lc.points, lc.created_at AS confirmed_at"""
+    + _RECORD_JOINS
+    + """
  WHERE r.id = $1
 """
+)
 
 SELECT_RECORD_BY_VOLUNTEER = """
 SELECT id, status, check_in_at, check_out_at, counted_minutes FROM service_records
@@ -284,16 +307,14 @@ SELECT kind, minutes_before, minutes_after, reason, actor_kind, actor_id, create
   FROM service_record_events WHERE record_id = $1 ORDER BY id
 """
 
-LIST_RECORDS = """
+LIST_RECORDS = (
+    """
 SELECT r.id, r.kind, r.activity_id, a.title AS activity_title, r.organisation_id,
        c.code AS category_code, c.name AS category_name, r.volunteer_id, v.real_name AS volunteer_name,
        r.role, r.check_in_at, r.check_out_at, r.travel_minutes, r.attended_minutes, r.counted_minutes,
-       r.adjusted, r.status, r.reason, lc.points, lc.created_at AS confirmed_at, r.updated_at
-  FROM service_records r
-  JOIN volunteers v ON v.id = r.volunteer_id
-  LEFT JOIN activities a ON a.id = r.activity_id
-  LEFT JOIN service_categories c ON c.id = r.category_id
-  LEFT JOIN service_confirmations lc ON lc.record_id = r.id AND lc.reversed_at IS NULL
+       r.adjusted, r.status, r.reason, lc.points, lc.created_at AS confirmed_at, r.updated_at"""
+    + _RECORD_JOINS
+    + """
  WHERE ($1::uuid IS NULL OR r.activity_id = $1)
    AND ($2::uuid IS NULL OR r.volunteer_id = $2)
    AND ($3::text IS NULL OR r.status = $3)
@@ -302,6 +323,7 @@ SELECT r.id, r.kind, r.activity_id, a.title AS activity_title, r.organisation_id
  ORDER BY r.id DESC
  LIMIT $5
 """
+)
 
 
 # =========================================================================== functions
@@ -666,14 +688,21 @@ async def list_records(
 
 
 # --------------------------------------------------------------------------- confirmation
-LOCK_ATTENDED = """
+# What confirm._item needs of a record to confirm it, shared by bulk and auto-confirmation.
+_SELECT_CONFIRMABLE = """
 SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.role,
        c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank
-  FROM service_records r JOIN service_categories c ON c.id = r.category_id
- WHERE r.activity_id = $1 AND r.status = 'attended'
+  FROM service_records r
+  JOIN service_categories c ON c.id = r.category_id
+"""
+
+LOCK_ATTENDED = (
+    _SELECT_CONFIRMABLE
+    + """ WHERE r.activity_id = $1 AND r.status = 'attended'
  ORDER BY r.id
    FOR UPDATE OF r
 """
+)
 
 PENDING_COUNTS = """
 SELECT status, count(*)::int AS n FROM service_records
@@ -749,12 +778,9 @@ REGIONS_WITH_ATTENDED = """
 SELECT DISTINCT region_id FROM service_records WHERE status = 'attended' AND kind = 'service'
 """
 
-LOCK_AUTO_CONFIRMABLE = """
-SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.role,
-       c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank
-  FROM service_records r
-  JOIN service_categories c ON c.id = r.category_id
-  JOIN activities a ON a.id = r.activity_id
+LOCK_AUTO_CONFIRMABLE = (
+    _SELECT_CONFIRMABLE
+    + """  JOIN activities a ON a.id = r.activity_id
  WHERE r.region_id = $1 AND r.status = 'attended' AND c.one_to_one
    AND r.completed_at <= COALESCE($3::timestamptz, now()) - make_interval(days => $2)
    AND a.ends_at <= COALESCE($3::timestamptz, now())
@@ -762,6 +788,7 @@ SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.rol
  LIMIT $4
    FOR UPDATE OF r SKIP LOCKED
 """
+)
 
 COUNT_ATTENDED_ONE_TO_ONE = """
 SELECT count(*) FROM service_records r JOIN service_categories c ON c.id = r.category_id
