@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
+import asyncpg
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,7 +36,7 @@ from reportlab.pdfgen import canvas
 from timebank.db import Conn
 from timebank.hours import errors, repo
 from timebank.hours.schemas import Certificate, CertificateRequest, Verification, hours_display
-from timebank.hours.service import day_bounds, require_org, require_volunteer
+from timebank.hours.service import day_bounds, region_org, require_org, require_volunteer
 from timebank.identity.principal import Principal
 from timebank.identity.scope import org_in_scope
 from timebank.identity.tokens import KeyRing
@@ -53,6 +54,13 @@ def canonical(content: dict[str, Any]) -> bytes:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _stored_content(row: asyncpg.Record) -> dict[str, Any]:
+    """The stored content as a dict (a connection without the pool's JSON codec returns text)."""
+    stored = row["content"]
+    content: dict[str, Any] = stored if isinstance(stored, dict) else json.loads(stored)
+    return content
 
 
 def urls(base_url: str, certificate_id: UUID) -> tuple[str, str]:
@@ -75,9 +83,7 @@ async def issue(
     if principal.kind == "volunteer":
         if data.volunteer_id != principal.sub:
             raise errors.NotInScope("volunteers ask for their own certificates")
-        org = await repo.organisation(conn, data.organisation_id)
-        if org is None or org["region_id"] != principal.region_id:
-            raise errors.OrganisationNotFound(f"no organisation {data.organisation_id}")
+        org = await region_org(conn, principal, data.organisation_id)
     else:
         org = await require_org(conn, principal, data.organisation_id)
     tz = await repo.region_timezone(conn, principal.region_id)
@@ -155,7 +161,7 @@ async def verify(conn: Conn, keys: KeyRing, certificate_id: UUID) -> Verificatio
     row = await repo.certificate(conn, certificate_id)
     if row is None:
         raise errors.CertificateNotFound(f"no certificate {certificate_id}")
-    content = row["content"] if isinstance(row["content"], dict) else json.loads(row["content"])
+    content = _stored_content(row)
     body = canonical(content)
     digest = hashlib.sha256(body).digest()
     reason = "内容完整，签名有效 (content unchanged, signature valid)"
@@ -194,9 +200,7 @@ async def reach(conn: Conn, principal: Principal, certificate_id: UUID) -> dict[
     elif not await org_in_scope(conn, principal, row["organisation_id"]):
         # out of reach reads as absent: personal data is not probed for existence
         raise errors.CertificateNotFound(f"no certificate {certificate_id}")
-    content: dict[str, Any] = (
-        row["content"] if isinstance(row["content"], dict) else json.loads(row["content"])
-    )
+    content = _stored_content(row)
     content["_sha256"] = bytes(row["content_sha256"]).hex()
     return content
 

@@ -58,7 +58,7 @@ from timebank.hours.service import (
 from timebank.identity.principal import Principal
 from timebank.ids import uuid7
 from timebank.ledger import service as ledger
-from timebank.ledger.schemas import SYSTEM, Account, Actor, Ledger, Operation, TransferSpec
+from timebank.ledger.schemas import SYSTEM, Account, Actor, Ledger, LotOrigin, Operation, TransferSpec
 from timebank.ledger.schemas import Reversal as LedgerReversal
 
 CODE_CONFIRMED = "service_confirmed"
@@ -128,27 +128,13 @@ class Posted:
     recovered_points: int
 
 
-async def volunteer_accounts(
-    conn: Conn, region_id: UUID, volunteer_ids: Sequence[UUID]
-) -> dict[UUID, dict[Ledger, Account]]:
-    """Main TIME and POINTS accounts of each volunteer (created on first use)."""
-    return await ledger.volunteer_accounts_many(conn, region_id, volunteer_ids)
-
-
 async def _issuance(conn: Conn, region_id: UUID, org_ids: set[UUID]) -> dict[tuple[UUID, str], Account]:
-    out: dict[tuple[UUID, str], Account] = {}
     units: tuple[Ledger, ...] = ("TIME", "POINTS")
-    for org_id in sorted(org_ids):
-        for unit in units:
-            out[(org_id, unit)] = await ledger.ensure_account(
-                conn,
-                region_id,
-                "organisation",
-                org_id,
-                unit,
-                "issuance",
-            )
-    return out
+    return {
+        (org_id, unit): await ledger.ensure_account(conn, region_id, "organisation", org_id, unit, "issuance")
+        for org_id in sorted(org_ids)
+        for unit in units
+    }
 
 
 async def post_confirmations(
@@ -175,7 +161,7 @@ async def post_confirmations(
     expires = lot_expiry(await rule(conn, region_id, "points.expiry"), today)
 
     volunteers = sorted({i.volunteer_id for i in items})
-    accounts = await volunteer_accounts(conn, region_id, volunteers)
+    accounts = await ledger.volunteer_accounts_many(conn, region_id, volunteers)
     debts = await repo.open_debts(conn, volunteers)
     orgs = {i.organisation_id for i in items} | {d["organisation_id"] for d in debts}
     issuance = await _issuance(conn, region_id, orgs)
@@ -196,7 +182,7 @@ async def post_confirmations(
     ops: list[Operation] = []
     slots: list[tuple[UUID, str]] = []  # (record, "time" | "points" | "recovery") per operation
     posted: dict[UUID, Posted] = {}
-    recoveries: list[tuple[UUID, int]] = []  # (debt id, amount)
+    recovered_from: dict[UUID, int] = {}  # debt id → amount this batch recovers
     for item in items:
         acc = accounts[item.volunteer_id]
         time_minutes = item.minutes if (item.counts_for_time_bank or item.honour) else 0
@@ -217,52 +203,41 @@ async def post_confirmations(
             )
         code = CODE_HONOUR if item.honour else CODE_CONFIRMED
         meta = {"service_record_id": str(item.record_id)}
-        if time_minutes > 0:
-            ops.append(
-                TransferSpec(
-                    ledger="TIME",
-                    debit_account_id=issuance[(item.organisation_id, "TIME")].id,
-                    credit_account_id=acc["TIME"].id,
-                    amount=time_minutes,
-                    code=code,
-                    subject_id=item.volunteer_id,
-                    memo=reason,
-                    metadata=meta,
-                    lot_origin="honour" if item.honour else "earned",
+        # (ledger, slot and debt unit, amount credited, lot origin, lot expiry)
+        credits: tuple[tuple[Ledger, str, int, LotOrigin, date | None], ...] = (
+            ("TIME", "time", time_minutes, "honour" if item.honour else "earned", None),
+            ("POINTS", "points", points, "earned", expires),
+        )
+        for ledger_name, unit, amount, origin, expiry in credits:
+            if amount > 0:
+                ops.append(
+                    TransferSpec(
+                        ledger=ledger_name,
+                        debit_account_id=issuance[(item.organisation_id, ledger_name)].id,
+                        credit_account_id=acc[ledger_name].id,
+                        amount=amount,
+                        code=code,
+                        subject_id=item.volunteer_id,
+                        memo=reason,
+                        metadata=meta,
+                        lot_origin=origin,
+                        lot_expires_on=expiry,
+                    )
                 )
-            )
-            slots.append((item.record_id, "time"))
-        if points > 0:
-            ops.append(
-                TransferSpec(
-                    ledger="POINTS",
-                    debit_account_id=issuance[(item.organisation_id, "POINTS")].id,
-                    credit_account_id=acc["POINTS"].id,
-                    amount=points,
-                    code=code,
-                    subject_id=item.volunteer_id,
-                    memo=reason,
-                    metadata=meta,
-                    lot_origin="earned",
-                    lot_expires_on=expires,
-                )
-            )
-            slots.append((item.record_id, "points"))
+                slots.append((item.record_id, unit))
         recovered = {"time": 0, "points": 0}
-        for unit, credited, ledger_name in (("time", time_minutes, "TIME"), ("points", points, "POINTS")):
+        for ledger_name, unit, credited, _, _ in credits:
             for debt in owed.get((item.volunteer_id, unit), []):
                 if credited <= 0:
                     break
-                outstanding = (
-                    debt["amount"] - debt["recovered"] - sum(a for d, a in recoveries if d == debt["id"])
-                )
+                outstanding = debt["amount"] - debt["recovered"] - recovered_from.get(debt["id"], 0)
                 take = min(outstanding, credited)
                 if take <= 0:
                     continue
                 ops.append(
                     TransferSpec(
-                        ledger=ledger_name,  # type: ignore[arg-type]
-                        debit_account_id=acc[ledger_name].id,  # type: ignore[index]
+                        ledger=ledger_name,
+                        debit_account_id=acc[ledger_name].id,
                         credit_account_id=issuance[(debt["organisation_id"], ledger_name)].id,
                         amount=take,
                         code=CODE_RECOVERY,
@@ -272,7 +247,7 @@ async def post_confirmations(
                     )
                 )
                 slots.append((item.record_id, "recovery"))
-                recoveries.append((debt["id"], take))
+                recovered_from[debt["id"]] = recovered_from.get(debt["id"], 0) + take
                 recovered[unit] += take
                 credited -= take
         posted[item.record_id] = Posted(time_minutes, points, recovered["time"], recovered["points"])
@@ -311,11 +286,8 @@ async def post_confirmations(
         actor.kind,
         actor.id,
     )
-    if recoveries:
-        totals: dict[UUID, int] = defaultdict(int)
-        for debt_id, amount in recoveries:
-            totals[debt_id] += amount
-        await repo.recover_debts(conn, list(totals), list(totals.values()))
+    if recovered_from:
+        await repo.recover_debts(conn, list(recovered_from), list(recovered_from.values()))
     return posted
 
 
@@ -498,7 +470,7 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
         conf = await repo.live_confirmation(tx, record_id)
         assert conf is not None
         policy = str(await rule(tx, row["region_id"], "points.reversal_shortfall_policy"))
-        accounts = (await volunteer_accounts(tx, row["region_id"], [row["volunteer_id"]]))[
+        accounts = (await ledger.volunteer_accounts_many(tx, row["region_id"], [row["volunteer_id"]]))[
             row["volunteer_id"]
         ]
         issuance = await _issuance(tx, row["region_id"], {row["organisation_id"]})

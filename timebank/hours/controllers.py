@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -47,6 +48,7 @@ from timebank.hours.schemas import (
     WithReason,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated, require
+from timebank.identity.principal import Principal
 from timebank.ledger import sealer
 from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
 
@@ -322,14 +324,14 @@ class ActivityController(Controller):
         Requires ``Idempotency-Key``: a retry replays the first answer; running it again with a new
         key confirms nothing more (records already confirmed are skipped).
         """
-        return await idempotent(
+        return await moves_value(
             request,
+            state,
             db,
             principal,
             idempotency_key,
             lambda conn: confirm.confirm_activity(conn, principal, activity_id),
             status_code=200,
-            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
     @get(
@@ -348,6 +350,28 @@ class ActivityController(Controller):
         """CSV (UTF-8 with BOM) or XLSX; names and mobiles masked."""
         body, name = await exports.activity_export(db, principal, activity_id, format)
         return download(body, name, exports.MEDIA_TYPES[format])
+
+
+async def moves_value(
+    request: Request[Any, Any, Any],
+    state: State,
+    db: Conn,
+    principal: Principal,
+    idempotency_key: str | None,
+    work: Callable[[Conn], Awaitable[Any]],
+    *,
+    status_code: int = 201,
+) -> Response[bytes]:
+    """Run value-moving ``work`` once per ``Idempotency-Key``; seal the region's ledger after responding."""
+    return await idempotent(
+        request,
+        db,
+        principal,
+        idempotency_key,
+        work,
+        status_code=status_code,
+        after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
+    )
 
 
 def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
@@ -441,14 +465,14 @@ class ServiceRecordController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[bytes]:
         """Staff reviewers (optionally with corrected minutes), or the person served (one-to-one)."""
-        return await idempotent(
+        return await moves_value(
             request,
+            state,
             db,
             principal,
             idempotency_key,
             lambda conn: confirm.confirm_record(conn, principal, record_id, data),
             status_code=200,
-            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
     @post(
@@ -474,14 +498,14 @@ class ServiceRecordController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[bytes]:
         """Reversal transfers on both statements; what was spent becomes a recovery debt (or 409, by rule)."""
-        return await idempotent(
+        return await moves_value(
             request,
+            state,
             db,
             principal,
             idempotency_key,
             lambda conn: confirm.reverse_record(conn, principal, record_id, data.reason),
             status_code=200,
-            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
     @get(
@@ -532,13 +556,13 @@ class HonourController(Controller):
         idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[bytes]:
         """TIME with lot origin honour; no points unless the rule points.honour_hours_earn_points says so."""
-        return await idempotent(
+        return await moves_value(
             request,
+            state,
             db,
             principal,
             idempotency_key,
             lambda conn: confirm.grant_honour(conn, principal, data),
-            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
 
@@ -623,15 +647,6 @@ class MyHoursController(Controller):
     ) -> Page[ServiceRecord]:
         """Newest first, with status, counted hours and points once confirmed."""
         return await service.my_records(db, principal, status, cursor, limit)
-
-
-CONTROLLERS = [
-    CategoryController,
-    TrainingController,
-    ActivityController,
-    ServiceRecordController,
-    MyHoursController,
-]
 
 
 CONTROLLERS = [

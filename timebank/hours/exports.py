@@ -109,7 +109,7 @@ async def activity_export(
     """An activity's records; returns (bytes, file name)."""
     act = await staff_activity(conn, principal, activity_id)
     records = await repo.export_records(conn, activity_id, None, None, None, MAX_ROWS)
-    rows = _rows(list(records), act["timezone"])
+    rows = _rows(records, act["timezone"])
     return encode(rows, fmt, "服务记录"), f"activity-{activity_id}.{fmt}"
 
 
@@ -128,4 +128,4 @@ async def period_export(
     tz = await repo.region_timezone(conn, principal.region_id)
     start, end = day_bounds(day_from, day_to, tz)
     records = await repo.export_records(conn, None, organisation_id, start, end, MAX_ROWS)
-    return encode(_rows(list(records), tz), fmt, "服务记录"), f"service-records-{day_from}-{day_to}.{fmt}"
+    return encode(_rows(records, tz), fmt, "服务记录"), f"service-records-{day_from}-{day_to}.{fmt}"

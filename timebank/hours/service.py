@@ -24,8 +24,9 @@ import hmac
 import json
 import os
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -61,7 +62,6 @@ from timebank.ids import uuid7
 from timebank.settings import PROJECT_ROOT
 
 PUBLIC_STATUSES = ["published", "closed", "settled"]
-ALL_STATUSES = ["draft", "published", "closed", "settled", "cancelled"]
 # Activity status machine: target → statuses it may be reached from.
 TRANSITIONS: dict[str, list[str]] = {
     "published": ["draft"],
@@ -167,17 +167,52 @@ def day_bounds(
     return start, end
 
 
+class _HasId(Protocol):
+    @property
+    def id(self) -> UUID: ...
+
+
+_Item = TypeVar("_Item", bound=_HasId)
+
+
+def after_id(cursor: str | None) -> UUID | None:
+    """The id a page resumes after (or before, newest first), from a cursor of :func:`page_by_id`."""
+    return decode_cursor(cursor, (UUID,))[0] if cursor else None
+
+
+def page_by_id(items: list[_Item], fetched: int, limit: int) -> Page[_Item]:
+    """A page of ``items`` (``limit + 1`` rows were asked for, ``fetched`` came) keyed on the last id."""
+    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if fetched > limit else None)
+
+
+def cap_from_hours(hours: float | None) -> int | None:
+    """An activity's own cap of counted hours in minutes (None: the region's rule applies)."""
+    return round(hours * 60) if hours else None
+
+
+def check_window(starts_at: datetime, ends_at: datetime) -> None:
+    """An activity lasts more than nothing and at most 7 days."""
+    if ends_at <= starts_at or ends_at - starts_at > timedelta(days=7):
+        raise errors.BadTimes("ends_at must be after starts_at, at most 7 days later")
+
+
 # --------------------------------------------------------------------------- scope helpers
 def staff_root(principal: Principal) -> UUID | None:
     """The organisation whose subtree a staff member reaches (None for admins)."""
     return principal.org_id if principal.kind == "staff" else None
 
 
-async def require_org(conn: Conn, principal: Principal, org_id: UUID) -> asyncpg.Record:
-    """The organisation, if the caller may act for it: 404 outside the region, 403 outside the subtree."""
+async def region_org(conn: Conn, principal: Principal, org_id: UUID) -> asyncpg.Record:
+    """The organisation, if it is in the caller's region (404 otherwise)."""
     org = await repo.organisation(conn, org_id)
     if org is None or org["region_id"] != principal.region_id:
         raise errors.OrganisationNotFound(f"no organisation {org_id}")
+    return org
+
+
+async def require_org(conn: Conn, principal: Principal, org_id: UUID) -> asyncpg.Record:
+    """The organisation, if the caller may act for it: 404 outside the region, 403 outside the subtree."""
+    org = await region_org(conn, principal, org_id)
     if not await org_in_scope(conn, principal, org_id):
         raise errors.NotInScope("the organisation is outside your organisation's subtree")
     return org
@@ -196,11 +231,16 @@ async def require_volunteer(
     return vol
 
 
-async def load_activity(conn: Conn, principal: Principal, activity_id: UUID) -> asyncpg.Record:
-    """An activity the caller may see: drafts and cancelled ones only for staff in scope and admins."""
+async def _region_activity(conn: Conn, principal: Principal, activity_id: UUID) -> asyncpg.Record:
     act = await repo.activity(conn, activity_id)
     if act is None or act["region_id"] != principal.region_id:
         raise errors.ActivityNotFound(f"no activity {activity_id}")
+    return act
+
+
+async def load_activity(conn: Conn, principal: Principal, activity_id: UUID) -> asyncpg.Record:
+    """An activity the caller may see: drafts and cancelled ones only for staff in scope and admins."""
+    act = await _region_activity(conn, principal, activity_id)
     if act["status"] in ("draft", "cancelled") and not await org_in_scope(
         conn, principal, act["organisation_id"]
     ):
@@ -210,9 +250,7 @@ async def load_activity(conn: Conn, principal: Principal, activity_id: UUID) -> 
 
 async def staff_activity(conn: Conn, principal: Principal, activity_id: UUID) -> asyncpg.Record:
     """An activity of the caller's organisation subtree (staff) or region (admin)."""
-    act = await repo.activity(conn, activity_id)
-    if act is None or act["region_id"] != principal.region_id:
-        raise errors.ActivityNotFound(f"no activity {activity_id}")
+    act = await _region_activity(conn, principal, activity_id)
     if not await org_in_scope(conn, principal, act["organisation_id"]):
         raise errors.NotInScope("the activity belongs to an organisation outside your subtree")
     return act
@@ -220,12 +258,26 @@ async def staff_activity(conn: Conn, principal: Principal, activity_id: UUID) ->
 
 async def activity_view(conn: Conn, row: asyncpg.Record | dict[str, Any]) -> Activity:
     """Row → :class:`Activity` with the effective cap."""
-    data = dict(row)
-    cap = await cap_minutes(conn, data["region_id"], data["max_counted_minutes"])
-    data["max_counted_minutes"] = cap
-    data["max_counted_hours"] = hours_display(cap)
-    data["places_left"] = data["capacity"] - data["signed_up"]
-    return msgspec.convert(data, Activity)
+    return (await activity_views(conn, [row]))[0]
+
+
+async def activity_views(conn: Conn, rows: Sequence[asyncpg.Record | dict[str, Any]]) -> list[Activity]:
+    """Rows → :class:`Activity` with the effective cap; a region's default cap is read once, not per row."""
+    defaults: dict[UUID, int] = {}
+    views = []
+    for row in rows:
+        data = dict(row)
+        cap = data["max_counted_minutes"]
+        if cap is None:
+            region_id = data["region_id"]
+            if region_id not in defaults:
+                defaults[region_id] = await cap_minutes(conn, region_id, None)
+            cap = defaults[region_id]
+        data["max_counted_minutes"] = cap
+        data["max_counted_hours"] = hours_display(cap)
+        data["places_left"] = data["capacity"] - data["signed_up"]
+        views.append(msgspec.convert(data, Activity))
+    return views
 
 
 def record_view(row: asyncpg.Record | dict[str, Any]) -> ServiceRecord:
@@ -297,17 +349,15 @@ async def list_trainings(
 ) -> Page[Training]:
     """A volunteer's trainings, newest first."""
     await require_volunteer(conn, principal, volunteer_id)
-    before = decode_cursor(cursor, (UUID,))[0] if cursor else None
-    rows = await repo.trainings(conn, volunteer_id, before, limit + 1)
+    rows = await repo.trainings(conn, volunteer_id, after_id(cursor), limit + 1)
     items = [msgspec.convert(dict(r), Training) for r in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return page_by_id(items, len(rows), limit)
 
 
 # --------------------------------------------------------------------------- activities
 async def create_activity(conn: Conn, principal: Principal, data: ActivityCreate) -> Activity:
     """A draft activity of an organisation in the caller's scope."""
-    if data.ends_at <= data.starts_at or data.ends_at - data.starts_at > timedelta(days=7):
-        raise errors.BadTimes("ends_at must be after starts_at, at most 7 days later")
+    check_window(data.starts_at, data.ends_at)
     if data.starts_at.tzinfo is None:
         raise errors.BadTimes("times need a UTC offset")
     await require_org(conn, principal, data.organisation_id)
@@ -339,7 +389,7 @@ async def create_activity(conn: Conn, principal: Principal, data: ActivityCreate
             "ends_at": data.ends_at,
             "capacity": data.capacity,
             "min_age": min_age,
-            "max_counted_minutes": round(data.max_counted_hours * 60) if data.max_counted_hours else None,
+            "max_counted_minutes": cap_from_hours(data.max_counted_hours),
             "code_secret": os.urandom(32),
             "created_by": principal.actor,
         },
@@ -366,18 +416,14 @@ async def update_activity(
             raise errors.ActivityState(f"a {locked['status']} activity cannot be edited")
         if (data.starts_at or data.ends_at) and locked["status"] != "draft":
             raise errors.ActivityState("times can change only while the activity is a draft")
-        starts = data.starts_at or locked["starts_at"]
-        ends = data.ends_at or locked["ends_at"]
-        if ends <= starts or ends - starts > timedelta(days=7):
-            raise errors.BadTimes("ends_at must be after starts_at, at most 7 days later")
+        check_window(data.starts_at or locked["starts_at"], data.ends_at or locked["ends_at"])
         if data.capacity is not None and data.capacity < locked["signed_up"]:
             raise errors.ActivityState(
                 f"{locked['signed_up']} volunteers hold places; capacity cannot go below that",
                 signed_up=locked["signed_up"],
             )
         values = msgspec.structs.asdict(data)
-        hours = values.pop("max_counted_hours")
-        values["max_counted_minutes"] = round(hours * 60) if hours else None
+        values["max_counted_minutes"] = cap_from_hours(values.pop("max_counted_hours"))
         await repo.update_activity(conn, activity_id, values)
         row = await repo.activity(conn, activity_id)
     assert row is not None
@@ -444,11 +490,11 @@ async def browse_activities(
         category_id,
         after,
         before,
-        (keyset[0], keyset[1]) if keyset else None,
+        keyset,
         scope_root,
         limit + 1,
     )
-    items = [await activity_view(conn, r) for r in rows[:limit]]
+    items = await activity_views(conn, rows[:limit])
     more = len(rows) > limit
     return Page(items=items, next_cursor=encode_cursor(items[-1].starts_at, items[-1].id) if more else None)
 
@@ -466,15 +512,20 @@ async def _eligible(conn: Conn, act: asyncpg.Record, vol: asyncpg.Record) -> Non
         raise errors.TrainingRequired(f"the category requires the training {training}", training=training)
 
 
+def _sign_up_target(principal: Principal, volunteer_id: UUID | None) -> UUID:
+    """Whose place it is (the caller's own unless staff name someone); a proxy needs ``sign_up``."""
+    if principal.kind == "volunteer" and not principal.may(PROXY_SIGN_UP):
+        raise errors.NotInScope("the proxy grant does not allow signing up")
+    return volunteer_id or principal.sub
+
+
 async def sign_up(conn: Conn, principal: Principal, activity_id: UUID, volunteer_id: UUID | None) -> Signup:
     """Take a place on a published activity, atomically with capacity (age and training checked).
 
     A volunteer signs themselves up (or, as a family proxy with ``sign_up``, the subject); staff may
     sign up a volunteer they reach (``volunteer_id``).
     """
-    target = volunteer_id or principal.sub
-    if principal.kind == "volunteer" and not principal.may(PROXY_SIGN_UP):
-        raise errors.NotInScope("the proxy grant does not allow signing up")
+    target = _sign_up_target(principal, volunteer_id)
 
     async def attempt(tx: Conn) -> Signup:
         act = await load_activity(tx, principal, activity_id)
@@ -501,9 +552,7 @@ async def cancel_sign_up(
     conn: Conn, principal: Principal, activity_id: UUID, volunteer_id: UUID | None
 ) -> Signup:
     """Give a place back before the activity starts."""
-    target = volunteer_id or principal.sub
-    if principal.kind == "volunteer" and not principal.may(PROXY_SIGN_UP):
-        raise errors.NotInScope("the proxy grant does not allow signing up")
+    target = _sign_up_target(principal, volunteer_id)
 
     async def attempt(tx: Conn) -> Signup:
         act = await load_activity(tx, principal, activity_id)
@@ -526,10 +575,9 @@ async def list_signups(
 ) -> Page[SignupLine]:
     """Staff: who signed up (names as registered, mobiles masked)."""
     await staff_activity(conn, principal, activity_id)
-    after = decode_cursor(cursor, (UUID,))[0] if cursor else None
-    rows = await repo.signups(conn, activity_id, after, limit + 1)
+    rows = await repo.signups(conn, activity_id, after_id(cursor), limit + 1)
     items = [msgspec.convert(dict(r), SignupLine) for r in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+    return page_by_id(items, len(rows), limit)
 
 
 async def my_activities(conn: Conn, principal: Principal, cursor: str | None, limit: int) -> Page[MyActivity]:
@@ -537,20 +585,17 @@ async def my_activities(conn: Conn, principal: Principal, cursor: str | None, li
     if not principal.may("view"):
         raise errors.NotInScope("the proxy grant does not allow viewing")
     keyset = decode_cursor(cursor, (datetime, UUID)) if cursor else None
-    rows = await repo.my_activities(
-        conn, principal.sub, (keyset[0], keyset[1]) if keyset else None, limit + 1
-    )
-    items = []
-    for r in rows[:limit]:
-        data = dict(r)
-        items.append(
-            MyActivity(
-                activity=await activity_view(conn, data),
-                signup_status=data["signup_status"],
-                record_id=data["record_id"],
-                record_status=data["record_status"],
-            )
+    rows = await repo.my_activities(conn, principal.sub, keyset, limit + 1)
+    page = rows[:limit]
+    items = [
+        MyActivity(
+            activity=view,
+            signup_status=r["signup_status"],
+            record_id=r["record_id"],
+            record_status=r["record_status"],
         )
+        for r, view in zip(page, await activity_views(conn, page), strict=True)
+    ]
     more = len(rows) > limit
     last = items[-1].activity if items else None
     return Page(items=items, next_cursor=encode_cursor(last.starts_at, last.id) if more and last else None)
@@ -764,10 +809,8 @@ async def list_activity_records(
 ) -> Page[ServiceRecord]:
     """Staff: an activity's records, newest first."""
     await staff_activity(conn, principal, activity_id)
-    before = decode_cursor(cursor, (UUID,))[0] if cursor else None
-    rows = await repo.list_records(conn, activity_id, None, status, before, limit + 1)
-    items = [record_view(r) for r in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+    rows = await repo.list_records(conn, activity_id, None, status, after_id(cursor), limit + 1)
+    return page_by_id([record_view(r) for r in rows[:limit]], len(rows), limit)
 
 
 async def my_records(
@@ -776,10 +819,8 @@ async def my_records(
     """The volunteer's own service records with their status, newest first."""
     if not principal.may("view"):
         raise errors.NotInScope("the proxy grant does not allow viewing")
-    before = decode_cursor(cursor, (UUID,))[0] if cursor else None
-    rows = await repo.list_records(conn, None, principal.sub, status, before, limit + 1)
-    items = [record_view(r) for r in rows[:limit]]
-    return Page(items=items, next_cursor=encode_cursor(items[-1].id) if len(rows) > limit else None)
+    rows = await repo.list_records(conn, None, principal.sub, status, after_id(cursor), limit + 1)
+    return page_by_id([record_view(r) for r in rows[:limit]], len(rows), limit)
 
 
 async def adjust(conn: Conn, principal: Principal, record_id: UUID, data: Adjustment) -> ServiceRecord:
