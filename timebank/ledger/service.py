@@ -121,27 +121,35 @@ async def ensure_account(
     over :data:`DEFAULT_ISSUANCE_STRIPES` balance rows; every other account refuses overdraft.
     An existing account is returned as it is (its flags are fixed at creation).
     """
+    flags = _account_flags(owner_kind, purpose, no_overdraft, cap, track_lots, stripes)
+    return await _run(
+        conn, lambda c: repo.ensure_account(c, region_id, ledger, owner_kind, owner_id, purpose, **flags)
+    )
+
+
+def _account_flags(
+    owner_kind: str,
+    purpose: str,
+    no_overdraft: bool | None,
+    cap: int | None,
+    track_lots: bool | None,
+    stripes: int | None,
+) -> dict[str, Any]:
+    """The flags a new account gets, defaults filled in as :func:`ensure_account` describes."""
     if track_lots is None:
         track_lots = owner_kind == "volunteer"
     if no_overdraft is None:
         no_overdraft = track_lots or purpose != "issuance"
     if stripes is None:
         stripes = DEFAULT_ISSUANCE_STRIPES if (not no_overdraft and cap is None) else 1
-    return await _run(
-        conn,
-        lambda c: repo.ensure_account(
-            c,
-            region_id,
-            ledger,
-            owner_kind,
-            owner_id,
-            purpose,
-            no_overdraft=no_overdraft,
-            cap=cap,
-            track_lots=track_lots,
-            stripes=stripes,
-        ),
-    )
+    return {"no_overdraft": no_overdraft, "cap": cap, "track_lots": track_lots, "stripes": stripes}
+
+
+async def _volunteer_caps(conn: Conn, region_id: UUID) -> dict[Ledger, int | None]:
+    """Caps of a volunteer's main accounts: TIME by the region rule ``timebank.storage_cap_hours``."""
+    cap_hours = await repo.rule(conn, region_id, "timebank.storage_cap_hours")
+    time_cap = int(cap_hours) * 60 if isinstance(cap_hours, int | float) and cap_hours > 0 else None
+    return {"TIME": time_cap, "POINTS": None}
 
 
 async def volunteer_accounts(conn: Conn, region_id: UUID, volunteer_id: UUID) -> dict[Ledger, Account]:
@@ -149,11 +157,10 @@ async def volunteer_accounts(conn: Conn, region_id: UUID, volunteer_id: UUID) ->
 
     The TIME account is capped by the region rule ``timebank.storage_cap_hours`` when set.
     """
-    cap_hours = await repo.rule(conn, region_id, "timebank.storage_cap_hours")
-    time_cap = int(cap_hours) * 60 if isinstance(cap_hours, int | float) and cap_hours > 0 else None
+    caps = await _volunteer_caps(conn, region_id)
     return {
-        "TIME": await ensure_account(conn, region_id, "volunteer", volunteer_id, "TIME", cap=time_cap),
-        "POINTS": await ensure_account(conn, region_id, "volunteer", volunteer_id, "POINTS"),
+        ledger: await ensure_account(conn, region_id, "volunteer", volunteer_id, ledger, cap=cap)
+        for ledger, cap in caps.items()
     }
 
 
@@ -709,38 +716,23 @@ async def volunteer_accounts_many(
     """:func:`volunteer_accounts` for many volunteers at once (bulk confirmation of an activity).
 
     Existing accounts are read with one query; missing ones are created with one statement per
-    ledger, with exactly the flags :func:`volunteer_accounts` gives (copied from the accounts it
-    creates for the first missing volunteer), in id order so that concurrent callers never
-    deadlock.
+    ledger, with the flags :func:`volunteer_accounts` gives, in id order so that concurrent
+    callers never deadlock.
     """
     ids = sorted(set(volunteer_ids))
     out: dict[UUID, dict[Ledger, Account]] = {vid: {} for vid in ids}
     for acc in await repo.owners_accounts(conn, region_id, "volunteer", ids, "main"):
         out[acc.owner_id][acc.ledger] = acc
-    units: tuple[Ledger, ...] = ("TIME", "POINTS")
-    missing = [vid for vid in ids if len(out[vid]) < len(units)]
+    caps = await _volunteer_caps(conn, region_id)
+    missing = [vid for vid in ids if len(out[vid]) < len(caps)]
     if not missing:
         return out
-    template = await volunteer_accounts(conn, region_id, missing[0])
-    out[missing[0]] = dict(template)
-    rest = missing[1:]
-    for ledger in units:
-        flags = template[ledger]
-        if not rest:
-            break
+    for ledger, cap in caps.items():
+        flags = _account_flags("volunteer", "main", None, cap, None, None)
         created = await _run(
             conn,
-            lambda c, f=flags: repo.ensure_accounts(  # type: ignore[misc]
-                c,
-                region_id,
-                f.ledger,
-                "volunteer",
-                rest,
-                "main",
-                no_overdraft=f.no_overdraft,
-                cap=f.cap,
-                track_lots=f.track_lots,
-                stripes=f.stripes,
+            lambda c, lg=ledger, f=flags: repo.ensure_accounts(  # type: ignore[misc]
+                c, region_id, lg, "volunteer", missing, "main", **f
             ),
         )
         for acc in created:
