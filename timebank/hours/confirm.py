@@ -53,6 +53,7 @@ from timebank.hours.service import (
     require_org,
     require_volunteer,
     rule,
+    rules,
     staff_activity,
 )
 from timebank.identity.principal import Principal
@@ -153,12 +154,21 @@ async def post_confirmations(
     """
     if not items:
         return {}
-    bonus = int(await rule(conn, region_id, "points.organiser_bonus_pct"))
-    rounding = str(await rule(conn, region_id, "points.rounding"))
-    honour_points = bool(await rule(conn, region_id, "points.honour_hours_earn_points"))
-    per_hour = int(await rule(conn, region_id, "points.per_verified_hour"))
+    found = await rules(
+        conn,
+        region_id,
+        "points.organiser_bonus_pct",
+        "points.rounding",
+        "points.honour_hours_earn_points",
+        "points.per_verified_hour",
+        "points.expiry",
+    )
+    bonus = int(found["points.organiser_bonus_pct"])
+    rounding = str(found["points.rounding"])
+    honour_points = bool(found["points.honour_hours_earn_points"])
+    per_hour = int(found["points.per_verified_hour"])
     today = (await repo.db_now(conn)).astimezone(ZoneInfo(await repo.region_timezone(conn, region_id))).date()
-    expires = lot_expiry(await rule(conn, region_id, "points.expiry"), today)
+    expires = lot_expiry(found["points.expiry"], today)
 
     volunteers = sorted({i.volunteer_id for i in items})
     accounts = await ledger.volunteer_accounts_many(conn, region_id, volunteers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -12,7 +13,7 @@ from timebank.db import Conn
 
 DB_NOW = "SELECT now()"
 
-SELECT_RULE = "SELECT value FROM region_rules WHERE region_id = $1 AND key = $2"
+SELECT_RULES = "SELECT key, value FROM region_rules WHERE region_id = $1 AND key = ANY ($2::text[])"
 
 # --------------------------------------------------------------------------- categories
 UPSERT_CATEGORY = """
@@ -333,9 +334,9 @@ async def db_now(conn: Conn) -> datetime:
     return now
 
 
-async def rule_value(conn: Conn, region_id: UUID, key: str) -> Any:
-    """A region's rule value, or None when the region has no row for ``key``."""
-    return await conn.fetchval(SELECT_RULE, region_id, key)
+async def rule_values(conn: Conn, region_id: UUID, keys: Sequence[str]) -> dict[str, Any]:
+    """A region's values of the given rules (keys the region has no row for are absent)."""
+    return {r["key"]: r["value"] for r in await conn.fetch(SELECT_RULES, region_id, list(keys))}
 
 
 async def upsert_category(

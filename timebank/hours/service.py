@@ -77,18 +77,25 @@ PROXY_CONFIRM = "confirm_service"
 
 # --------------------------------------------------------------------------- rules
 @functools.cache
+@functools.cache
 def default_rules() -> dict[str, Any]:
-    """Rule defaults shipped in ``seeds/default_rules.yaml`` (used when a region lacks a key)."""
+    """Rule defaults shipped in ``seeds/default_rules.yaml`` (used when a region lacks a key).
+
+    Read once per process (not on every rule lookup of a request); callers must not change it.
+    """
     raw = yaml.safe_load((PROJECT_ROOT / "seeds" / "default_rules.yaml").read_text(encoding="utf-8"))
     return {key: item["value"] for key, item in raw["rules"].items()}
 
 
 async def rule(conn: Conn, region_id: UUID, key: str) -> Any:
     """The region's value of rule ``key``, else the shipped default."""
-    value = await repo.rule_value(conn, region_id, key)
-    if value is None:
-        return default_rules()[key]
-    return value
+    return (await rules(conn, region_id, key))[key]
+
+
+async def rules(conn: Conn, region_id: UUID, *keys: str) -> dict[str, Any]:
+    """The region's values of several rules in one query, each else its shipped default."""
+    found = await repo.rule_values(conn, region_id, keys)
+    return {key: found[key] if found.get(key) is not None else default_rules()[key] for key in keys}
 
 
 async def cap_minutes(conn: Conn, region_id: UUID, activity_cap: int | None) -> int:
