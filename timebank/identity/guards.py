@@ -48,8 +48,6 @@ class AuthenticationMiddleware(ASGIMiddleware):
     scopes = (ScopeType.HTTP,)
 
     def __init__(self, ring: KeyRing, settings: Settings) -> None:
-        self.ring = ring
-        self.settings = settings
         self.tokens = VerifiedTokens(ring, settings)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
@@ -59,10 +57,11 @@ class AuthenticationMiddleware(ASGIMiddleware):
         for key, value in scope.get("headers", ()):
             if key == b"authorization":
                 scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer" or not token.strip():
+                token = token.strip()
+                if scheme.lower() != "bearer" or not token:
                     raise Unauthenticated()
                 try:
-                    scope["user"] = self.tokens.verify(token.strip())
+                    scope["user"] = self.tokens.verify(token)
                 except InvalidToken as exc:
                     log.info(
                         "token refused",

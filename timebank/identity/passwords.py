@@ -12,8 +12,6 @@ _hasher = PasswordHasher()
 # Verified when the account does not exist, so both cases take the same time.
 _DUMMY_HASH = _hasher.hash("timebank-no-such-account")
 
-MIN_LENGTH = 8
-
 
 async def hash_password(password: str) -> str:
     """An argon2id hash (encoded with its parameters and salt)."""

@@ -1,4 +1,4 @@
-"""SQL for regions, region rules, organisations and shops."""
+"""SQL of the identity domain: regions and rules, organisations, shops, people, proxy grants, auth state."""
 
 from __future__ import annotations
 
@@ -179,23 +179,22 @@ INSERT INTO volunteers (id, region_id, community_id, real_name, mobile_cipher, m
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 """
 
-SELECT_VOLUNTEER = """
+# The columns of VolunteerView and the join they need; one volunteer or a filtered list of them.
+VOLUNTEER_VIEW = """
 SELECT v.id, v.region_id, v.community_id, c.name AS community_name, v.real_name, v.mobile_masked,
        v.id_number_masked, v.birth_date, v.status, v.registered_via, v.created_at, v.updated_at,
        (v.wechat_openid IS NOT NULL) AS wechat_bound
   FROM volunteers v JOIN organisations c ON c.id = v.community_id
- WHERE v.id = $1
 """
+
+SELECT_VOLUNTEER = VOLUNTEER_VIEW + " WHERE v.id = $1\n"
 
 # Keyset pagination by id (time-ordered) inside a scope: the whole region ($2 NULL) or one
 # organisation's subtree ($2). Optional filters: name prefix ($3), masked mobile or its last
 # digits ($4), exact mobile blind index ($5), community ($6).
-LIST_VOLUNTEERS = """
-SELECT v.id, v.region_id, v.community_id, c.name AS community_name, v.real_name, v.mobile_masked,
-       v.id_number_masked, v.birth_date, v.status, v.registered_via, v.created_at, v.updated_at,
-       (v.wechat_openid IS NOT NULL) AS wechat_bound
-  FROM volunteers v JOIN organisations c ON c.id = v.community_id
- WHERE v.region_id = $1
+LIST_VOLUNTEERS = (
+    VOLUNTEER_VIEW
+    + """ WHERE v.region_id = $1
    AND ($2::uuid IS NULL OR c.id = $2 OR $2 = ANY (c.path))
    AND ($3::text IS NULL OR v.real_name LIKE $3 || '%')
    AND ($4::text IS NULL OR v.mobile_masked LIKE '%' || $4)
@@ -205,6 +204,7 @@ SELECT v.id, v.region_id, v.community_id, c.name AS community_name, v.real_name,
  ORDER BY v.id
  LIMIT $8
 """
+)
 
 UPDATE_VOLUNTEER = """
 UPDATE volunteers
@@ -222,17 +222,14 @@ UPDATE volunteers SET mobile_cipher = $2, mobile_key_id = $3, mobile_index = $4,
  WHERE id = $1
 """
 
-SELECT_VOLUNTEER_LOGIN_BY_MOBILE = """
-SELECT id, region_id, status, password_hash FROM volunteers WHERE mobile_index = $1
-"""
+# What LoginRow needs of a volunteer, looked up by mobile, WeChat openid or id.
+VOLUNTEER_LOGIN = "SELECT id, region_id, status, password_hash FROM volunteers"
 
-SELECT_VOLUNTEER_LOGIN_BY_OPENID = """
-SELECT id, region_id, status, password_hash FROM volunteers WHERE wechat_openid = $1
-"""
+SELECT_VOLUNTEER_LOGIN_BY_MOBILE = VOLUNTEER_LOGIN + " WHERE mobile_index = $1"
 
-SELECT_VOLUNTEER_LOGIN_BY_ID = """
-SELECT id, region_id, status, password_hash FROM volunteers WHERE id = $1
-"""
+SELECT_VOLUNTEER_LOGIN_BY_OPENID = VOLUNTEER_LOGIN + " WHERE wechat_openid = $1"
+
+SELECT_VOLUNTEER_LOGIN_BY_ID = VOLUNTEER_LOGIN + " WHERE id = $1"
 
 SET_VOLUNTEER_PASSWORD = "UPDATE volunteers SET password_hash = $2, updated_at = now() WHERE id = $1"  # noqa: S105
 
@@ -290,15 +287,15 @@ UPDATE operators
 RETURNING id
 """
 
-SELECT_OPERATOR_LOGIN_BY_MOBILE = """
+# What LoginRow needs of an operator, looked up by kind and mobile or by id.
+OPERATOR_LOGIN = """
 SELECT id, region_id, kind, organisation_id, shop_id, roles, status, password_hash
-  FROM operators WHERE kind = $1 AND mobile_index = $2
+  FROM operators
 """
 
-SELECT_OPERATOR_LOGIN_BY_ID = """
-SELECT id, region_id, kind, organisation_id, shop_id, roles, status, password_hash
-  FROM operators WHERE id = $1
-"""
+SELECT_OPERATOR_LOGIN_BY_MOBILE = OPERATOR_LOGIN + " WHERE kind = $1 AND mobile_index = $2\n"
+
+SELECT_OPERATOR_LOGIN_BY_ID = OPERATOR_LOGIN + " WHERE id = $1\n"
 
 SET_OPERATOR_PASSWORD = "UPDATE operators SET password_hash = $2, updated_at = now() WHERE id = $1"  # noqa: S105
 
@@ -312,10 +309,13 @@ OPERATOR_MOBILE_TAKEN = "SELECT EXISTS (SELECT 1 FROM operators WHERE kind = $1 
 SELECT_REGION = "SELECT id, code, name FROM regions WHERE id = $1"
 
 # --------------------------------------------------------------------------- organisations and shops
-SELECT_ORGANISATION = """
+# The columns of OrganisationView; one organisation or a filtered list of them.
+ORGANISATION_VIEW = """
 SELECT id, region_id, parent_id, path, kind, code, name, status, created_at
-  FROM organisations WHERE id = $1
+  FROM organisations
 """
+
+SELECT_ORGANISATION = ORGANISATION_VIEW + " WHERE id = $1\n"
 
 INSERT_ORGANISATION = """
 INSERT INTO organisations (region_id, parent_id, path, kind, code, name)
@@ -328,42 +328,44 @@ INSERT INTO organisations (region_id, parent_id, path, kind, code, name) VALUES 
 RETURNING id
 """
 
-LIST_ORGANISATIONS = """
-SELECT id, region_id, parent_id, path, kind, code, name, status, created_at
-  FROM organisations
- WHERE region_id = $1 AND ($2::uuid IS NULL OR id = $2 OR $2 = ANY (path))
+LIST_ORGANISATIONS = (
+    ORGANISATION_VIEW
+    + """ WHERE region_id = $1
+   AND ($2::uuid IS NULL OR id = $2 OR $2 = ANY (path))
    AND ($3::text IS NULL OR kind = $3)
    AND ($4::uuid IS NULL OR id > $4)
  ORDER BY id
  LIMIT $5
 """
+)
 
 UPDATE_ORGANISATION = """
 UPDATE organisations SET name = COALESCE($2, name), status = COALESCE($3, status) WHERE id = $1
 RETURNING id
 """
 
-SELECT_SHOP = """
+# The columns of ShopView and the join they need; one shop or a filtered list of them.
+SHOP_VIEW = """
 SELECT s.id, s.region_id, s.organisation_id, o.name AS organisation_name, s.code, s.name, s.address,
        s.status, s.created_at
   FROM shops s JOIN organisations o ON o.id = s.organisation_id
- WHERE s.id = $1
 """
+
+SELECT_SHOP = SHOP_VIEW + " WHERE s.id = $1\n"
 
 INSERT_SHOP = """
 INSERT INTO shops (region_id, organisation_id, code, name, address) VALUES ($1, $2, $3, $4, $5)
 RETURNING id
 """
 
-LIST_SHOPS = """
-SELECT s.id, s.region_id, s.organisation_id, o.name AS organisation_name, s.code, s.name, s.address,
-       s.status, s.created_at
-  FROM shops s JOIN organisations o ON o.id = s.organisation_id
- WHERE s.region_id = $1 AND ($2::uuid IS NULL OR o.id = $2 OR $2 = ANY (o.path))
+LIST_SHOPS = (
+    SHOP_VIEW
+    + """ WHERE s.region_id = $1 AND ($2::uuid IS NULL OR o.id = $2 OR $2 = ANY (o.path))
    AND ($3::uuid IS NULL OR s.id > $3)
  ORDER BY s.id
  LIMIT $4
 """
+)
 
 UPDATE_SHOP = """
 UPDATE shops SET name = COALESCE($2, name), address = COALESCE($3, address), status = COALESCE($4, status)
@@ -378,7 +380,8 @@ INSERT INTO proxy_grants (id, region_id, subject_id, proxy_kind, proxy_volunteer
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 """
 
-SELECT_GRANT = """
+# The columns of GrantView and the joins that name subject and proxy; one grant or a list.
+GRANT_VIEW = """
 SELECT g.id, g.region_id, g.subject_id, sv.real_name AS subject_name, g.proxy_kind, g.proxy_id,
        COALESCE(pv.real_name, po.real_name) AS proxy_name, g.relationship, g.actions, g.valid_from,
        g.valid_until, g.granted_by_kind, g.granted_by, g.revoked_at, g.revoked_by, g.created_at
@@ -386,25 +389,21 @@ SELECT g.id, g.region_id, g.subject_id, sv.real_name AS subject_name, g.proxy_ki
   JOIN volunteers sv ON sv.id = g.subject_id
   LEFT JOIN volunteers pv ON pv.id = g.proxy_volunteer_id
   LEFT JOIN operators po ON po.id = g.proxy_operator_id
- WHERE g.id = $1
 """
 
+SELECT_GRANT = GRANT_VIEW + " WHERE g.id = $1\n"
+
 # Grants where the person is the subject or the proxy ($1), or all grants of one subject ($2).
-LIST_GRANTS = """
-SELECT g.id, g.region_id, g.subject_id, sv.real_name AS subject_name, g.proxy_kind, g.proxy_id,
-       COALESCE(pv.real_name, po.real_name) AS proxy_name, g.relationship, g.actions, g.valid_from,
-       g.valid_until, g.granted_by_kind, g.granted_by, g.revoked_at, g.revoked_by, g.created_at
-  FROM proxy_grants g
-  JOIN volunteers sv ON sv.id = g.subject_id
-  LEFT JOIN volunteers pv ON pv.id = g.proxy_volunteer_id
-  LEFT JOIN operators po ON po.id = g.proxy_operator_id
- WHERE ($1::uuid IS NULL OR g.subject_id = $1 OR g.proxy_id = $1)
+LIST_GRANTS = (
+    GRANT_VIEW
+    + """ WHERE ($1::uuid IS NULL OR g.subject_id = $1 OR g.proxy_id = $1)
    AND ($2::uuid IS NULL OR g.subject_id = $2)
    AND ($3::boolean OR (g.revoked_at IS NULL AND g.valid_until > now()))
    AND ($4::uuid IS NULL OR g.id > $4)
  ORDER BY g.id
  LIMIT $5
 """
+)
 
 REVOKE_GRANT = """
 UPDATE proxy_grants SET revoked_at = now(), revoked_by = $2 WHERE id = $1 AND revoked_at IS NULL
@@ -499,6 +498,13 @@ def _many(rows: list[asyncpg.Record], kind: type[T]) -> list[T]:
     return [msgspec.convert(dict(r), kind) for r in rows]
 
 
+def _sealed(value: Sealed | None) -> tuple[bytes | None, str | None, bytes | None, str | None]:
+    """A sealed value as its stored columns: *_cipher, *_key_id, *_index, *_masked (all NULL for None)."""
+    if value is None:
+        return None, None, None, None
+    return value.cipher, value.key_id, value.index, value.masked
+
+
 @dataclass(frozen=True)
 class LoginRow:
     """What login needs to know about an account."""
@@ -551,14 +557,8 @@ async def insert_volunteer(
         region_id,
         community_id,
         real_name,
-        mobile.cipher if mobile else None,
-        mobile.key_id if mobile else None,
-        mobile.index if mobile else None,
-        mobile.masked if mobile else None,
-        id_number.cipher,
-        id_number.key_id,
-        id_number.index,
-        id_number.masked,
+        *_sealed(mobile),
+        *_sealed(id_number),
         birth_date,
         password_hash,
         wechat_openid,
@@ -608,9 +608,7 @@ async def update_volunteer(
 
 async def set_volunteer_mobile(conn: Conn, volunteer_id: UUID, mobile: Sealed) -> None:
     """Replace the volunteer's mobile number."""
-    await conn.execute(
-        UPDATE_VOLUNTEER_MOBILE, volunteer_id, mobile.cipher, mobile.key_id, mobile.index, mobile.masked
-    )
+    await conn.execute(UPDATE_VOLUNTEER_MOBILE, volunteer_id, *_sealed(mobile))
 
 
 async def volunteer_login_by_mobile(conn: Conn, mobile_index: bytes) -> LoginRow | None:
@@ -686,10 +684,7 @@ async def insert_operator(
         shop_id,
         roles,
         real_name,
-        mobile.cipher,
-        mobile.key_id,
-        mobile.index,
-        mobile.masked,
+        *_sealed(mobile),
         password_hash,
         created_by,
     )
@@ -978,24 +973,12 @@ async def purge_expired(conn: Conn) -> None:
 
 
 # --------------------------------------------------------------------------- seeding (insert if absent)
-SEED_VOLUNTEER = """
-INSERT INTO volunteers (id, region_id, community_id, real_name, mobile_cipher, mobile_key_id, mobile_index,
-                        mobile_masked, id_number_cipher, id_number_key_id, id_number_index,
-                        id_number_masked, birth_date, password_hash, registered_via)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'seed')
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
+# Seeding inserts like INSERT_VOLUNTEER, but leaves a volunteer whose ID number or mobile exists.
+SEED_VOLUNTEER = INSERT_VOLUNTEER + "ON CONFLICT DO NOTHING\nRETURNING id\n"
 
 VOLUNTEER_ID_BY_ID_NUMBER = "SELECT id FROM volunteers WHERE id_number_index = $1"
 
-SEED_OPERATOR = """
-INSERT INTO operators (id, region_id, kind, organisation_id, shop_id, roles, real_name, mobile_cipher,
-                       mobile_key_id, mobile_index, mobile_masked, password_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-ON CONFLICT DO NOTHING
-RETURNING id
-"""
+SEED_OPERATOR = INSERT_OPERATOR + "ON CONFLICT DO NOTHING\nRETURNING id\n"
 
 OPERATOR_ID_BY_MOBILE = "SELECT id FROM operators WHERE kind = $1 AND mobile_index = $2"
 
@@ -1029,16 +1012,13 @@ async def seed_volunteer(
         region_id,
         community_id,
         real_name,
-        mobile.cipher if mobile else None,
-        mobile.key_id if mobile else None,
-        mobile.index if mobile else None,
-        mobile.masked if mobile else None,
-        id_number.cipher,
-        id_number.key_id,
-        id_number.index,
-        id_number.masked,
+        *_sealed(mobile),
+        *_sealed(id_number),
         birth_date,
         password_hash,
+        None,  # wechat_openid
+        "seed",  # registered_via
+        None,  # registered_by
     )
     if new_id is not None:
         return new_id, True
@@ -1071,11 +1051,9 @@ async def seed_operator(
         shop_id,
         roles,
         real_name,
-        mobile.cipher,
-        mobile.key_id,
-        mobile.index,
-        mobile.masked,
+        *_sealed(mobile),
         password_hash,
+        None,  # created_by
     )
     if new_id is not None:
         return new_id, True

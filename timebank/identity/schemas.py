@@ -6,7 +6,7 @@ Personal data appears in responses only masked (``mobile_masked``, ``id_number_m
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 import msgspec
@@ -28,15 +28,7 @@ StaffRole = Literal["coordinator", "reviewer", "org_admin"]
 ProxyAction = Literal[
     "view", "transfer", "redeem", "request_care", "sign_up", "update_profile", "confirm_service"
 ]
-PROXY_ACTIONS: tuple[str, ...] = (
-    "view",
-    "transfer",
-    "redeem",
-    "request_care",
-    "sign_up",
-    "update_profile",
-    "confirm_service",
-)
+PROXY_ACTIONS: tuple[str, ...] = get_args(ProxyAction)
 
 
 # --------------------------------------------------------------------------- auth

@@ -17,12 +17,9 @@ from argon2 import PasswordHasher
 from timebank.db import Conn
 from timebank.identity import repo
 from timebank.identity.pii import PiiError, PiiKeys, birth_date_of, normalize_id_number, normalize_mobile
-from timebank.identity.schemas import PROXY_ACTIONS
+from timebank.identity.schemas import PROXY_ACTIONS, Code, Password
+from timebank.identity.schemas import RealName as Name
 from timebank.ids import uuid7
-
-Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{2,60}$")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
-Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
 
 _hasher = PasswordHasher()
 
@@ -139,6 +136,33 @@ def _hash(password: str | None) -> str | None:
     return _hasher.hash(password) if password else None
 
 
+async def _seed_operator(
+    conn: Conn,
+    pii: PiiKeys,
+    region_id: UUID,
+    seed: AdminSeed | StaffSeed | ShopOperatorSeed,
+    kind: Literal["admin", "staff", "shop"],
+    *,
+    organisation_id: UUID | None = None,
+    shop_id: UUID | None = None,
+    roles: list[str] | None = None,
+) -> tuple[UUID, bool]:
+    """Insert an operator unless one of ``kind`` has the mobile: (the operator's id, inserted?)."""
+    oid = uuid7()
+    return await repo.seed_operator(
+        conn,
+        operator_id=oid,
+        region_id=region_id,
+        kind=kind,
+        organisation_id=organisation_id,
+        shop_id=shop_id,
+        roles=roles or [],
+        real_name=seed.name,
+        mobile=pii.seal_mobile(oid, normalize_mobile(seed.mobile)),
+        password_hash=_hash(seed.password),
+    )
+
+
 async def load_people(
     conn: Conn,
     pii: PiiKeys,
@@ -155,51 +179,22 @@ async def load_people(
     """
     added = 0
     for admin in people.admins:
-        oid = uuid7()
-        _, new = await repo.seed_operator(
-            conn,
-            operator_id=oid,
-            region_id=region_id,
-            kind="admin",
-            organisation_id=None,
-            shop_id=None,
-            roles=[],
-            real_name=admin.name,
-            mobile=pii.seal_mobile(oid, normalize_mobile(admin.mobile)),
-            password_hash=_hash(admin.password),
-        )
+        _, new = await _seed_operator(conn, pii, region_id, admin, "admin")
         added += new
-    staff_ids: dict[str, UUID] = {}
+    staff_ids: dict[str, UUID] = {}  # by normalised mobile, for proxy grants
     for staff in people.staff:
-        oid = uuid7()
-        mobile = normalize_mobile(staff.mobile)
-        staff_ids[mobile], new = await repo.seed_operator(
+        staff_ids[normalize_mobile(staff.mobile)], new = await _seed_operator(
             conn,
-            operator_id=oid,
-            region_id=region_id,
-            kind="staff",
+            pii,
+            region_id,
+            staff,
+            "staff",
             organisation_id=org_ids[staff.organisation],
-            shop_id=None,
             roles=sorted(set(staff.roles)),
-            real_name=staff.name,
-            mobile=pii.seal_mobile(oid, mobile),
-            password_hash=_hash(staff.password),
         )
         added += new
     for op in people.shop_operators:
-        oid = uuid7()
-        _, new = await repo.seed_operator(
-            conn,
-            operator_id=oid,
-            region_id=region_id,
-            kind="shop",
-            organisation_id=None,
-            shop_id=shop_ids[op.shop],
-            roles=[],
-            real_name=op.name,
-            mobile=pii.seal_mobile(oid, normalize_mobile(op.mobile)),
-            password_hash=_hash(op.password),
-        )
+        _, new = await _seed_operator(conn, pii, region_id, op, "shop", shop_id=shop_ids[op.shop])
         added += new
     volunteer_ids: dict[str, UUID] = {}
     for vol in people.volunteers:

@@ -11,10 +11,10 @@ import hashlib
 import logging
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -44,6 +44,7 @@ from timebank.identity.pii import (
     PiiError,
     PiiKeys,
     birth_date_of,
+    mask_mobile,
     normalize_id_number,
     normalize_mobile,
 )
@@ -94,6 +95,8 @@ from timebank.problems import BadRequest, Conflict, Forbidden, NotFound, Unavail
 from timebank.settings import Settings
 
 log = logging.getLogger("timebank.identity")
+
+T = TypeVar("T")
 
 REFRESH_PREFIX = "tbr_"
 OTP_MAX_ATTEMPTS = 5
@@ -231,7 +234,7 @@ async def _verify_otp(
         raise InvalidCredentials("The code is wrong or has expired; ask for a new one.")
 
 
-def _page_after(items: list[object], limit: int) -> UUID | None:
+def _page_after(items: Sequence[object], limit: int) -> UUID | None:
     if len(items) < limit:
         return None
     last = items[-1]
@@ -274,6 +277,28 @@ def _scope_root(principal: Principal) -> UUID | None:
     return principal.org_id if principal.kind == "staff" else None
 
 
+def _written(view: T | None) -> T:
+    """A row this request has just written, read back for the response."""
+    assert view is not None
+    return view
+
+
+async def _in_scope_or_404(
+    conn: Conn,
+    principal: Principal,
+    item_id: UUID,
+    read: Callable[[Conn, UUID], Awaitable[T | None]],
+    in_scope: Callable[[Conn, Principal, UUID], Awaitable[bool]],
+    what: str,
+) -> T:
+    """The item, or a 404 when it is missing or outside the caller's scope."""
+    item = await read(conn, item_id)
+    if item is None or not await in_scope(conn, principal, item_id):
+        # Outside the scope looks like missing: ids of other communities are not confirmed.
+        raise NotFound(f"No such {what} in your scope.")
+    return item
+
+
 # --------------------------------------------------------------------------- OTP, registration, login
 async def send_otp(conn: Conn, ctx: IdentityContext, req: OtpRequest, client: str) -> OtpSent:
     """Send a one-time code. The answer is the same whether or not an account has the number."""
@@ -293,7 +318,7 @@ async def send_otp(conn: Conn, ctx: IdentityContext, req: OtpRequest, client: st
         except Exception as exc:
             log.error("SMS delivery failed", extra={"error": type(exc).__name__})
             raise Unavailable("The SMS could not be sent; try again shortly.") from None
-    return OtpSent(sent_to=mobile[:3] + "****" + mobile[-4:], expires_in=ttl, resend_after=OTP_RESEND_S)
+    return OtpSent(sent_to=mask_mobile(mobile), expires_in=ttl, resend_after=OTP_RESEND_S)
 
 
 async def _community(conn: Conn, community_id: UUID) -> OrganisationView:
@@ -413,7 +438,8 @@ async def login_password(conn: Conn, ctx: IdentityContext, req: LoginRequest, cl
             conn, account_key, ctx.settings.login_lock_after, ctx.settings.login_lock_s
         )
         raise InvalidCredentials()
-    await repo.clear_login_failures(conn, account_key)
+    if state is not None:  # nothing to forget otherwise
+        await repo.clear_login_failures(conn, account_key)
     _require_active(account)
     if rehash:
         await repo.set_password(conn, account.kind, account.id, await hash_password(req.password))
@@ -588,6 +614,14 @@ async def profile(conn: Conn, principal: Principal) -> Profile:
 
 
 # --------------------------------------------------------------------------- organisations
+async def _insert_coded(conn: Conn, work: Callable[[Conn], Awaitable[UUID]], code: str) -> UUID:
+    """Run ``work``, which inserts an organisation or shop; a code used in the region is a 409."""
+    try:
+        return await in_transaction(conn, work)
+    except asyncpg.UniqueViolationError:
+        raise CodeTaken(f"The code {code} is already used in this region.") from None
+
+
 def _may_manage_orgs(principal: Principal) -> None:
     if principal.kind not in ("staff", "admin"):
         raise Forbidden("This action is for staff and administrators.")
@@ -596,11 +630,9 @@ def _may_manage_orgs(principal: Principal) -> None:
 
 
 async def _org_in_scope_or_404(conn: Conn, principal: Principal, org_id: UUID) -> OrganisationView:
-    org = await repo.get_organisation(conn, org_id)
-    if org is None or not await org_in_scope(conn, principal, org_id):
-        # Outside the scope looks like missing: ids of other communities are not confirmed.
-        raise NotFound("No such organisation in your scope.")
-    return org
+    return await _in_scope_or_404(
+        conn, principal, org_id, repo.get_organisation, org_in_scope, "organisation"
+    )
 
 
 async def create_organisation(conn: Conn, principal: Principal, req: OrganisationCreate) -> OrganisationView:
@@ -621,13 +653,8 @@ async def create_organisation(conn: Conn, principal: Principal, req: Organisatio
         await _audit(c, principal, "organisation", org_id, "created", {"code": req.code, "kind": req.kind})
         return org_id
 
-    try:
-        org_id = await in_transaction(conn, work)
-    except asyncpg.UniqueViolationError:
-        raise CodeTaken(f"The code {req.code} is already used in this region.") from None
-    org = await repo.get_organisation(conn, org_id)
-    assert org is not None
-    return org
+    org_id = await _insert_coded(conn, work, req.code)
+    return _written(await repo.get_organisation(conn, org_id))
 
 
 async def get_organisation(conn: Conn, principal: Principal, org_id: UUID) -> OrganisationView:
@@ -642,7 +669,7 @@ async def list_organisations(
     items = await repo.list_organisations(
         conn, principal.region_id, _scope_root(principal), kind, after, limit
     )
-    return OrganisationPage(items=items, next_after=_page_after(list(items), limit))
+    return OrganisationPage(items=items, next_after=_page_after(items, limit))
 
 
 async def update_organisation(
@@ -659,7 +686,7 @@ async def update_organisation(
         )
 
     await in_transaction(conn, work)
-    return await _org_in_scope_or_404(conn, principal, org_id)
+    return _written(await repo.get_organisation(conn, org_id))
 
 
 # --------------------------------------------------------------------------- staff
@@ -726,9 +753,7 @@ async def create_staff(
         phone=req.phone,
         password=req.password,
     )
-    view = await repo.get_operator(conn, staff_id)
-    assert view is not None
-    return view
+    return _written(await repo.get_operator(conn, staff_id))
 
 
 async def _staff_in_scope_or_404(conn: Conn, principal: Principal, staff_id: UUID) -> OperatorView:
@@ -753,7 +778,7 @@ async def list_staff(
 ) -> OperatorPage:
     """Staff of the caller's scope, by name prefix."""
     items = await repo.list_staff(conn, principal.region_id, _scope_root(principal), name, after, limit)
-    return OperatorPage(items=items, next_after=_page_after(list(items), limit))
+    return OperatorPage(items=items, next_after=_page_after(items, limit))
 
 
 async def update_staff(conn: Conn, principal: Principal, staff_id: UUID, req: StaffUpdate) -> OperatorView:
@@ -785,15 +810,12 @@ async def update_staff(conn: Conn, principal: Principal, staff_id: UUID, req: St
         await _audit(c, principal, "staff", staff_id, "updated", detail)
 
     await in_transaction(conn, work)
-    return await _staff_in_scope_or_404(conn, principal, staff_id)
+    return _written(await repo.get_operator(conn, staff_id))
 
 
 # --------------------------------------------------------------------------- shops
 async def _shop_in_scope_or_404(conn: Conn, principal: Principal, shop_id: UUID) -> ShopView:
-    shop = await repo.get_shop(conn, shop_id)
-    if shop is None or not await shop_in_scope(conn, principal, shop_id):
-        raise NotFound("No such shop in your scope.")
-    return shop
+    return await _in_scope_or_404(conn, principal, shop_id, repo.get_shop, shop_in_scope, "shop")
 
 
 async def create_shop(conn: Conn, principal: Principal, req: ShopCreate) -> ShopView:
@@ -816,11 +838,8 @@ async def create_shop(conn: Conn, principal: Principal, req: ShopCreate) -> Shop
         )
         return shop_id
 
-    try:
-        shop_id = await in_transaction(conn, work)
-    except asyncpg.UniqueViolationError:
-        raise CodeTaken(f"The code {req.code} is already used in this region.") from None
-    return await _shop_in_scope_or_404(conn, principal, shop_id)
+    shop_id = await _insert_coded(conn, work, req.code)
+    return _written(await repo.get_shop(conn, shop_id))
 
 
 async def get_shop(conn: Conn, principal: Principal, shop_id: UUID) -> ShopView:
@@ -834,7 +853,7 @@ async def list_shops(conn: Conn, principal: Principal, after: UUID | None, limit
         own = await repo.get_shop(conn, principal.shop_id) if principal.shop_id and after is None else None
         return ShopPage(items=[own] if own else [], next_after=None)
     items = await repo.list_shops(conn, principal.region_id, _scope_root(principal), after, limit)
-    return ShopPage(items=items, next_after=_page_after(list(items), limit))
+    return ShopPage(items=items, next_after=_page_after(items, limit))
 
 
 async def update_shop(conn: Conn, principal: Principal, shop_id: UUID, req: ShopUpdate) -> ShopView:
@@ -849,7 +868,7 @@ async def update_shop(conn: Conn, principal: Principal, shop_id: UUID, req: Shop
         )
 
     await in_transaction(conn, work)
-    return await _shop_in_scope_or_404(conn, principal, shop_id)
+    return _written(await repo.get_shop(conn, shop_id))
 
 
 async def create_shop_operator(
@@ -870,9 +889,7 @@ async def create_shop_operator(
         phone=req.phone,
         password=req.password,
     )
-    view = await repo.get_operator(conn, operator_id)
-    assert view is not None
-    return view
+    return _written(await repo.get_operator(conn, operator_id))
 
 
 async def list_shop_operators(
@@ -881,7 +898,7 @@ async def list_shop_operators(
     """Operators of a shop in scope."""
     await _shop_in_scope_or_404(conn, principal, shop_id)
     items = await repo.list_shop_operators(conn, shop_id, after, limit)
-    return OperatorPage(items=items, next_after=_page_after(list(items), limit))
+    return OperatorPage(items=items, next_after=_page_after(items, limit))
 
 
 # --------------------------------------------------------------------------- volunteers
@@ -922,19 +939,14 @@ async def register_by_staff(
         return volunteer_id
 
     volunteer_id = await in_transaction(conn, work)
-    view = await repo.get_volunteer(conn, volunteer_id)
-    assert view is not None
-    return view
+    return _written(await repo.get_volunteer(conn, volunteer_id))
 
 
 async def get_volunteer(conn: Conn, principal: Principal, volunteer_id: UUID) -> VolunteerView:
     """One volunteer the caller may see."""
-    if not await volunteer_in_scope(conn, principal, volunteer_id):
-        raise NotFound("No such volunteer in your scope.")
-    view = await repo.get_volunteer(conn, volunteer_id)
-    if view is None:
-        raise NotFound("No such volunteer in your scope.")
-    return view
+    return await _in_scope_or_404(
+        conn, principal, volunteer_id, repo.get_volunteer, volunteer_in_scope, "volunteer"
+    )
 
 
 def _search_terms(ctx: IdentityContext, q: str | None) -> tuple[str | None, str | None, bytes | None]:
@@ -976,7 +988,7 @@ async def list_volunteers(
         after=after,
         limit=limit,
     )
-    return VolunteerPage(items=items, next_after=_page_after(list(items), limit))
+    return VolunteerPage(items=items, next_after=_page_after(items, limit))
 
 
 async def update_volunteer(
@@ -984,10 +996,8 @@ async def update_volunteer(
 ) -> VolunteerView:
     """Staff change a volunteer's name, status, community or mobile."""
     _may_manage_people(principal)
-    if (
-        not await volunteer_in_scope(conn, principal, volunteer_id)
-        or await repo.get_volunteer(conn, volunteer_id) is None
-    ):
+    # For staff and administrators, in scope implies the volunteer exists.
+    if not await volunteer_in_scope(conn, principal, volunteer_id):
         raise NotFound("No such volunteer in your scope.")
     if req.community_id is not None:
         if not await org_in_scope(conn, principal, req.community_id):
@@ -997,10 +1007,9 @@ async def update_volunteer(
 
     async def work(c: Conn) -> None:
         if sealed is not None:
-            if await repo.volunteer_mobile_taken(c, sealed.index):
-                current = await repo.volunteer_login_by_mobile(c, sealed.index)
-                if current is None or current.id != volunteer_id:
-                    raise MobileTaken()
+            holder = await repo.volunteer_login_by_mobile(c, sealed.index)
+            if holder is not None and holder.id != volunteer_id:
+                raise MobileTaken()
             await repo.set_volunteer_mobile(c, volunteer_id, sealed)
         await repo.update_volunteer(
             c, volunteer_id, real_name=req.real_name, status=req.status, community_id=req.community_id
@@ -1011,9 +1020,7 @@ async def update_volunteer(
         await _audit(c, principal, "volunteer", volunteer_id, "updated", detail)
 
     await in_transaction(conn, work)
-    view = await repo.get_volunteer(conn, volunteer_id)
-    assert view is not None
-    return view
+    return _written(await repo.get_volunteer(conn, volunteer_id))
 
 
 # --------------------------------------------------------------------------- proxy grants
@@ -1100,9 +1107,7 @@ async def create_grant(conn: Conn, ctx: IdentityContext, principal: Principal, r
         await _audit(c, principal, "proxy_grant", grant_id, "granted", detail, region_id=subject.region_id)
 
     await in_transaction(conn, work)
-    grant = await repo.get_grant(conn, grant_id)
-    assert grant is not None
-    return _live(grant, datetime.now(UTC))
+    return _live(_written(await repo.get_grant(conn, grant_id)), datetime.now(UTC))
 
 
 async def list_grants(
@@ -1127,7 +1132,7 @@ async def list_grants(
         conn, party_id=party, subject_id=subject, include_ended=include_ended, after=after, limit=limit
     )
     now = datetime.now(UTC)
-    return GrantPage(items=[_live(g, now) for g in items], next_after=_page_after(list(items), limit))
+    return GrantPage(items=[_live(g, now) for g in items], next_after=_page_after(items, limit))
 
 
 async def revoke_grant(conn: Conn, principal: Principal, grant_id: UUID) -> GrantView:
@@ -1152,9 +1157,7 @@ async def revoke_grant(conn: Conn, principal: Principal, grant_id: UUID) -> Gran
 
     if not await in_transaction(conn, work) and grant.revoked_at is None:
         raise Conflict("The grant changed meanwhile; read it again.")
-    revoked = await repo.get_grant(conn, grant_id)
-    assert revoked is not None
-    return _live(revoked, datetime.now(UTC))
+    return _live(_written(await repo.get_grant(conn, grant_id)), datetime.now(UTC))
 
 
 async def purge(conn: Conn) -> None:

@@ -75,10 +75,6 @@ class KeyRing:
         kid = public_jwk(keys[0].public_key())["kid"]
         return cls(signing_key=keys[0], signing_kid=kid, public_keys=public)
 
-    def add_public_key(self, key: ec.EllipticCurvePublicKey) -> None:
-        """Accept tokens signed by a previous key."""
-        self.public_keys[public_jwk(key)["kid"]] = key
-
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set of every accepted key (current first)."""
         keys = [public_jwk(self.public_keys[self.signing_kid])]
