@@ -16,7 +16,7 @@ same number of concurrent clients each time:
 4. function only (for the reader, not in the ratios): pgbench's C client calling the ledger's
    posting function ``ledger_transfer`` directly, one statement per posting, as the service does
    but without the Python process: how much of the gap is the database side and how much the
-   client sharing the machine's cores.
+   client sharing the machine's cores. Its transfers are sealed after it, outside the timed runs.
 
 Rounds alternate the three so that load from elsewhere on the machine hits them alike; the
 figures are the sums over rounds. When the server runs on this machine (the embedded one), the
@@ -76,11 +76,14 @@ CREATE TABLE bench_accounts (n int PRIMARY KEY, id uuid NOT NULL);
 """
 
 # The service's posting statement without the service: pgbench calls ledger_transfer() itself.
+# The stripe of the issuance account is picked at random, as the service does once it knows the
+# account's stripe count.
 FUNCTION_SCRIPT = """\\set d random(1, {communities})
 \\set c random({first_volunteer}, {accounts})
+\\set s random(0, {stripes} - 1)
 SELECT ledger_transfer('{region}', tb_uuid7(), 'staff', '{actor}', tb_uuid7(), 'TIME',
        (SELECT id FROM bench_accounts WHERE n = :d), (SELECT id FROM bench_accounts WHERE n = :c),
-       30, 'service_confirmed', 'earned', NULL, NULL, NULL, NULL);
+       30, 'service_confirmed', 'earned', NULL, NULL, NULL, NULL, :s::smallint, 0::smallint);
 """
 
 PGBENCH_SCRIPT = """\\set d random(1, {communities})
@@ -308,6 +311,7 @@ async def main() -> None:
                     accounts=COMMUNITIES + VOLUNTEERS,
                     region=world.region,
                     actor=ACTOR.id,
+                    stripes=service.DEFAULT_ISSUANCE_STRIPES,
                 )
             )
             pool = await app_pool(dsn, args.clients + 1)
@@ -338,6 +342,10 @@ async def main() -> None:
                     )
                     if per_call is not None:
                         cpu["function"].append(per_call)
+                    # Seal what the function-only run posted now, outside the measured runs: the
+                    # next service run must seal only its own transfers.
+                    async with pool.acquire() as conn:
+                        await sealer.seal_all(conn)
                     totals["uniform"] += uniform
                     totals["pgbench"] += bench
                     totals["hot"] += hot

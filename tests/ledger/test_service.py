@@ -253,6 +253,80 @@ class TestPostTransfers:
         assert sum(remaining.values()) == await books.posted(vol)
 
 
+class TestSinglePosting:
+    """The lean path of one plain transfer (ledger_transfer, sql/0016)."""
+
+    @pytest.mark.asyncio
+    async def test_the_returned_transfer_is_the_stored_row(self, books: Books) -> None:
+        vol = await books.volunteer()
+        spec = TransferSpec(
+            ledger="TIME",
+            debit_account_id=books.issuance["TIME"].id,
+            credit_account_id=vol.id,
+            amount=45,
+            code="service_confirmed",
+            subject_id=uuid7(),
+            memo="敬老院陪伴",
+            metadata={"activity": "a-1", "n": [1, 2.5, None], "nested": {"z": 1, "a": "甲"}},
+            lot_origin="earned",
+            lot_expires_on=date(2030, 1, 31),
+        )
+        for _ in range(2):  # unknown stripe counts, then known ones
+            [posted] = await service.post_transfers(books.conn, books.region_id, STAFF, [spec])
+            assert posted == await repo.transfer(books.conn, books.region_id, posted.id)
+        assert 0 <= posted.debit_stripe < service.DEFAULT_ISSUANCE_STRIPES
+        assert (posted.credit_stripe, posted.credit_seq) == (0, 2)
+
+    @pytest.mark.asyncio
+    async def test_stripe_counts_are_learned_and_then_sent(self, books: Books) -> None:
+        vol = await books.volunteer()
+        iss = books.issuance["TIME"]
+        service._stripe_counts.pop(iss.id, None)
+        await books.earn(vol, 5)
+        assert service._stripe_counts[iss.id] == service.DEFAULT_ISSUANCE_STRIPES
+        assert service._stripe_counts[vol.id] == 1
+        used = {(await repo.transfer(books.conn, books.region_id, await books.earn(vol, 1))).debit_stripe  # type: ignore[union-attr]
+                for _ in range(12)}  # fmt: skip
+        assert len(used) > 1  # spread over the stripes, not one hot row
+
+    @pytest.mark.asyncio
+    async def test_a_stripe_without_a_balance_row_is_refused_and_changes_nothing(self, books: Books) -> None:
+        vol = await books.volunteer()
+        await books.earn(vol, 10)
+        before = await books.posted(vol)
+        with pytest.raises(asyncpg.RaiseError) as caught:
+            await books.conn.fetchrow(
+                repo.TRANSFER, books.region_id, uuid7(), "staff", STAFF.id, uuid7(), "TIME",
+                books.issuance["TIME"].id, vol.id, 5, "service_confirmed", "earned", None, None, "", "{}",
+                0, 7,
+            )  # fmt: skip
+        assert isinstance(errors.from_database(caught.value), errors.AccountNotFound)
+        assert await books.posted(vol) == before
+
+    @pytest.mark.asyncio
+    async def test_an_overdraft_is_named_before_a_closed_account(self, books: Books) -> None:
+        first, second = await books.volunteer(), await books.volunteer()  # time-ordered ids: first < second
+        for src, dst in ((first, second), (second, first)):  # both lock orders
+            await books.earn(src, 5)
+        await service.close_account(books.conn, books.region_id, second.id)
+        for src, dst in ((first, second), (second, first)):
+            with pytest.raises(errors.InsufficientBalance):
+                await service.post_transfers(books.conn, books.region_id, STAFF, [gift(src, dst, 6)])
+            with pytest.raises(errors.AccountClosed):
+                await service.post_transfers(books.conn, books.region_id, STAFF, [gift(src, dst, 5)])
+        assert (await books.posted(first), await books.posted(second)) == (5, 5)
+
+    @pytest.mark.asyncio
+    async def test_a_cap_is_named_before_a_closed_debit_account(self, books: Books) -> None:
+        src, dst = await books.volunteer(), await books.volunteer(cap=10)
+        await books.earn(src, 20)
+        await service.close_account(books.conn, books.region_id, src.id)
+        with pytest.raises(errors.BalanceCapExceeded):
+            await service.post_transfers(books.conn, books.region_id, STAFF, [gift(src, dst, 11)])
+        with pytest.raises(errors.AccountClosed):
+            await service.post_transfers(books.conn, books.region_id, STAFF, [gift(src, dst, 10)])
+
+
 class TestHolds:
     @pytest.mark.asyncio
     async def test_a_hold_reserves_without_posting(self, books: Books) -> None:
@@ -609,6 +683,22 @@ class TestDatabaseGuards:
             )
         assert caught.value.constraint_name == "ledger_balances_cap"
         assert isinstance(errors.from_database(caught.value), errors.BalanceCapExceeded)
+
+    @pytest.mark.asyncio
+    async def test_the_database_refuses_a_transfer_of_the_wrong_shape(
+        self, books: Books, owner_conn: asyncpg.Connection
+    ) -> None:
+        vol = await books.volunteer()
+        tid = await books.earn(vol, 10)
+        row = await owner_conn.fetchrow("SELECT * FROM ledger_transfers WHERE id = $1", tid)
+        assert row is not None
+        bad = {**dict(row), "id": uuid7(), "kind": "pending"}  # a hold without an expiry
+        insert = "INSERT INTO ledger_transfers ({}) VALUES ({})".format(
+            ", ".join(bad), ", ".join(f"${n}" for n in range(1, len(bad) + 1))
+        )
+        with pytest.raises(asyncpg.CheckViolationError) as caught:
+            await owner_conn.execute(insert, *bad.values())
+        assert caught.value.constraint_name == "ledger_transfers_shape"
 
     @pytest.mark.asyncio
     async def test_account_attributes_are_fixed(self, books: Books, owner_conn: asyncpg.Connection) -> None:

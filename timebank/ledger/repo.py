@@ -12,7 +12,7 @@ import asyncpg
 import msgspec
 
 from timebank.db import Conn
-from timebank.ledger.schemas import Account, Balance, Lot, Transfer
+from timebank.ledger.schemas import Account, Actor, Balance, Lot, Transfer, TransferSpec
 
 # ------------------------------------------------------------------------------------- accounts
 ENSURE_ACCOUNT = "SELECT * FROM ledger_ensure_account($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -78,8 +78,10 @@ POST = "SELECT * FROM ledger_post($1, $2, $3, $4, $5::ledger_transfer_input[])"
 # Plain transfers in bulk (sql/0015): set-based when the batch allows it, else ledger_post().
 POST_MANY = "SELECT * FROM ledger_post_many($1, $2, $3, $4, $5::ledger_transfer_input[])"
 
+# One plain transfer (sql/0016): returns the clock, stripes and sequence numbers it used and the
+# two accounts' stripe counts ($16, $17: the stripes to update, NULL to let the function pick).
 TRANSFER = """
-SELECT * FROM ledger_transfer($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+SELECT * FROM ledger_transfer($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 """
 
 SELECT_TRANSFER = "SELECT * FROM ledger_transfers WHERE id = $1 AND region_id = $2"
@@ -526,20 +528,35 @@ async def post_one(
     conn: Conn,
     region_id: UUID,
     batch_id: UUID,
-    actor_kind: str,
-    actor_id: UUID | None,
-    item: tuple[Any, ...],
-) -> Transfer:
-    """Run ``ledger_transfer`` for one plain transfer (a ``ledger_transfer_input`` tuple)."""
-    (tid, _, ledger, debit, credit, amount, code, _, _, _, _, origin, expires_on, subject, memo, metadata) = (
-        item
-    )
+    actor: Actor,
+    transfer_id: UUID,
+    spec: TransferSpec,
+    stripes: tuple[int | None, int | None],
+) -> tuple[Transfer, tuple[int, int]]:
+    """Run ``ledger_transfer`` for one plain transfer; ``stripes``: the (debit, credit) balance
+    rows to update, None to let the function pick.
+
+    Returns the transfer (built from what was sent and what the function returned, without
+    reading the row back) and the (debit, credit) accounts' stripe counts.
+    """
+    metadata = msgspec.json.encode(spec.metadata)
     row = await conn.fetchrow(
-        TRANSFER, region_id, batch_id, actor_kind, actor_id, tid, ledger, debit, credit, amount, code,
-        origin, expires_on, subject, memo, metadata,
+        TRANSFER, region_id, batch_id, actor.kind, actor.id, transfer_id, spec.ledger, spec.debit_account_id,
+        spec.credit_account_id, spec.amount, spec.code, spec.lot_origin, spec.lot_expires_on, spec.subject_id,
+        spec.memo, metadata.decode(), stripes[0], stripes[1],
     )  # fmt: skip
     assert row is not None
-    return _transfer(row)
+    posted_at, debit_stripe, debit_seq, credit_stripe, credit_seq, debit_stripes, credit_stripes = row
+    transfer = Transfer(
+        id=transfer_id, region_id=region_id, ledger=spec.ledger, kind="posted",
+        debit_account_id=spec.debit_account_id, credit_account_id=spec.credit_account_id, amount=spec.amount,
+        code=spec.code, pending_id=None, reverses=None, batch_id=batch_id, actor_kind=actor.kind,
+        actor_id=actor.id, subject_id=spec.subject_id, memo=spec.memo, metadata=msgspec.json.decode(metadata),
+        lot_origin=spec.lot_origin, lot_expires_on=spec.lot_expires_on, expires_at=None,
+        debit_stripe=debit_stripe, debit_seq=debit_seq, credit_stripe=credit_stripe, credit_seq=credit_seq,
+        created_at=posted_at,
+    )  # fmt: skip
+    return transfer, (debit_stripes, credit_stripes)
 
 
 async def transfer(conn: Conn, region_id: UUID, transfer_id: UUID) -> Transfer | None:
