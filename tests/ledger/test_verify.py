@@ -6,8 +6,9 @@ import asyncio
 import os
 import subprocess
 import sys
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from uuid import UUID
 
 import asyncpg
 import pytest
@@ -16,7 +17,7 @@ from tests.ledger.conftest import STAFF, Books, make_books
 from tests.support import TestDatabase
 from timebank.db import connect
 from timebank.ledger import sealer, service
-from timebank.ledger.schemas import HoldSpec, TransferSpec
+from timebank.ledger.schemas import HoldSpec, Transfer, TransferSpec
 from timebank.ledger.verify import verify
 
 
@@ -109,6 +110,71 @@ class TestSealing:
         seqs = [r["seq"] for r in await books.conn.fetch("SELECT seq FROM ledger_seals ORDER BY seq")]
         assert seqs == list(range(1, 31))
         assert (await verify(books.conn)).ok
+
+
+class TestCanonicalRecord:
+    """The record a seal hashes is a stored format: these are its exact bytes (version 1)."""
+
+    def transfer(self, **changes: object) -> Transfer:
+        fields: dict[str, object] = {
+            "id": UUID("01a203db-9585-7236-977f-02424aec4f4c"),
+            "region_id": UUID("01a203db-0000-7000-8000-000000000001"),
+            "ledger": "TIME",
+            "kind": "posted",
+            "debit_account_id": UUID("01a203db-0000-7000-8000-000000000002"),
+            "credit_account_id": UUID("01a203db-0000-7000-8000-000000000003"),
+            "amount": 30,
+            "code": "service_confirmed",
+            "pending_id": None,
+            "reverses": None,
+            "batch_id": UUID("01a203db-0000-7000-8000-000000000004"),
+            "actor_kind": "staff",
+            "actor_id": UUID("01a203db-0000-7000-8000-000000000005"),
+            "subject_id": None,
+            "memo": "",
+            "metadata": {},
+            "lot_origin": "earned",
+            "lot_expires_on": None,
+            "expires_at": None,
+            "debit_stripe": 3,
+            "debit_seq": 100,
+            "credit_stripe": 0,
+            "credit_seq": 5,
+            "created_at": datetime(2026, 11, 22, 15, 4, 5, 123456, tzinfo=UTC),
+        }
+        return Transfer(**{**fields, **changes})  # type: ignore[arg-type]
+
+    def test_a_plain_transfer(self) -> None:
+        assert sealer.canonical_record(7, self.transfer()) == (
+            b'{"actor_id":"01a203db-0000-7000-8000-000000000005","actor_kind":"staff","amount":30,'
+            b'"batch_id":"01a203db-0000-7000-8000-000000000004","code":"service_confirmed",'
+            b'"created_at":"2026-11-22T15:04:05.123456Z",'
+            b'"credit_account_id":"01a203db-0000-7000-8000-000000000003","credit_seq":5,"credit_stripe":0,'
+            b'"debit_account_id":"01a203db-0000-7000-8000-000000000002","debit_seq":100,"debit_stripe":3,'
+            b'"expires_at":null,"id":"01a203db-9585-7236-977f-02424aec4f4c","kind":"posted","ledger":"TIME",'
+            b'"lot_expires_on":null,"lot_origin":"earned","memo":"","metadata":{},"pending_id":null,'
+            b'"region_id":"01a203db-0000-7000-8000-000000000001","reverses":null,"seq":7,"subject_id":null,'
+            b'"v":1}'
+        )
+
+    def test_times_dates_and_nested_metadata(self) -> None:
+        record = sealer.canonical_record(
+            1,
+            self.transfer(
+                kind="pending",
+                memo='陪伴"老人"',
+                metadata={"z": [1, 2.5, None], "a": {"y": True, "b": "甲"}},
+                lot_expires_on=date(2030, 1, 31),
+                # a whole second is still written with six digits, and other zones in UTC
+                expires_at=datetime(2026, 11, 23, 0, 0, 0, tzinfo=timezone(timedelta(hours=8))),
+                created_at=datetime(2026, 11, 22, 15, 4, 5, 0, tzinfo=UTC),
+            ),
+        )
+        assert b'"created_at":"2026-11-22T15:04:05.000000Z"' in record
+        assert b'"expires_at":"2026-11-22T16:00:00.000000Z"' in record
+        assert b'"lot_expires_on":"2030-01-31"' in record
+        assert '"memo":"陪伴\\"老人\\""'.encode() in record
+        assert '"metadata":{"a":{"b":"甲","y":true},"z":[1,2.5,null]}'.encode() in record
 
 
 class TestVerify:

@@ -18,7 +18,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,40 +37,44 @@ BATCH_SIZE = 1000
 
 
 def _ts(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _id(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _day(value: date | None) -> str | None:
-    return None if value is None else value.isoformat()
+    # UTC to the microsecond, always with six digits (the database hands out UTC times already).
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}T{value.hour:02d}:{value.minute:02d}:"
+        f"{value.second:02d}.{value.microsecond:06d}Z"
+    )
 
 
 def canonical_record(seq: int, t: Transfer) -> bytes:
-    """The bytes a seal hashes: compact JSON, keys sorted, times in UTC to the microsecond."""
+    """The bytes a seal hashes: compact JSON, keys sorted, times in UTC to the microsecond.
+
+    Identifiers are their canonical lowercase text and dates ISO 8601 (msgspec writes UUIDs and
+    dates so); times are written by :func:`_ts`, which always keeps six digits of microseconds.
+    """
     record: dict[str, Any] = {
         "v": RECORD_VERSION,
         "seq": seq,
-        "id": str(t.id),
-        "region_id": str(t.region_id),
+        "id": t.id,
+        "region_id": t.region_id,
         "ledger": t.ledger,
         "kind": t.kind,
-        "debit_account_id": str(t.debit_account_id),
-        "credit_account_id": str(t.credit_account_id),
+        "debit_account_id": t.debit_account_id,
+        "credit_account_id": t.credit_account_id,
         "amount": t.amount,
         "code": t.code,
-        "pending_id": _id(t.pending_id),
-        "reverses": _id(t.reverses),
-        "batch_id": str(t.batch_id),
+        "pending_id": t.pending_id,
+        "reverses": t.reverses,
+        "batch_id": t.batch_id,
         "actor_kind": t.actor_kind,
-        "actor_id": _id(t.actor_id),
-        "subject_id": _id(t.subject_id),
+        "actor_id": t.actor_id,
+        "subject_id": t.subject_id,
         "memo": t.memo,
         "metadata": t.metadata,
         "lot_origin": t.lot_origin,
-        "lot_expires_on": _day(t.lot_expires_on),
+        "lot_expires_on": t.lot_expires_on,
         "expires_at": _ts(t.expires_at),
         "debit_stripe": t.debit_stripe,
         "debit_seq": t.debit_seq,
