@@ -16,12 +16,14 @@ same number of concurrent clients each time:
 4. function only (for the reader, not in the ratios): pgbench's C client calling the ledger's
    posting function ``ledger_transfer`` directly, one statement per posting, as the service does
    but without the Python process: how much of the gap is the database side and how much the
-   client sharing the machine's cores. Its transfers are sealed after it, outside the timed runs.
+   client sharing the machine's cores. These runs come after the rounds; their transfers are
+   sealed untimed.
 
-Rounds alternate the three so that load from elsewhere on the machine hits them alike; the
-figures are the sums over rounds. When the server runs on this machine (the embedded one), the
-CPU time its backends spent per posting / per pgbench transaction is shown as well: it varies
-much less than throughput on a shared machine. The last line printed is
+Rounds alternate them so that load from elsewhere on the machine hits them alike; every run
+starts vacuumed and checkpointed (:func:`settle`); the figures are the sums over rounds. When
+the server runs on this machine (the embedded one), the CPU time its backends spent per posting
+/ per pgbench transaction is shown as well: it varies much less than throughput on a shared
+machine. The last line printed is
 ``posting_ratio=<uniform/pgbench> hot_ratio=<hot/uniform>`` and nothing follows it.
 """
 
@@ -46,6 +48,7 @@ from uuid import UUID
 import asyncpg
 import uvloop
 
+from timebank.app import freeze_startup_heap
 from timebank.db import (
     APP_ROLE,
     EmbeddedDatabase,
@@ -234,6 +237,14 @@ async def service_run(pool: asyncpg.Pool, world: World, clients: int, seconds: f
     return posted
 
 
+async def settle(dsn: str) -> None:
+    """Start every run from the same state: vacuumed (no autovacuum worker wakes up inside a run
+    for the rows the previous one wrote) and checkpointed (no run pays for the last one's pages)."""
+    async with connect(dsn) as conn:
+        await conn.execute("VACUUM")
+        await conn.execute("CHECKPOINT")
+
+
 def pgbench_run(
     binary: str, dsn: str, clients: int, seconds: float, script: Path, admin_dsn: str, database: str
 ) -> tuple[float, float | None]:
@@ -321,7 +332,12 @@ async def main() -> None:
                 await service_run(pool, world, args.clients, 2.0, hot=False)  # warm-up
                 pids = await backend_pids(admin_dsn, name, "timebank-bench")
 
+                # As in a served process (timebank.app.freeze_startup_heap): what lives from
+                # start-up on stays out of the collector's way.
+                freeze_startup_heap()
+
                 async def measured(hot: bool) -> float:
+                    await settle(dsn)
                     before = backend_cpu(pids)
                     done = await service_run(pool, world, args.clients, args.seconds, hot=hot)
                     after = backend_cpu(pids)
@@ -331,31 +347,33 @@ async def main() -> None:
 
                 for n in range(1, args.rounds + 1):
                     uniform = await measured(hot=False)
+                    await settle(dsn)
                     bench, per_txn = await asyncio.to_thread(
                         pgbench_run, binary, dsn, args.clients, args.seconds, script, admin_dsn, name
                     )
                     if per_txn is not None:
                         cpu["pgbench"].append(per_txn)
                     hot = await measured(hot=True)
+                    totals["uniform"] += uniform
+                    totals["pgbench"] += bench
+                    totals["hot"] += hot
+                    say(
+                        f"round {n}: service uniform {uniform / args.seconds:8.0f} tps | "
+                        f"pgbench {bench / args.seconds:8.0f} tps | "
+                        f"service hot {hot / args.seconds:8.0f} tps"
+                    )
+                # The function-only runs come last: they are not in the ratios, and what they
+                # leave (their transfers, sealed here untimed) must not weigh on a measured run.
+                for _ in range(args.rounds):
+                    await settle(dsn)
                     function, per_call = await asyncio.to_thread(
                         pgbench_run, binary, dsn, args.clients, args.seconds, function_script, admin_dsn, name
                     )
                     if per_call is not None:
                         cpu["function"].append(per_call)
-                    # Seal what the function-only run posted now, outside the measured runs: the
-                    # next service run must seal only its own transfers.
+                    totals["function"] += function
                     async with pool.acquire() as conn:
                         await sealer.seal_all(conn)
-                    totals["uniform"] += uniform
-                    totals["pgbench"] += bench
-                    totals["hot"] += hot
-                    totals["function"] += function
-                    say(
-                        f"round {n}: service uniform {uniform / args.seconds:8.0f} tps | "
-                        f"pgbench {bench / args.seconds:8.0f} tps | "
-                        f"service hot {hot / args.seconds:8.0f} tps | "
-                        f"function only {function / args.seconds:8.0f} tps"
-                    )
             finally:
                 await pool.close()
             if all(cpu.values()):

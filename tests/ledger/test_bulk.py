@@ -117,7 +117,8 @@ class TestSetBasedPath:
             (vols[1].id, date(2030, 6, 30))
         }
         queued = await books.conn.fetchval(
-            "SELECT count(*) FROM ledger_unsealed WHERE transfer_id = ANY ($1::uuid[])",
+            "SELECT count(*) FROM ledger_transfers t WHERE t.id = ANY ($1::uuid[])"
+            " AND NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)",
             [t.id for t in done],  # type: ignore[attr-defined]
         )
         assert queued == 5

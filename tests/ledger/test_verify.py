@@ -16,7 +16,7 @@ import pytest
 from tests.ledger.conftest import STAFF, Books, make_books
 from tests.support import TestDatabase
 from timebank.db import connect
-from timebank.ledger import sealer, service
+from timebank.ledger import repo, sealer, service
 from timebank.ledger.schemas import HoldSpec, Transfer, TransferSpec
 from timebank.ledger.verify import verify
 
@@ -62,6 +62,16 @@ async def tamper(dsn: str, sql: str, *args: object) -> None:
         await conn.execute(sql, *args)
 
 
+async def waiting(conn: asyncpg.Connection) -> int:
+    """Transfers without a seal."""
+    return int(
+        await conn.fetchval(
+            "SELECT count(*) FROM ledger_transfers t"
+            " WHERE NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)"
+        )
+    )
+
+
 class TestSealing:
     @pytest.mark.asyncio
     async def test_seals_every_transfer_into_contiguous_chains(self, books: Books) -> None:
@@ -72,7 +82,7 @@ class TestSealing:
         for ledger in ("POINTS", "TIME"):
             seqs = [r["seq"] for r in rows if r["ledger"] == ledger]
             assert seqs == list(range(1, len(seqs) + 1))
-        assert await books.conn.fetchval("SELECT count(*) FROM ledger_unsealed") == 0
+        assert await waiting(books.conn) == 0
         heads = await books.conn.fetch("SELECT ledger, seq FROM ledger_chain_heads ORDER BY ledger")
         assert [(h["ledger"], h["seq"]) for h in heads] == [
             (ledger, sum(1 for r in rows if r["ledger"] == ledger)) for ledger in ("POINTS", "TIME")
@@ -110,6 +120,102 @@ class TestSealing:
         seqs = [r["seq"] for r in await books.conn.fetch("SELECT seq FROM ledger_seals ORDER BY seq")]
         assert seqs == list(range(1, 31))
         assert (await verify(books.conn)).ok
+
+    @pytest.mark.asyncio
+    async def test_a_transfer_committed_after_a_pass_began_is_sealed_later(
+        self, books: Books, database: TestDatabase
+    ) -> None:
+        giver, taker, other = await books.volunteer(), await books.volunteer(), await books.volunteer()
+        await books.earn(giver, 5)
+        assert await sealer.seal_all(books.conn) == 1
+        gift = TransferSpec(
+            ledger="TIME", debit_account_id=giver.id, credit_account_id=taker.id, amount=1, code="gift",
+            lot_origin="gifted",
+        )  # fmt: skip
+        async with connect(database.dsn) as slow:
+            await slow.execute("SET ROLE timebank_app")
+            async with slow.transaction():
+                # This transaction has its id before the others commit theirs, and commits last;
+                # it locks only the two volunteers' rows, so the others do not wait for it.
+                await service.post_transfers(slow, books.region_id, STAFF, [gift])
+                for _ in range(3):
+                    await books.earn(other, 1)
+                assert await sealer.seal_all(books.conn) == 3
+                through = await books.conn.fetchval(
+                    "SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1", books.region_id
+                )
+                slow_txid = await slow.fetchval("SELECT pg_current_xact_id()")
+                assert through <= slow_txid  # held back by the open transaction
+            assert await waiting(books.conn) == 1
+            assert await sealer.seal_all(books.conn) == 1
+        assert await waiting(books.conn) == 0
+        assert (await verify(books.conn)).ok
+
+    @pytest.mark.asyncio
+    async def test_full_batches_behind_an_open_transaction_miss_nothing(
+        self, books: Books, database: TestDatabase
+    ) -> None:
+        giver, taker, other = await books.volunteer(), await books.volunteer(), await books.volunteer()
+        await books.earn(giver, 5)
+        await sealer.seal_all(books.conn)
+        gift = TransferSpec(
+            ledger="TIME", debit_account_id=giver.id, credit_account_id=taker.id, amount=1, code="gift",
+            lot_origin="gifted",
+        )  # fmt: skip
+        async with connect(database.dsn) as slow:
+            await slow.execute("SET ROLE timebank_app")
+            async with slow.transaction():
+                await service.post_transfers(slow, books.region_id, STAFF, [gift])
+                for _ in range(5):
+                    await books.earn(other, 1)
+                # two full batches and a short one, each read while the slow transaction is open
+                assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 5
+                slow_txid = await slow.fetchval("SELECT pg_current_xact_id()")
+                through = await books.conn.fetchval(
+                    "SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1 AND ledger = 'TIME'",
+                    books.region_id,
+                )
+                assert through <= slow_txid
+            assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 1
+        assert await waiting(books.conn) == 0
+        assert (await verify(books.conn)).ok
+
+    @pytest.mark.asyncio
+    async def test_the_watermark_moves_past_sealed_transactions(self, books: Books) -> None:
+        vol = await books.volunteer()
+        await books.earn(vol, 1)
+        await sealer.seal_all(books.conn)
+        through = await books.conn.fetchval(
+            "SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1 AND ledger = 'TIME'",
+            books.region_id,
+        )
+        newest = await books.conn.fetchval(
+            "SELECT max(txid) FROM ledger_transfers WHERE region_id = $1", books.region_id
+        )
+        assert through > newest
+        # A pass with nothing to do reads nothing older than the watermark.
+        assert not await repo.has_unsealed(books.conn, books.region_id, "TIME")
+
+
+class TestSealedThrough:
+    """How far one batch moves a chain's watermark (every transfer below it is sealed)."""
+
+    def waiting(self, horizon: int, last: int | None, n: int) -> repo.Waiting:
+        return repo.Waiting(horizon=horizon, last_txid=last, transfers=[None] * n)  # type: ignore[list-item]
+
+    def test_a_short_batch_took_everything_up_to_the_horizon(self) -> None:
+        assert sealer._sealed_through(self.waiting(100, 90, 3), batch_size=5) == 100
+
+    def test_an_empty_batch_moves_to_the_horizon(self) -> None:
+        assert sealer._sealed_through(self.waiting(100, None, 0), batch_size=5) == 100
+
+    def test_a_full_batch_stops_at_its_last_transaction(self) -> None:
+        # that transaction may have more transfers than the batch took
+        assert sealer._sealed_through(self.waiting(100, 90, 5), batch_size=5) == 90
+
+    def test_a_full_batch_never_passes_the_horizon(self) -> None:
+        # a transaction below the last one read may still be running
+        assert sealer._sealed_through(self.waiting(80, 90, 5), batch_size=5) == 80
 
 
 class TestCanonicalRecord:
@@ -193,6 +299,25 @@ class TestVerify:
         report = await verify(books.conn)
         assert report.ok, report.render()
         assert sum(c.unsealed for c in report.chains) > 0
+
+    @pytest.mark.asyncio
+    async def test_a_transfer_slipped_in_behind_the_sealer_is_found(
+        self, books: Books, database: TestDatabase
+    ) -> None:
+        vol = await books.volunteer()
+        first = await books.earn(vol, 10)
+        await sealer.seal_all(books.conn)
+        second = await books.earn(vol, 5)
+        # As a superuser: give the new transfer an old transaction id and drop its seal, so that
+        # the sealer, which reads from its mark on, would never see it.
+        await sealer.seal_all(books.conn)
+        old_txid = await books.conn.fetchval("SELECT txid FROM ledger_transfers WHERE id = $1", first)
+        await tamper(database.dsn, "UPDATE ledger_transfers SET txid = $2 WHERE id = $1", second, old_txid)
+        await tamper(database.dsn, "DELETE FROM ledger_seals WHERE transfer_id = $1", second)
+        assert await sealer.seal_all(books.conn) == 0
+        report = await verify(books.conn)
+        assert any(f.check == "chain" and str(second) in f.message and "behind" in f.message
+                   for f in report.findings), report.render()  # fmt: skip
 
     @pytest.mark.asyncio
     async def test_an_altered_sealed_transfer_is_found(self, books: Books, database: TestDatabase) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 import msgspec
 
 from timebank.db import Conn
-from timebank.ledger.schemas import Account, Actor, Balance, Lot, Transfer, TransferSpec
+from timebank.ledger.schemas import LEDGERS, Account, Actor, Balance, Lot, Transfer, TransferSpec
 
 # ------------------------------------------------------------------------------------- accounts
 ENSURE_ACCOUNT = "SELECT * FROM ledger_ensure_account($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -145,9 +145,20 @@ SELECT x.account_id,
 """
 
 # ---------------------------------------------------------------------------------------- sealing
-UNSEALED_CHAINS = "SELECT DISTINCT region_id, ledger FROM ledger_unsealed"
+# A chain's transfers that may be unsealed: those written by a transaction at or above the head's
+# sealed_through (sql/0017); the ones among them without a seal are waiting.
+_WAITING = """
+  FROM ledger_transfers t
+ WHERE t.region_id = $1 AND t.ledger = $2
+   AND t.txid >= coalesce((SELECT h.sealed_through FROM ledger_chain_heads h
+                            WHERE h.region_id = $1 AND h.ledger = $2), '0')
+   AND NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)
+"""
 
-HAS_UNSEALED = "SELECT EXISTS (SELECT 1 FROM ledger_unsealed WHERE region_id = $1 AND ledger = $2)"
+# Every chain that may have work: the regions' ledgers (few rows: regions x ledgers).
+CHAINS = "SELECT r.id AS region_id, l.ledger FROM regions r CROSS JOIN unnest($1::text[]) AS l (ledger)"
+
+HAS_UNSEALED = "SELECT EXISTS (SELECT 1 " + _WAITING + ")"
 
 # Two-key advisory lock: a constant class for ledger chains, and the chain's hash.
 LOCK_CHAIN = "SELECT pg_advisory_xact_lock(1953655148, hashtext($1::uuid::text || ':' || $2::text))"
@@ -156,13 +167,13 @@ LAST_SEAL = """
 SELECT seq, hash FROM ledger_seals WHERE region_id = $1 AND ledger = $2 ORDER BY seq DESC LIMIT 1
 """
 
-UNSEALED_BATCH = """
-SELECT t.* FROM ledger_unsealed q
-  JOIN ledger_transfers t ON t.id = q.transfer_id
- WHERE q.region_id = $1 AND q.ledger = $2
- ORDER BY q.transfer_id
- LIMIT $3
-"""
+# The oldest waiting transfers and, from the same snapshot, its xmin: every transaction below it
+# had ended, so once a pass sealed all that was waiting, sealed_through may move up to it.
+UNSEALED_BATCH = (
+    "\nSELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon, w.*"
+    "\n  FROM (SELECT) AS one"
+    "\n  LEFT JOIN LATERAL (SELECT t.* " + _WAITING + " ORDER BY t.txid, t.id LIMIT $3) AS w ON true\n"
+)
 
 INSERT_SEALS = """
 INSERT INTO ledger_seals (region_id, ledger, seq, transfer_id, prev_hash, hash)
@@ -170,13 +181,16 @@ SELECT $1, $2, s.seq, s.transfer_id, s.prev_hash, s.hash
   FROM unnest($3::bigint[], $4::uuid[], $5::bytea[], $6::bytea[]) AS s (seq, transfer_id, prev_hash, hash)
 """
 
-DELETE_UNSEALED = """
-DELETE FROM ledger_unsealed WHERE region_id = $1 AND ledger = $2 AND transfer_id = ANY($3::uuid[])
+UPSERT_HEAD = """
+INSERT INTO ledger_chain_heads (region_id, ledger, seq, hash, sealed_through) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (region_id, ledger) DO UPDATE
+   SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, sealed_at = now(),
+       sealed_through = greatest(ledger_chain_heads.sealed_through, EXCLUDED.sealed_through)
 """
 
-UPSERT_HEAD = """
-INSERT INTO ledger_chain_heads (region_id, ledger, seq, hash) VALUES ($1, $2, $3, $4)
-ON CONFLICT (region_id, ledger) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, sealed_at = now()
+ADVANCE_HEAD = """
+UPDATE ledger_chain_heads SET sealed_through = $3
+ WHERE region_id = $1 AND ledger = $2 AND sealed_through < $3
 """
 
 # ------------------------------------------------------------------------------------ verification
@@ -199,9 +213,13 @@ SELECT s.seq, s.prev_hash, s.hash AS seal_hash, s.transfer_id AS sealed_transfer
  ORDER BY s.seq
 """
 
+# Unsealed transfers per chain; those written by a transaction below the head's sealed_through
+# will never be sealed (the sealer reads from the mark on): they were put there behind its back.
 VERIFY_UNSEALED = """
-SELECT t.region_id, t.ledger, count(*) AS unsealed, min(t.created_at) AS oldest
+SELECT t.region_id, t.ledger, count(*) AS unsealed, min(t.created_at) AS oldest,
+       (array_agg(t.id ORDER BY t.id) FILTER (WHERE t.txid < h.sealed_through))[1:5] AS behind_mark
   FROM ledger_transfers t
+  LEFT JOIN ledger_chain_heads h ON h.region_id = t.region_id AND h.ledger = t.ledger
  WHERE NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)
    AND ($1::uuid IS NULL OR t.region_id = $1)
  GROUP BY t.region_id, t.ledger
@@ -597,7 +615,8 @@ async def posted_since(conn: Conn, account_ids: Sequence[UUID], since: datetime)
 # ---------------------------------------------------------------------------------------- sealing
 async def unsealed_chains(conn: Conn) -> list[tuple[UUID, str]]:
     """(region, ledger) of every chain with transfers waiting to be sealed."""
-    return [(r["region_id"], r["ledger"]) for r in await conn.fetch(UNSEALED_CHAINS)]
+    chains = [(r["region_id"], r["ledger"]) for r in await conn.fetch(CHAINS, list(LEDGERS))]
+    return [chain for chain in chains if await has_unsealed(conn, *chain)]
 
 
 async def has_unsealed(conn: Conn, region_id: UUID, ledger: str) -> bool:
@@ -616,9 +635,24 @@ async def last_seal(conn: Conn, region_id: UUID, ledger: str) -> tuple[int, byte
     return None if row is None else (int(row["seq"]), bytes(row["hash"]))
 
 
-async def unsealed_batch(conn: Conn, region_id: UUID, ledger: str, limit: int) -> list[Transfer]:
-    """The oldest transfers of the chain waiting to be sealed."""
-    return [_transfer(r) for r in await conn.fetch(UNSEALED_BATCH, region_id, ledger, limit)]
+class Waiting(NamedTuple):
+    """What one read of a chain's waiting transfers found (see UNSEALED_BATCH)."""
+
+    horizon: int  # xmin of the snapshot that read them
+    last_txid: int | None  # the transaction of the last one read
+    transfers: list[Transfer]
+
+
+async def unsealed_batch(conn: Conn, region_id: UUID, ledger: str, limit: int) -> Waiting:
+    """The oldest transfers of the chain waiting to be sealed (at most ``limit``), in (txid, id)
+    order, with the xmin of the snapshot that found them."""
+    rows = await conn.fetch(UNSEALED_BATCH, region_id, ledger, limit)
+    found = [r for r in rows if r["id"] is not None]
+    return Waiting(
+        horizon=int(rows[0]["horizon"]),
+        last_txid=int(found[-1]["txid"]) if found else None,
+        transfers=[_transfer(r) for r in found],
+    )
 
 
 async def append_seals(
@@ -626,19 +660,23 @@ async def append_seals(
     region_id: UUID,
     ledger: str,
     seals: list[tuple[int, Transfer, bytes, bytes]],
+    sealed_through: int,
 ) -> None:
-    """Record (seq, transfer, prev_hash, hash) seals, drain them from the queue, move the head."""
-    await conn.execute(
-        INSERT_SEALS,
-        region_id,
-        ledger,
-        [s[0] for s in seals],
-        [s[1].id for s in seals],
-        [s[2] for s in seals],
-        [s[3] for s in seals],
-    )
-    await conn.execute(DELETE_UNSEALED, region_id, ledger, [s[1].id for s in seals])
-    await conn.execute(UPSERT_HEAD, region_id, ledger, seals[-1][0], seals[-1][3])
+    """Record (seq, transfer, prev_hash, hash) seals and move the head; ``sealed_through``: the
+    transaction id below which every transfer of the chain is now sealed (it never moves back)."""
+    if seals:
+        await conn.execute(
+            INSERT_SEALS,
+            region_id,
+            ledger,
+            [s[0] for s in seals],
+            [s[1].id for s in seals],
+            [s[2] for s in seals],
+            [s[3] for s in seals],
+        )
+        await conn.execute(UPSERT_HEAD, region_id, ledger, seals[-1][0], seals[-1][3], sealed_through)
+    else:
+        await conn.execute(ADVANCE_HEAD, region_id, ledger, sealed_through)
 
 
 # ------------------------------------------------------------------------------------ verification

@@ -3,8 +3,9 @@
 ``hash(n) = sha256(hash(n-1) ‖ canonical(n, transfer))`` with ``hash(0)`` = 32 zero bytes, where
 ``canonical`` is the compact, key-sorted JSON of the sequence number and every column of the
 transfer (:func:`canonical_record`). Sealing happens *after* commit, in batches, under a
-per-chain advisory lock held only by sealers: writers never wait for it. Postings queue their
-transfers in ``ledger_unsealed``; :func:`seal_chain` drains a chain's queue.
+per-chain advisory lock held only by sealers: writers never wait for it. A transfer records the
+transaction that wrote it; :func:`seal_chain` seals a chain's transfers that have no seal yet,
+from the head's ``sealed_through`` transaction on (sql/0017 explains why none is missed).
 
 Who seals: value-moving HTTP handlers schedule :func:`seal_region_soon` after their response (one
 running sealer per process and region, coalescing requests), and the jobs issue runs
@@ -91,33 +92,49 @@ def chain_hash(prev_hash: bytes, seq: int, t: Transfer) -> bytes:
 
 
 async def seal_chain(conn: Conn, region_id: UUID, ledger: str, *, batch_size: int = BATCH_SIZE) -> int:
-    """Seal every transfer of the chain waiting in the queue; return how many were sealed.
+    """Seal every transfer of the chain still waiting; return how many were sealed.
 
     Each batch is one transaction holding the chain's advisory lock, so concurrent sealers (other
-    processes) take turns and never fork the chain.
+    processes) take turns and never fork the chain. Each batch moves the head's ``sealed_through``
+    up as far as it may (:func:`_sealed_through`), so the next batch does not read again what this
+    one sealed.
     """
+    if not await repo.has_unsealed(conn, region_id, ledger):
+        return 0
     total = 0
-    while await repo.has_unsealed(conn, region_id, ledger):
+    while True:
 
         async def work(c: Conn) -> int:
             await repo.lock_chain(c, region_id, ledger)
             last = await repo.last_seal(c, region_id, ledger)
             seq, prev = last if last is not None else (0, GENESIS)
+            waiting = await repo.unsealed_batch(c, region_id, ledger, batch_size)
             seals: list[tuple[int, Transfer, bytes, bytes]] = []
-            for t in await repo.unsealed_batch(c, region_id, ledger, batch_size):
+            for t in waiting.transfers:
                 seq += 1
                 digest = chain_hash(prev, seq, t)
                 seals.append((seq, t, prev, digest))
                 prev = digest
-            if seals:
-                await repo.append_seals(c, region_id, ledger, seals)
+            await repo.append_seals(c, region_id, ledger, seals, _sealed_through(waiting, batch_size))
             return len(seals)
 
         sealed = await in_transaction(conn, work)
         total += sealed
         if sealed < batch_size:
-            break
-    return total
+            return total
+
+
+def _sealed_through(waiting: repo.Waiting, batch_size: int) -> int:
+    """The transaction id below which every transfer of the chain is sealed once ``waiting`` is.
+
+    Every transaction below the snapshot's xmin (``horizon``) had ended when the batch was read,
+    so its transfers were all visible then. A batch that took everything waiting seals them all:
+    the mark moves to the horizon. A full batch, read in (txid, id) order, holds every waiting
+    transfer of the transactions below its last one's: the mark moves to the lower of the two.
+    """
+    if len(waiting.transfers) < batch_size or waiting.last_txid is None:
+        return waiting.horizon
+    return min(waiting.horizon, waiting.last_txid)
 
 
 async def seal_region(conn: Conn, region_id: UUID) -> int:

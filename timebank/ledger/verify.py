@@ -4,7 +4,8 @@ From one consistent snapshot (REPEATABLE READ, read only):
 
 1. every hash chain: seq contiguous from 1, each link (prev_hash = the previous hash), each hash
    recomputed from the transfer as stored now, the transfer in the right chain, the recorded head;
-2. transfers not sealed yet (reported, not a failure: the sealer runs after commit);
+2. transfers not sealed yet (reported, not a failure: the sealer runs after commit), unless
+   their transaction is below the chain's sealed_through mark: the sealer will never read them;
 3. every balance recomputed from the transfers; per region and ledger posted balances add up to
    zero and pending debits to pending credits; the open-hold list; every account's transfer
    numbering (a deleted or duplicated transfer shows up even before it is sealed); references of
@@ -167,6 +168,13 @@ async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, prog
             chains[key] = ChainReport(region_id=key[0], region_code="", ledger=key[1])
         chains[key].unsealed = int(row["unsealed"])
         chains[key].oldest_unsealed = row["oldest"]
+        label = f"{chains[key].region_code or key[0]}/{key[1]}"
+        for transfer_id in row["behind_mark"] or ():
+            report.add(
+                "chain",
+                f"{label}: transfer {transfer_id} is unsealed behind the sealer's mark (written by a "
+                "transaction the sealer had already passed: inserted out of band)",
+            )
     report.chains = sorted(chains.values(), key=lambda c: (c.region_code, str(c.region_id), c.ledger))
 
 
