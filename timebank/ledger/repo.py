@@ -145,26 +145,41 @@ SELECT x.account_id,
 """
 
 # ---------------------------------------------------------------------------------------- sealing
-# A chain's transfers that may be unsealed: those written by a transaction at or above the head's
-# sealed_through (sql/0017); the ones among them without a seal are waiting.
+# A chain's waiting transfers: written by a transaction at or above the head's sealed_through
+# (sql/0017), without a seal. The mark is passed in ($3) rather than read by a subquery: the
+# planner then knows the range is the recent end of the (region, ledger, txid) index. Given a
+# subquery it assumed a third of the table and scanned all of it (a sequential scan or the primary
+# key), so every pass grew with the ledger.
 _WAITING = """
   FROM ledger_transfers t
- WHERE t.region_id = $1 AND t.ledger = $2
-   AND t.txid >= coalesce((SELECT h.sealed_through FROM ledger_chain_heads h
-                            WHERE h.region_id = $1 AND h.ledger = $2), '0')
+ WHERE t.region_id = $1 AND t.ledger = $2 AND t.txid >= $3
    AND NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)
 """
 
-# Every chain that may have work: the regions' ledgers (few rows: regions x ledgers).
-CHAINS = "SELECT r.id AS region_id, l.ledger FROM regions r CROSS JOIN unnest($1::text[]) AS l (ledger)"
+# Every chain (the regions' ledgers: few rows) with its mark.
+CHAINS = """
+SELECT r.id AS region_id, l.ledger, coalesce(h.sealed_through, '0') AS sealed_through
+  FROM regions r
+ CROSS JOIN unnest($1::text[]) AS l (ledger)
+  LEFT JOIN ledger_chain_heads h ON h.region_id = r.id AND h.ledger = l.ledger
+"""
+
+SEALED_THROUGH = """
+SELECT coalesce((SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1 AND ledger = $2), '0')
+"""
 
 HAS_UNSEALED = "SELECT EXISTS (SELECT 1 " + _WAITING + ")"
 
 # Two-key advisory lock: a constant class for ledger chains, and the chain's hash.
 LOCK_CHAIN = "SELECT pg_advisory_xact_lock(1953655148, hashtext($1::uuid::text || ':' || $2::text))"
 
-LAST_SEAL = """
-SELECT seq, hash FROM ledger_seals WHERE region_id = $1 AND ledger = $2 ORDER BY seq DESC LIMIT 1
+# The chain's last seal (none: a NULL seq) and its mark, read under the chain's lock.
+CHAIN_STATE = """
+SELECT s.seq, s.hash, coalesce(h.sealed_through, '0') AS sealed_through
+  FROM (SELECT) AS one
+  LEFT JOIN LATERAL (SELECT seq, hash FROM ledger_seals WHERE region_id = $1 AND ledger = $2
+                      ORDER BY seq DESC LIMIT 1) AS s ON true
+  LEFT JOIN ledger_chain_heads h ON h.region_id = $1 AND h.ledger = $2
 """
 
 # The oldest waiting transfers and, from the same snapshot, its xmin: every transaction below it
@@ -172,7 +187,7 @@ SELECT seq, hash FROM ledger_seals WHERE region_id = $1 AND ledger = $2 ORDER BY
 UNSEALED_BATCH = (
     "\nSELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon, w.*"
     "\n  FROM (SELECT) AS one"
-    "\n  LEFT JOIN LATERAL (SELECT t.* " + _WAITING + " ORDER BY t.txid, t.id LIMIT $3) AS w ON true\n"
+    "\n  LEFT JOIN LATERAL (SELECT t.* " + _WAITING + " ORDER BY t.txid, t.id LIMIT $4) AS w ON true\n"
 )
 
 INSERT_SEALS = """
@@ -613,15 +628,20 @@ async def posted_since(conn: Conn, account_ids: Sequence[UUID], since: datetime)
 
 
 # ---------------------------------------------------------------------------------------- sealing
-async def unsealed_chains(conn: Conn) -> list[tuple[UUID, str]]:
-    """(region, ledger) of every chain with transfers waiting to be sealed."""
-    chains = [(r["region_id"], r["ledger"]) for r in await conn.fetch(CHAINS, list(LEDGERS))]
-    return [chain for chain in chains if await has_unsealed(conn, *chain)]
+async def chains(conn: Conn) -> list[tuple[UUID, str, int]]:
+    """(region, ledger, sealed_through) of every chain."""
+    rows = await conn.fetch(CHAINS, list(LEDGERS))
+    return [(r["region_id"], r["ledger"], int(r["sealed_through"])) for r in rows]
 
 
-async def has_unsealed(conn: Conn, region_id: UUID, ledger: str) -> bool:
-    """Whether the chain has transfers waiting to be sealed."""
-    return bool(await conn.fetchval(HAS_UNSEALED, region_id, ledger))
+async def sealed_through(conn: Conn, region_id: UUID, ledger: str) -> int:
+    """The chain's mark: every transfer of a transaction below it is sealed."""
+    return int(await conn.fetchval(SEALED_THROUGH, region_id, ledger))
+
+
+async def has_unsealed(conn: Conn, region_id: UUID, ledger: str, mark: int) -> bool:
+    """Whether the chain has transfers waiting to be sealed (``mark``: its sealed_through)."""
+    return bool(await conn.fetchval(HAS_UNSEALED, region_id, ledger, mark))
 
 
 async def lock_chain(conn: Conn, region_id: UUID, ledger: str) -> None:
@@ -629,10 +649,19 @@ async def lock_chain(conn: Conn, region_id: UUID, ledger: str) -> None:
     await conn.execute(LOCK_CHAIN, region_id, ledger)
 
 
-async def last_seal(conn: Conn, region_id: UUID, ledger: str) -> tuple[int, bytes] | None:
-    """(seq, hash) of the chain's last seal."""
-    row = await conn.fetchrow(LAST_SEAL, region_id, ledger)
-    return None if row is None else (int(row["seq"]), bytes(row["hash"]))
+class ChainState(NamedTuple):
+    """A chain as a sealing pass finds it."""
+
+    last: tuple[int, bytes] | None  # (seq, hash) of the last seal; None before the first
+    sealed_through: int
+
+
+async def chain_state(conn: Conn, region_id: UUID, ledger: str) -> ChainState:
+    """The chain's last seal and mark (read under its lock)."""
+    row = await conn.fetchrow(CHAIN_STATE, region_id, ledger)
+    assert row is not None
+    last = None if row["seq"] is None else (int(row["seq"]), bytes(row["hash"]))
+    return ChainState(last=last, sealed_through=int(row["sealed_through"]))
 
 
 class Waiting(NamedTuple):
@@ -643,10 +672,10 @@ class Waiting(NamedTuple):
     transfers: list[Transfer]
 
 
-async def unsealed_batch(conn: Conn, region_id: UUID, ledger: str, limit: int) -> Waiting:
-    """The oldest transfers of the chain waiting to be sealed (at most ``limit``), in (txid, id)
-    order, with the xmin of the snapshot that found them."""
-    rows = await conn.fetch(UNSEALED_BATCH, region_id, ledger, limit)
+async def unsealed_batch(conn: Conn, region_id: UUID, ledger: str, mark: int, limit: int) -> Waiting:
+    """The oldest transfers of the chain waiting to be sealed (at most ``limit``, from ``mark``
+    on), in (txid, id) order, with the xmin of the snapshot that found them."""
+    rows = await conn.fetch(UNSEALED_BATCH, region_id, ledger, mark, limit)
     found = [r for r in rows if r["id"] is not None]
     return Waiting(
         horizon=int(rows[0]["horizon"]),

@@ -19,7 +19,7 @@ import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -37,10 +37,12 @@ RECORD_VERSION = 1
 BATCH_SIZE = 1000
 
 
-def _ts(value: datetime | None) -> str | None:
-    # UTC to the microsecond, always with six digits (the database hands out UTC times already).
-    if value is None:
-        return None
+def _ts(value: datetime | None) -> datetime | str | None:
+    # UTC to the microsecond, always with six digits. msgspec writes a UTC time so itself ("Z",
+    # six digits) unless its microsecond is 0, when it leaves the fraction out; only then, or for
+    # another zone (the database hands out UTC times), is the text built here.
+    if value is None or (value.tzinfo is UTC and value.microsecond):
+        return value
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
     return (
@@ -49,41 +51,55 @@ def _ts(value: datetime | None) -> str | None:
     )
 
 
+class _Record(msgspec.Struct):
+    """The fields of a canonical record (version 1); the encoder writes them sorted by name."""
+
+    v: int
+    seq: int
+    id: UUID
+    region_id: UUID
+    ledger: str
+    kind: str
+    debit_account_id: UUID
+    credit_account_id: UUID
+    amount: int
+    code: str
+    pending_id: UUID | None
+    reverses: UUID | None
+    batch_id: UUID
+    actor_kind: str
+    actor_id: UUID | None
+    subject_id: UUID | None
+    memo: str
+    metadata: dict[str, Any]
+    lot_origin: str | None
+    lot_expires_on: date | None
+    expires_at: datetime | str | None
+    debit_stripe: int
+    debit_seq: int
+    credit_stripe: int
+    credit_seq: int
+    created_at: datetime | str | None
+
+
+# Sorted: the record's keys and those of every object in its metadata, at any depth.
+_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
 def canonical_record(seq: int, t: Transfer) -> bytes:
     """The bytes a seal hashes: compact JSON, keys sorted, times in UTC to the microsecond.
 
     Identifiers are their canonical lowercase text and dates ISO 8601 (msgspec writes UUIDs and
-    dates so); times are written by :func:`_ts`, which always keeps six digits of microseconds.
+    dates so); times always keep six digits of microseconds (:func:`_ts`).
     """
-    record: dict[str, Any] = {
-        "v": RECORD_VERSION,
-        "seq": seq,
-        "id": t.id,
-        "region_id": t.region_id,
-        "ledger": t.ledger,
-        "kind": t.kind,
-        "debit_account_id": t.debit_account_id,
-        "credit_account_id": t.credit_account_id,
-        "amount": t.amount,
-        "code": t.code,
-        "pending_id": t.pending_id,
-        "reverses": t.reverses,
-        "batch_id": t.batch_id,
-        "actor_kind": t.actor_kind,
-        "actor_id": t.actor_id,
-        "subject_id": t.subject_id,
-        "memo": t.memo,
-        "metadata": t.metadata,
-        "lot_origin": t.lot_origin,
-        "lot_expires_on": t.lot_expires_on,
-        "expires_at": _ts(t.expires_at),
-        "debit_stripe": t.debit_stripe,
-        "debit_seq": t.debit_seq,
-        "credit_stripe": t.credit_stripe,
-        "credit_seq": t.credit_seq,
-        "created_at": _ts(t.created_at),
-    }
-    return msgspec.json.encode(record, order="sorted")
+    return _ENCODER.encode(
+        _Record(
+            RECORD_VERSION, seq, t.id, t.region_id, t.ledger, t.kind, t.debit_account_id,
+            t.credit_account_id, t.amount, t.code, t.pending_id, t.reverses, t.batch_id, t.actor_kind,
+            t.actor_id, t.subject_id, t.memo, t.metadata, t.lot_origin, t.lot_expires_on, _ts(t.expires_at),
+            t.debit_stripe, t.debit_seq, t.credit_stripe, t.credit_seq, _ts(t.created_at),
+        )
+    )  # fmt: skip
 
 
 def chain_hash(prev_hash: bytes, seq: int, t: Transfer) -> bytes:
@@ -99,16 +115,21 @@ async def seal_chain(conn: Conn, region_id: UUID, ledger: str, *, batch_size: in
     up as far as it may (:func:`_sealed_through`), so the next batch does not read again what this
     one sealed.
     """
-    if not await repo.has_unsealed(conn, region_id, ledger):
+    mark = await repo.sealed_through(conn, region_id, ledger)
+    if not await repo.has_unsealed(conn, region_id, ledger, mark):
         return 0
+    return await _seal_waiting(conn, region_id, ledger, batch_size)
+
+
+async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: int) -> int:
     total = 0
     while True:
 
         async def work(c: Conn) -> int:
             await repo.lock_chain(c, region_id, ledger)
-            last = await repo.last_seal(c, region_id, ledger)
-            seq, prev = last if last is not None else (0, GENESIS)
-            waiting = await repo.unsealed_batch(c, region_id, ledger, batch_size)
+            state = await repo.chain_state(c, region_id, ledger)
+            seq, prev = state.last if state.last is not None else (0, GENESIS)
+            waiting = await repo.unsealed_batch(c, region_id, ledger, state.sealed_through, batch_size)
             seals: list[tuple[int, Transfer, bytes, bytes]] = []
             for t in waiting.transfers:
                 seq += 1
@@ -145,8 +166,9 @@ async def seal_region(conn: Conn, region_id: UUID) -> int:
 async def seal_all(conn: Conn) -> int:
     """Seal every chain that has transfers waiting (the periodic job)."""
     total = 0
-    for region_id, ledger in await repo.unsealed_chains(conn):
-        total += await seal_chain(conn, region_id, ledger)
+    for region_id, ledger, mark in await repo.chains(conn):
+        if await repo.has_unsealed(conn, region_id, ledger, mark):
+            total += await _seal_waiting(conn, region_id, ledger, BATCH_SIZE)
     return total
 
 
