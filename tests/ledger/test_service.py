@@ -295,7 +295,7 @@ class TestSinglePosting:
         await books.earn(vol, 10)
         before = await books.posted(vol)
         with pytest.raises(asyncpg.RaiseError) as caught:
-            await books.conn.fetchrow(
+            await books.conn.fetchval(
                 repo.TRANSFER, books.region_id, uuid7(), "staff", STAFF.id, uuid7(), "TIME",
                 books.issuance["TIME"].id, vol.id, 5, "service_confirmed", "earned", None, None, "", "{}",
                 0, 7,

@@ -295,6 +295,10 @@ class TestCanonicalRecord:
             b'"v":1}'
         )
 
+    def test_the_record_covers_every_column_the_sealer_reads(self) -> None:
+        assert sealer._Record.__struct_fields__ == ("v", "seq", *repo.SEALED_COLUMNS)
+        assert set(repo.SEALED_COLUMNS) == set(Transfer.__struct_fields__)
+
     def test_times_dates_and_nested_metadata(self) -> None:
         record = sealer.canonical_record(
             1,

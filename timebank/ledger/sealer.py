@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import operator
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -37,11 +38,11 @@ RECORD_VERSION = 1
 BATCH_SIZE = 1000
 
 
-def _ts(value: datetime | None) -> datetime | str | None:
+def _ts(value: datetime | str | None) -> datetime | str | None:
     # UTC to the microsecond, always with six digits. msgspec writes a UTC time so itself ("Z",
     # six digits) unless its microsecond is 0, when it leaves the fraction out; only then, or for
     # another zone (the database hands out UTC times), is the text built here.
-    if value is None or (value.tzinfo is UTC and value.microsecond):
+    if value is None or isinstance(value, str) or (value.tzinfo is UTC and value.microsecond):
         return value
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
@@ -52,7 +53,8 @@ def _ts(value: datetime | None) -> datetime | str | None:
 
 
 class _Record(msgspec.Struct):
-    """The fields of a canonical record (version 1); the encoder writes them sorted by name."""
+    """A canonical record (version 1): the version, the sequence number and the sealed columns
+    (``repo.SEALED_COLUMNS``, in this order); the encoder writes the fields sorted by name."""
 
     v: int
     seq: int
@@ -84,6 +86,14 @@ class _Record(msgspec.Struct):
 
 # Sorted: the record's keys and those of every object in its metadata, at any depth.
 _ENCODER = msgspec.json.Encoder(order="sorted")
+_sealed_values = operator.attrgetter(*repo.SEALED_COLUMNS)
+
+
+def _canonical(seq: int, values: tuple[Any, ...]) -> bytes:
+    record = _Record(RECORD_VERSION, seq, *values)
+    record.expires_at = _ts(record.expires_at)
+    record.created_at = _ts(record.created_at)
+    return _ENCODER.encode(record)
 
 
 def canonical_record(seq: int, t: Transfer) -> bytes:
@@ -92,14 +102,7 @@ def canonical_record(seq: int, t: Transfer) -> bytes:
     Identifiers are their canonical lowercase text and dates ISO 8601 (msgspec writes UUIDs and
     dates so); times always keep six digits of microseconds (:func:`_ts`).
     """
-    return _ENCODER.encode(
-        _Record(
-            RECORD_VERSION, seq, t.id, t.region_id, t.ledger, t.kind, t.debit_account_id,
-            t.credit_account_id, t.amount, t.code, t.pending_id, t.reverses, t.batch_id, t.actor_kind,
-            t.actor_id, t.subject_id, t.memo, t.metadata, t.lot_origin, t.lot_expires_on, _ts(t.expires_at),
-            t.debit_stripe, t.debit_seq, t.credit_stripe, t.credit_seq, _ts(t.created_at),
-        )
-    )  # fmt: skip
+    return _canonical(seq, _sealed_values(t))
 
 
 def chain_hash(prev_hash: bytes, seq: int, t: Transfer) -> bytes:
@@ -128,16 +131,19 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
         async def work(c: Conn) -> int:
             await repo.lock_chain(c, region_id, ledger)
             state = await repo.chain_state(c, region_id, ledger)
-            seq, prev = state.last if state.last is not None else (0, GENESIS)
+            after = state.last if state.last is not None else (0, GENESIS)
             waiting = await repo.unsealed_batch(c, region_id, ledger, state.sealed_through, batch_size)
-            seals: list[tuple[int, Transfer, bytes, bytes]] = []
-            for t in waiting.transfers:
+            seq, prev = after
+            hashes: list[bytes] = []
+            for values in waiting.transfers:
                 seq += 1
-                digest = chain_hash(prev, seq, t)
-                seals.append((seq, t, prev, digest))
-                prev = digest
-            await repo.append_seals(c, region_id, ledger, seals, _sealed_through(waiting, batch_size))
-            return len(seals)
+                prev = hashlib.sha256(prev + _canonical(seq, values)).digest()
+                hashes.append(prev)
+            ids = [values[0] for values in waiting.transfers]
+            await repo.append_seals(
+                c, region_id, ledger, after, ids, hashes, _sealed_through(waiting, batch_size)
+            )
+            return len(hashes)
 
         sealed = await in_transaction(conn, work)
         total += sealed
