@@ -1,6 +1,6 @@
 """Ledger posting throughput against pgbench, in the same run, on the same database.
 
-    python bench/ledger.py [--clients 16] [--seconds 10] [--rounds 3]
+    python bench/ledger.py [--clients 16] [--processes CORES] [--seconds 10] [--rounds 3]
 
 Starts (or attaches to) the embedded PostgreSQL of TIMEBANK_DATA_DIR, or uses
 TIMEBANK_DATABASE_URL; creates a scratch database, migrates it and opens accounts; then, with the
@@ -9,7 +9,9 @@ same number of concurrent clients each time:
 1. uniform: postings through the service layer (``ledger.service.post_transfers``, one transfer
    per call, as the application role), each from a random community's issuance account to a
    random volunteer (a lot is opened), while a sealer seals the hash chains every 100 ms, as the
-   running service does;
+   running service does. The service layer runs in ``--processes`` worker processes (default:
+   one per core, as ``timebank serve --workers`` and bench/reads.py run it), the clients split
+   evenly between them; each worker seals as a served worker does;
 2. pgbench: a transaction doing the same amount of writing by hand — two balance UPDATEs and two
    INSERTs (the transfer, the lot) — with prepared statements;
 3. hot: the service again, every posting from ONE community's issuance account;
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import random
 import re
@@ -42,6 +45,8 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from uuid import UUID
 
@@ -237,6 +242,84 @@ async def service_run(pool: asyncpg.Pool, world: World, clients: int, seconds: f
     return posted
 
 
+@dataclass(frozen=True)
+class WorkerPlan:
+    """What a service worker process needs (picklable)."""
+
+    dsn: str
+    region: UUID
+    issuance: list[UUID]
+    volunteers: list[UUID]
+    clients: int
+
+
+def service_worker(plan: WorkerPlan, channel: Connection) -> None:
+    """A worker process: posts through the service layer whenever the main process says so.
+
+    Receives ``(hot, seconds, start_at)`` and answers with the number of postings, until ``None``.
+    """
+    uvloop.run(_service_worker(plan, channel))
+
+
+async def _service_worker(plan: WorkerPlan, channel: Connection) -> None:
+    world = World(plan.region, plan.issuance, plan.volunteers)
+    pool = await app_pool(plan.dsn, plan.clients + 1)
+    try:
+        await service_run(pool, world, plan.clients, 2.0, hot=False)  # warm-up
+        # As in a served process (timebank.app.freeze_startup_heap): what lives from start-up on
+        # stays out of the collector's way.
+        freeze_startup_heap()
+        channel.send("ready")
+        while (order := await asyncio.to_thread(channel.recv)) is not None:
+            hot, seconds, start_at = order
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            channel.send(await service_run(pool, world, plan.clients, seconds, hot=hot))
+    finally:
+        await pool.close()
+
+
+class Workers:
+    """Service worker processes started together, told to run together, their counts summed."""
+
+    def __init__(self, plans: list[WorkerPlan]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.channels: list[Connection] = []
+        self.processes = []
+        for plan in plans:
+            mine, theirs = context.Pipe()
+            process = context.Process(target=service_worker, args=(plan, theirs), daemon=True)
+            process.start()
+            self.channels.append(mine)
+            self.processes.append(process)
+
+    async def ready(self) -> None:
+        for channel in self.channels:
+            if await asyncio.to_thread(channel.recv) != "ready":
+                raise SystemExit("a service worker failed to start")
+
+    async def run(self, hot: bool, seconds: float) -> int:
+        start_at = time.time() + 0.2
+        for channel in self.channels:
+            channel.send((hot, seconds, start_at))
+        counts = await asyncio.gather(*(asyncio.to_thread(c.recv) for c in self.channels))
+        return sum(counts)
+
+    def stop(self) -> None:
+        for channel in self.channels:
+            with contextlib.suppress(OSError):
+                channel.send(None)
+        for process in self.processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+
+
+def split(clients: int, processes: int) -> list[int]:
+    """``clients`` spread as evenly as possible over ``processes`` (none left empty)."""
+    processes = max(1, min(processes, clients))
+    return [clients // processes + (1 if n < clients % processes else 0) for n in range(processes)]
+
+
 async def settle(dsn: str) -> None:
     """Start every run from the same state: vacuumed (no autovacuum worker wakes up inside a run
     for the rows the previous one wrote) and checkpointed (no run pays for the last one's pages)."""
@@ -294,6 +377,12 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", type=int, default=16, help="concurrent clients (16-32)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="service worker processes sharing the clients (default: one per core)",
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of uniform / pgbench / hot")
     args = parser.parse_args()
@@ -325,21 +414,20 @@ async def main() -> None:
                     stripes=service.DEFAULT_ISSUANCE_STRIPES,
                 )
             )
-            pool = await app_pool(dsn, args.clients + 1)
+            shares = split(args.clients, args.processes)
+            workers = Workers(
+                [WorkerPlan(dsn, world.region, world.issuance, world.volunteers, share) for share in shares]
+            )
             totals = {"uniform": 0.0, "pgbench": 0.0, "hot": 0.0, "function": 0.0}
             cpu: dict[str, list[float]] = {"uniform": [], "pgbench": [], "hot": [], "function": []}
             try:
-                await service_run(pool, world, args.clients, 2.0, hot=False)  # warm-up
+                await workers.ready()
                 pids = await backend_pids(admin_dsn, name, "timebank-bench")
-
-                # As in a served process (timebank.app.freeze_startup_heap): what lives from
-                # start-up on stays out of the collector's way.
-                freeze_startup_heap()
 
                 async def measured(hot: bool) -> float:
                     await settle(dsn)
                     before = backend_cpu(pids)
-                    done = await service_run(pool, world, args.clients, args.seconds, hot=hot)
+                    done = await workers.run(hot, args.seconds)
                     after = backend_cpu(pids)
                     if before is not None and after is not None and done:
                         cpu["hot" if hot else "uniform"].append((after - before) / done)
@@ -362,8 +450,12 @@ async def main() -> None:
                         f"pgbench {bench / args.seconds:8.0f} tps | "
                         f"service hot {hot / args.seconds:8.0f} tps"
                     )
-                # The function-only runs come last: they are not in the ratios, and what they
-                # leave (their transfers, sealed here untimed) must not weigh on a measured run.
+            finally:
+                workers.stop()
+            # The function-only runs come last: they are not in the ratios, and what they leave
+            # (their transfers, sealed here untimed) must not weigh on a measured run.
+            sealing = await app_pool(dsn, 1)
+            try:
                 for _ in range(args.rounds):
                     await settle(dsn)
                     function, per_call = await asyncio.to_thread(
@@ -372,10 +464,10 @@ async def main() -> None:
                     if per_call is not None:
                         cpu["function"].append(per_call)
                     totals["function"] += function
-                    async with pool.acquire() as conn:
-                        await sealer.seal_all(conn)
+                    async with sealing.acquire() as seal_conn:
+                        await sealer.seal_all(seal_conn)
             finally:
-                await pool.close()
+                await sealing.close()
             if all(cpu.values()):
                 say(
                     "server CPU per transaction (median): "
@@ -395,7 +487,7 @@ async def main() -> None:
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     seconds = args.seconds * args.rounds
     say(
-        f"clients={args.clients} seconds={seconds:.0f}: "
+        f"clients={args.clients} processes={len(split(args.clients, args.processes))} seconds={seconds:.0f}: "
         f"service uniform {totals['uniform'] / seconds:.0f} tps, "
         f"pgbench {totals['pgbench'] / seconds:.0f} tps, service hot {totals['hot'] / seconds:.0f} tps"
     )
