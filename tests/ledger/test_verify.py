@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from uuid import UUID
@@ -21,7 +23,7 @@ from tests.ledger.conftest import STAFF, Books, make_books
 from tests.support import TestDatabase
 from timebank.db import connect
 from timebank.ledger import repo, sealer, service
-from timebank.ledger.schemas import HoldSpec, Transfer, TransferSpec
+from timebank.ledger.schemas import Account, HoldSpec, Transfer, TransferSpec
 from timebank.ledger.verify import verify
 
 
@@ -74,6 +76,30 @@ async def waiting(conn: asyncpg.Connection) -> int:
             " WHERE NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)"
         )
     )
+
+
+async def mark(books: Books) -> int:
+    """The TIME chain's sealed_through."""
+    return int(await repo.sealed_through(books.conn, books.region_id, "TIME"))
+
+
+@contextlib.asynccontextmanager
+async def open_gift(books: Books, dsn: str) -> AsyncIterator[tuple[Account, int]]:
+    """A gift between two volunteers, posted (and sealed-for) in a transaction left open until the
+    block ends; yields a third volunteer, whom postings can credit without waiting for that
+    transaction's row locks, and the open transaction's id."""
+    giver, taker, other = await books.volunteer(), await books.volunteer(), await books.volunteer()
+    await books.earn(giver, 5)
+    await sealer.seal_all(books.conn)
+    gift = TransferSpec(
+        ledger="TIME", debit_account_id=giver.id, credit_account_id=taker.id, amount=1, code="gift",
+        lot_origin="gifted",
+    )  # fmt: skip
+    async with connect(dsn) as slow:
+        await slow.execute("SET ROLE timebank_app")
+        async with slow.transaction():
+            await service.post_transfers(slow, books.region_id, STAFF, [gift])
+            yield other, int(await slow.fetchval("SELECT pg_current_xact_id()"))
 
 
 class TestSealing:
@@ -129,29 +155,13 @@ class TestSealing:
     async def test_a_transfer_committed_after_a_pass_began_is_sealed_later(
         self, books: Books, database: TestDatabase
     ) -> None:
-        giver, taker, other = await books.volunteer(), await books.volunteer(), await books.volunteer()
-        await books.earn(giver, 5)
+        async with open_gift(books, database.dsn) as (other, slow_txid):
+            for _ in range(3):
+                await books.earn(other, 1)
+            assert await sealer.seal_all(books.conn) == 3
+            assert await mark(books) <= slow_txid  # held back by the open transaction
+        assert await waiting(books.conn) == 1
         assert await sealer.seal_all(books.conn) == 1
-        gift = TransferSpec(
-            ledger="TIME", debit_account_id=giver.id, credit_account_id=taker.id, amount=1, code="gift",
-            lot_origin="gifted",
-        )  # fmt: skip
-        async with connect(database.dsn) as slow:
-            await slow.execute("SET ROLE timebank_app")
-            async with slow.transaction():
-                # This transaction has its id before the others commit theirs, and commits last;
-                # it locks only the two volunteers' rows, so the others do not wait for it.
-                await service.post_transfers(slow, books.region_id, STAFF, [gift])
-                for _ in range(3):
-                    await books.earn(other, 1)
-                assert await sealer.seal_all(books.conn) == 3
-                through = await books.conn.fetchval(
-                    "SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1", books.region_id
-                )
-                slow_txid = await slow.fetchval("SELECT pg_current_xact_id()")
-                assert through <= slow_txid  # held back by the open transaction
-            assert await waiting(books.conn) == 1
-            assert await sealer.seal_all(books.conn) == 1
         assert await waiting(books.conn) == 0
         assert (await verify(books.conn)).ok
 
@@ -159,28 +169,13 @@ class TestSealing:
     async def test_full_batches_behind_an_open_transaction_miss_nothing(
         self, books: Books, database: TestDatabase
     ) -> None:
-        giver, taker, other = await books.volunteer(), await books.volunteer(), await books.volunteer()
-        await books.earn(giver, 5)
-        await sealer.seal_all(books.conn)
-        gift = TransferSpec(
-            ledger="TIME", debit_account_id=giver.id, credit_account_id=taker.id, amount=1, code="gift",
-            lot_origin="gifted",
-        )  # fmt: skip
-        async with connect(database.dsn) as slow:
-            await slow.execute("SET ROLE timebank_app")
-            async with slow.transaction():
-                await service.post_transfers(slow, books.region_id, STAFF, [gift])
-                for _ in range(5):
-                    await books.earn(other, 1)
-                # two full batches and a short one, each read while the slow transaction is open
-                assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 5
-                slow_txid = await slow.fetchval("SELECT pg_current_xact_id()")
-                through = await books.conn.fetchval(
-                    "SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1 AND ledger = 'TIME'",
-                    books.region_id,
-                )
-                assert through <= slow_txid
-            assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 1
+        async with open_gift(books, database.dsn) as (other, slow_txid):
+            for _ in range(5):
+                await books.earn(other, 1)
+            # two full batches and a short one, each read while the slow transaction is open
+            assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 5
+            assert await mark(books) <= slow_txid
+        assert await sealer.seal_chain(books.conn, books.region_id, "TIME", batch_size=2) == 1
         assert await waiting(books.conn) == 0
         assert (await verify(books.conn)).ok
 
@@ -189,10 +184,7 @@ class TestSealing:
         vol = await books.volunteer()
         await books.earn(vol, 1)
         await sealer.seal_all(books.conn)
-        through = await books.conn.fetchval(
-            "SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1 AND ledger = 'TIME'",
-            books.region_id,
-        )
+        through = await mark(books)
         newest = await books.conn.fetchval(
             "SELECT max(txid) FROM ledger_transfers WHERE region_id = $1", books.region_id
         )
