@@ -7,16 +7,21 @@
 --
 -- * each transfer records the top-level transaction that wrote it (txid, the column default,
 --   xid8: 64 bits, never wraps), indexed per chain (region, ledger, txid);
--- * each chain head records sealed_through: every transfer of the chain whose txid is below it
---   is sealed;
--- * a sealing pass reads, in ONE statement (one snapshot S), the transfers of the chain with
---   txid >= sealed_through that have no seal yet, in (txid, id) order, and pg_snapshot_xmin(S).
---   Every transaction below xmin(S) had ended when S was taken, so all its transfers were
---   visible to S; once a pass sealed everything it read, sealed_through moves up to xmin(S). A
---   pass cut short by its batch size moves it to the lower of xmin(S) and the last transfer's
---   txid (it holds every waiting transfer of the transactions below that one), so the next pass
---   does not read again what this one sealed. A transaction still running (or one that starts
---   later) has an id >= xmin(S) and is found by a later pass.
+-- * each chain head records how far it is sealed: every transfer of the chain written by a
+--   transaction below sealed_through and not in sealed_pending is sealed;
+-- * a sealing pass reads, in ONE statement (one snapshot S), the chain's transfers without a seal
+--   whose txid is >= sealed_through or in sealed_pending, in (txid, id) order, with xmax(S) and
+--   the transactions S saw running, xip(S). A transaction below xmax(S) and not in xip(S) had
+--   ended when S was taken, so all its transfers were visible to S. Once a pass sealed all it
+--   read, the head becomes (xmax(S), xip(S)): a transaction still running, or one that starts
+--   later, is found by a later pass. A pass cut short by its batch size, its last transfer
+--   written by transaction L, holds every waiting transfer of the visible transactions below L:
+--   below L only those in xip(S) may still write, so the head becomes (L, xip(S) below L) if L
+--   is at or above the old mark, else the old mark with the pending transactions below L
+--   replaced by those of xip(S) below L. A pass reads again only transfers of a transaction an
+--   earlier pass did not finish, however long another transaction stays open (a mark at xmin(S)
+--   alone would stop at the oldest running transaction, and every pass would read everything
+--   written since).
 --
 -- Transfers already in the queue are simply transfers without a seal: the first pass of each
 -- chain (sealed_through starts at 0) finds them.
@@ -24,7 +29,8 @@
 ALTER TABLE ledger_transfers ADD COLUMN txid xid8 NOT NULL DEFAULT pg_current_xact_id();
 CREATE INDEX ledger_transfers_txid_idx ON ledger_transfers (region_id, ledger, txid);
 
-ALTER TABLE ledger_chain_heads ADD COLUMN sealed_through xid8 NOT NULL DEFAULT '0';
+ALTER TABLE ledger_chain_heads ADD COLUMN sealed_through xid8 NOT NULL DEFAULT '0',
+    ADD COLUMN sealed_pending xid8[] NOT NULL DEFAULT '{}';
 
 DROP TABLE ledger_unsealed;
 

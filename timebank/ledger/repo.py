@@ -148,27 +148,30 @@ SELECT x.account_id,
 """
 
 # ---------------------------------------------------------------------------------------- sealing
-# A chain's waiting transfers: written by a transaction at or above the head's sealed_through
-# (sql/0017), without a seal. The mark is passed in ($3) rather than read by a subquery: the
-# planner then knows the range is the recent end of the (region, ledger, txid) index. Given a
-# subquery it assumed a third of the table and scanned all of it (a sequential scan or the primary
-# key), so every pass grew with the ledger.
+# A chain's waiting transfers: without a seal, written by a transaction at or above the head's
+# sealed_through or in its sealed_pending (sql/0017). The mark is passed in ($3, $4) rather than
+# read by a subquery: the planner then knows the range is the recent end of the (region, ledger,
+# txid) index. Given a subquery it assumed a third of the table and scanned all of it (a
+# sequential scan or the primary key), so every pass grew with the ledger.
 _WAITING = """
   FROM ledger_transfers t
- WHERE t.region_id = $1 AND t.ledger = $2 AND t.txid >= $3
+ WHERE t.region_id = $1 AND t.ledger = $2 AND (t.txid >= $3 OR t.txid = ANY ($4::xid8[]))
    AND NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)
 """
 
 # Every chain (the regions' ledgers: few rows) with its mark.
 CHAINS = """
-SELECT r.id AS region_id, l.ledger, coalesce(h.sealed_through, '0') AS sealed_through
+SELECT r.id AS region_id, l.ledger, coalesce(h.sealed_through, '0') AS sealed_through,
+       coalesce(h.sealed_pending, '{}') AS sealed_pending
   FROM regions r
  CROSS JOIN unnest($1::text[]) AS l (ledger)
   LEFT JOIN ledger_chain_heads h ON h.region_id = r.id AND h.ledger = l.ledger
 """
 
-SEALED_THROUGH = """
-SELECT coalesce((SELECT sealed_through FROM ledger_chain_heads WHERE region_id = $1 AND ledger = $2), '0')
+CHAIN_MARK = """
+SELECT coalesce(h.sealed_through, '0') AS sealed_through, coalesce(h.sealed_pending, '{}') AS sealed_pending
+  FROM (SELECT) AS one
+  LEFT JOIN ledger_chain_heads h ON h.region_id = $1 AND h.ledger = $2
 """
 
 HAS_UNSEALED = "SELECT EXISTS (SELECT 1 " + _WAITING + ")"
@@ -178,7 +181,8 @@ LOCK_CHAIN = "SELECT pg_advisory_xact_lock(1953655148, hashtext($1::uuid::text |
 
 # The chain's last seal (none: a NULL seq) and its mark, read under the chain's lock.
 CHAIN_STATE = """
-SELECT s.seq, s.hash, coalesce(h.sealed_through, '0') AS sealed_through
+SELECT s.seq, s.hash, coalesce(h.sealed_through, '0') AS sealed_through,
+       coalesce(h.sealed_pending, '{}') AS sealed_pending
   FROM (SELECT) AS one
   LEFT JOIN LATERAL (SELECT seq, hash FROM ledger_seals WHERE region_id = $1 AND ledger = $2
                       ORDER BY seq DESC LIMIT 1) AS s ON true
@@ -187,22 +191,27 @@ SELECT s.seq, s.hash, coalesce(h.sealed_through, '0') AS sealed_through
 
 # The columns a seal covers, in the order of the sealer's canonical record (after its version and
 # sequence number; tests/ledger/test_verify.py checks that they agree).
-SEALED_COLUMNS = (
-    "id", "region_id", "ledger", "kind", "debit_account_id", "credit_account_id", "amount", "code",
-    "pending_id", "reverses", "batch_id", "actor_kind", "actor_id", "subject_id", "memo", "metadata",
-    "lot_origin", "lot_expires_on", "expires_at", "debit_stripe", "debit_seq", "credit_stripe", "credit_seq",
-    "created_at",
-)  # fmt: skip
+_SEALED_SELECT = """
+t.id, t.region_id, t.ledger, t.kind, t.debit_account_id, t.credit_account_id, t.amount, t.code,
+t.pending_id, t.reverses, t.batch_id, t.actor_kind, t.actor_id, t.subject_id, t.memo, t.metadata,
+t.lot_origin, t.lot_expires_on, t.expires_at, t.debit_stripe, t.debit_seq, t.credit_stripe, t.credit_seq,
+t.created_at
+"""
+SEALED_COLUMNS = tuple(c.strip().removeprefix("t.") for c in _SEALED_SELECT.split(","))
 
-# The oldest waiting transfers and, from the same snapshot, its xmin: every transaction below it
-# had ended, so once a pass sealed all that was waiting, sealed_through may move up to it.
+# The oldest waiting transfers and, from the same snapshot, its xmax and the transactions it saw
+# running (xip): every other transaction below xmax had ended, its transfers all visible.
+# (Concatenated from the module's own constants only, no input: hence the noqa.)
 UNSEALED_BATCH = (
-    "\nSELECT pg_snapshot_xmin(pg_current_snapshot()) AS horizon, w.*"
-    "\n  FROM (SELECT) AS one"
-    "\n  LEFT JOIN LATERAL (SELECT t.txid, "
-    + ", ".join("t." + c for c in SEALED_COLUMNS)
+    """
+SELECT pg_snapshot_xmax(pg_current_snapshot()) AS xmax,
+       ARRAY(SELECT pg_snapshot_xip(pg_current_snapshot())) AS xip, w.*
+  FROM (SELECT) AS one
+  LEFT JOIN LATERAL (SELECT t.txid, """  # noqa: S608
+    + _SEALED_SELECT
     + _WAITING
-    + " ORDER BY t.txid, t.id LIMIT $4) AS w ON true\n"
+    + """ ORDER BY t.txid, t.id LIMIT $5) AS w ON true
+"""
 )
 
 # Seals $3 + 1, $3 + 2, … for the transfers $5 with the hashes $6; each links to the hash before
@@ -213,16 +222,17 @@ SELECT $1, $2, $3 + s.n, s.transfer_id, coalesce(lag(s.hash) OVER (ORDER BY s.n)
   FROM unnest($5::uuid[], $6::bytea[]) WITH ORDINALITY AS s (transfer_id, hash, n)
 """
 
+# The mark is written under the chain's lock, from the one read under it (it only moves on).
 UPSERT_HEAD = """
-INSERT INTO ledger_chain_heads (region_id, ledger, seq, hash, sealed_through) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO ledger_chain_heads (region_id, ledger, seq, hash, sealed_through, sealed_pending)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (region_id, ledger) DO UPDATE
    SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, sealed_at = now(),
-       sealed_through = greatest(ledger_chain_heads.sealed_through, EXCLUDED.sealed_through)
+       sealed_through = EXCLUDED.sealed_through, sealed_pending = EXCLUDED.sealed_pending
 """
 
 ADVANCE_HEAD = """
-UPDATE ledger_chain_heads SET sealed_through = $3
- WHERE region_id = $1 AND ledger = $2 AND sealed_through < $3
+UPDATE ledger_chain_heads SET sealed_through = $3, sealed_pending = $4 WHERE region_id = $1 AND ledger = $2
 """
 
 # ------------------------------------------------------------------------------------ verification
@@ -245,11 +255,14 @@ SELECT s.seq, s.prev_hash, s.hash AS seal_hash, s.transfer_id AS sealed_transfer
  ORDER BY s.seq
 """
 
-# Unsealed transfers per chain; those written by a transaction below the head's sealed_through
-# will never be sealed (the sealer reads from the mark on): they were put there behind its back.
+# Unsealed transfers per chain; those written by a transaction below the head's sealed_through and
+# not in its sealed_pending will never be sealed (the sealer does not read them): they were put
+# there behind its back.
 VERIFY_UNSEALED = """
 SELECT t.region_id, t.ledger, count(*) AS unsealed, min(t.created_at) AS oldest,
-       (array_agg(t.id ORDER BY t.id) FILTER (WHERE t.txid < h.sealed_through))[1:5] AS behind_mark
+       (array_agg(t.id ORDER BY t.id)
+            FILTER (WHERE t.txid < h.sealed_through AND NOT t.txid = ANY (h.sealed_pending)))[1:5]
+            AS behind_mark
   FROM ledger_transfers t
   LEFT JOIN ledger_chain_heads h ON h.region_id = t.region_id AND h.ledger = t.ledger
  WHERE NOT EXISTS (SELECT 1 FROM ledger_seals s WHERE s.transfer_id = t.id)
@@ -644,20 +657,34 @@ async def posted_since(conn: Conn, account_ids: Sequence[UUID], since: datetime)
 
 
 # ---------------------------------------------------------------------------------------- sealing
-async def chains(conn: Conn) -> list[tuple[UUID, str, int]]:
-    """(region, ledger, sealed_through) of every chain."""
+class Mark(NamedTuple):
+    """How far a chain is sealed: every transfer written by a transaction below ``through`` and
+    not in ``pending`` has its seal."""
+
+    through: int
+    pending: tuple[int, ...] = ()
+
+
+def _mark(row: asyncpg.Record) -> Mark:
+    return Mark(int(row["sealed_through"]), tuple(int(x) for x in row["sealed_pending"]))
+
+
+async def chains(conn: Conn) -> list[tuple[UUID, str, Mark]]:
+    """(region, ledger, mark) of every chain."""
     rows = await conn.fetch(CHAINS, list(LEDGERS))
-    return [(r["region_id"], r["ledger"], int(r["sealed_through"])) for r in rows]
+    return [(r["region_id"], r["ledger"], _mark(r)) for r in rows]
 
 
-async def sealed_through(conn: Conn, region_id: UUID, ledger: str) -> int:
-    """The chain's mark: every transfer of a transaction below it is sealed."""
-    return int(await conn.fetchval(SEALED_THROUGH, region_id, ledger))
+async def chain_mark(conn: Conn, region_id: UUID, ledger: str) -> Mark:
+    """The chain's mark."""
+    row = await conn.fetchrow(CHAIN_MARK, region_id, ledger)
+    assert row is not None
+    return _mark(row)
 
 
-async def has_unsealed(conn: Conn, region_id: UUID, ledger: str, mark: int) -> bool:
-    """Whether the chain has transfers waiting to be sealed (``mark``: its sealed_through)."""
-    return bool(await conn.fetchval(HAS_UNSEALED, region_id, ledger, mark))
+async def has_unsealed(conn: Conn, region_id: UUID, ledger: str, mark: Mark) -> bool:
+    """Whether the chain has transfers waiting to be sealed."""
+    return bool(await conn.fetchval(HAS_UNSEALED, region_id, ledger, mark.through, list(mark.pending)))
 
 
 async def lock_chain(conn: Conn, region_id: UUID, ledger: str) -> None:
@@ -669,7 +696,7 @@ class ChainState(NamedTuple):
     """A chain as a sealing pass finds it."""
 
     last: tuple[int, bytes] | None  # (seq, hash) of the last seal; None before the first
-    sealed_through: int
+    mark: Mark
 
 
 async def chain_state(conn: Conn, region_id: UUID, ledger: str) -> ChainState:
@@ -677,26 +704,28 @@ async def chain_state(conn: Conn, region_id: UUID, ledger: str) -> ChainState:
     row = await conn.fetchrow(CHAIN_STATE, region_id, ledger)
     assert row is not None
     last = None if row["seq"] is None else (int(row["seq"]), bytes(row["hash"]))
-    return ChainState(last=last, sealed_through=int(row["sealed_through"]))
+    return ChainState(last=last, mark=_mark(row))
 
 
 class Waiting(NamedTuple):
     """What one read of a chain's waiting transfers found (see UNSEALED_BATCH)."""
 
-    horizon: int  # xmin of the snapshot that read them
+    xmax: int  # of the snapshot that read them
+    xip: tuple[int, ...]  # the transactions that snapshot saw running
     last_txid: int | None  # the transaction of the last one read
     transfers: list[tuple[Any, ...]]  # each one's values of SEALED_COLUMNS, in (txid, id) order
 
 
-async def unsealed_batch(conn: Conn, region_id: UUID, ledger: str, mark: int, limit: int) -> Waiting:
-    """The oldest transfers of the chain waiting to be sealed (at most ``limit``, from ``mark``
-    on), in (txid, id) order, with the xmin of the snapshot that found them."""
-    rows = await conn.fetch(UNSEALED_BATCH, region_id, ledger, mark, limit)
+async def unsealed_batch(conn: Conn, region_id: UUID, ledger: str, mark: Mark, limit: int) -> Waiting:
+    """The oldest transfers of the chain waiting to be sealed (at most ``limit``), in (txid, id)
+    order, with what the snapshot that found them knew of running transactions."""
+    rows = await conn.fetch(UNSEALED_BATCH, region_id, ledger, mark.through, list(mark.pending), limit)
     found = [r for r in rows if r["id"] is not None]
     return Waiting(
-        horizon=int(rows[0]["horizon"]),
+        xmax=int(rows[0]["xmax"]),
+        xip=tuple(int(x) for x in rows[0]["xip"]),
         last_txid=int(found[-1]["txid"]) if found else None,
-        transfers=[r[2:] for r in found],
+        transfers=[r[3:] for r in found],
     )
 
 
@@ -707,18 +736,17 @@ async def append_seals(
     after: tuple[int, bytes],
     transfer_ids: list[UUID],
     hashes: list[bytes],
-    sealed_through: int,
+    mark: Mark,
 ) -> None:
     """Seal ``transfer_ids`` with ``hashes`` after the chain's last seal ``after`` (seq, hash) and
-    move the head; ``sealed_through``: the transaction id below which every transfer of the chain
-    is now sealed (it never moves back)."""
+    record the chain's new head and ``mark``."""
+    pending = list(mark.pending)
     if transfer_ids:
         await conn.execute(INSERT_SEALS, region_id, ledger, after[0], after[1], transfer_ids, hashes)
-        await conn.execute(
-            UPSERT_HEAD, region_id, ledger, after[0] + len(transfer_ids), hashes[-1], sealed_through
-        )
+        seq = after[0] + len(transfer_ids)
+        await conn.execute(UPSERT_HEAD, region_id, ledger, seq, hashes[-1], mark.through, pending)
     else:
-        await conn.execute(ADVANCE_HEAD, region_id, ledger, sealed_through)
+        await conn.execute(ADVANCE_HEAD, region_id, ledger, mark.through, pending)
 
 
 # ------------------------------------------------------------------------------------ verification

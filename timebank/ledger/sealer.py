@@ -5,7 +5,7 @@
 transfer (:func:`canonical_record`). Sealing happens *after* commit, in batches, under a
 per-chain advisory lock held only by sealers: writers never wait for it. A transfer records the
 transaction that wrote it; :func:`seal_chain` seals a chain's transfers that have no seal yet,
-from the head's ``sealed_through`` transaction on (sql/0017 explains why none is missed).
+reading only those of transactions its mark leaves open (sql/0017 explains why none is missed).
 
 Who seals: value-moving HTTP handlers schedule :func:`seal_region_soon` after their response (one
 running sealer per process and region, coalescing requests), and the jobs issue runs
@@ -114,12 +114,10 @@ async def seal_chain(conn: Conn, region_id: UUID, ledger: str, *, batch_size: in
     """Seal every transfer of the chain still waiting; return how many were sealed.
 
     Each batch is one transaction holding the chain's advisory lock, so concurrent sealers (other
-    processes) take turns and never fork the chain. Each batch moves the head's ``sealed_through``
-    up as far as it may (:func:`_sealed_through`), so the next batch does not read again what this
-    one sealed.
+    processes) take turns and never fork the chain. Each batch moves the chain's mark as far as it
+    may (:func:`_next_mark`), so later batches do not read again what it sealed.
     """
-    mark = await repo.sealed_through(conn, region_id, ledger)
-    if not await repo.has_unsealed(conn, region_id, ledger, mark):
+    if not await repo.has_unsealed(conn, region_id, ledger, await repo.chain_mark(conn, region_id, ledger)):
         return 0
     return await _seal_waiting(conn, region_id, ledger, batch_size)
 
@@ -132,7 +130,7 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
             await repo.lock_chain(c, region_id, ledger)
             state = await repo.chain_state(c, region_id, ledger)
             after = state.last if state.last is not None else (0, GENESIS)
-            waiting = await repo.unsealed_batch(c, region_id, ledger, state.sealed_through, batch_size)
+            waiting = await repo.unsealed_batch(c, region_id, ledger, state.mark, batch_size)
             seq, prev = after
             hashes: list[bytes] = []
             for values in waiting.transfers:
@@ -140,9 +138,8 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
                 prev = hashlib.sha256(prev + _canonical(seq, values)).digest()
                 hashes.append(prev)
             ids = [values[0] for values in waiting.transfers]
-            await repo.append_seals(
-                c, region_id, ledger, after, ids, hashes, _sealed_through(waiting, batch_size)
-            )
+            mark = _next_mark(state.mark, waiting, batch_size)
+            await repo.append_seals(c, region_id, ledger, after, ids, hashes, mark)
             return len(hashes)
 
         sealed = await in_transaction(conn, work)
@@ -151,17 +148,22 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
             return total
 
 
-def _sealed_through(waiting: repo.Waiting, batch_size: int) -> int:
-    """The transaction id below which every transfer of the chain is sealed once ``waiting`` is.
+def _next_mark(mark: repo.Mark, waiting: repo.Waiting, batch_size: int) -> repo.Mark:
+    """The chain's mark once the transfers ``waiting`` found are sealed (see sql/0017).
 
-    Every transaction below the snapshot's xmin (``horizon``) had ended when the batch was read,
-    so its transfers were all visible then. A batch that took everything waiting seals them all:
-    the mark moves to the horizon. A full batch, read in (txid, id) order, holds every waiting
-    transfer of the transactions below its last one's: the mark moves to the lower of the two.
+    A transaction below the snapshot's xmax and not in its xip had ended, its transfers all
+    visible. A batch that took everything waiting sealed every visible transfer: only the
+    transactions of xip and those from xmax on may add more. A full batch, read in (txid, id)
+    order, holds every waiting transfer of the visible transactions below its last one's, L:
+    below L only xip may add more; from L on, what the old mark left open stays open.
     """
     if len(waiting.transfers) < batch_size or waiting.last_txid is None:
-        return waiting.horizon
-    return min(waiting.horizon, waiting.last_txid)
+        return repo.Mark(waiting.xmax, waiting.xip)
+    last = waiting.last_txid
+    below = tuple(x for x in waiting.xip if x < last)
+    if last >= mark.through:
+        return repo.Mark(last, below)
+    return repo.Mark(mark.through, below + tuple(x for x in mark.pending if x >= last))
 
 
 async def seal_region(conn: Conn, region_id: UUID) -> int:

@@ -4,8 +4,8 @@ From one consistent snapshot (REPEATABLE READ, read only):
 
 1. every hash chain: seq contiguous from 1, each link (prev_hash = the previous hash), each hash
    recomputed from the transfer as stored now, the transfer in the right chain, the recorded head;
-2. transfers not sealed yet (reported, not a failure: the sealer runs after commit), unless
-   their transaction is below the chain's sealed_through mark: the sealer will never read them;
+2. transfers not sealed yet (reported, not a failure: the sealer runs after commit), unless the
+   chain's mark counts their transaction as sealed: the sealer will never read them;
 3. every balance recomputed from the transfers; per region and ledger posted balances add up to
    zero and pending debits to pending credits; the open-hold list; every account's transfer
    numbering (a deleted or duplicated transfer shows up even before it is sealed); references of
