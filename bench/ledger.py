@@ -247,9 +247,7 @@ class WorkerPlan:
     """What a service worker process needs (picklable)."""
 
     dsn: str
-    region: UUID
-    issuance: list[UUID]
-    volunteers: list[UUID]
+    world: World
     clients: int
 
 
@@ -262,7 +260,7 @@ def service_worker(plan: WorkerPlan, channel: Connection) -> None:
 
 
 async def _service_worker(plan: WorkerPlan, channel: Connection) -> None:
-    world = World(plan.region, plan.issuance, plan.volunteers)
+    world = plan.world
     pool = await app_pool(plan.dsn, plan.clients + 1)
     try:
         await service_run(pool, world, plan.clients, 2.0, hot=False)  # warm-up
@@ -415,9 +413,7 @@ async def main() -> None:
                 )
             )
             shares = split(args.clients, args.processes)
-            workers = Workers(
-                [WorkerPlan(dsn, world.region, world.issuance, world.volunteers, share) for share in shares]
-            )
+            workers = Workers([WorkerPlan(dsn, world, share) for share in shares])
             totals = {"uniform": 0.0, "pgbench": 0.0, "hot": 0.0, "function": 0.0}
             cpu: dict[str, list[float]] = {"uniform": [], "pgbench": [], "hot": [], "function": []}
             try:

@@ -80,7 +80,7 @@ async def waiting(conn: asyncpg.Connection) -> int:
 
 async def mark(books: Books) -> repo.Mark:
     """The TIME chain's mark."""
-    return await repo.chain_mark(books.conn, books.region_id, "TIME")
+    return (await repo.chain_state(books.conn, books.region_id, "TIME")).mark
 
 
 @contextlib.asynccontextmanager

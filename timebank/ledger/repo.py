@@ -168,12 +168,6 @@ SELECT r.id AS region_id, l.ledger, coalesce(h.sealed_through, '0') AS sealed_th
   LEFT JOIN ledger_chain_heads h ON h.region_id = r.id AND h.ledger = l.ledger
 """
 
-CHAIN_MARK = """
-SELECT coalesce(h.sealed_through, '0') AS sealed_through, coalesce(h.sealed_pending, '{}') AS sealed_pending
-  FROM (SELECT) AS one
-  LEFT JOIN ledger_chain_heads h ON h.region_id = $1 AND h.ledger = $2
-"""
-
 HAS_UNSEALED = "SELECT EXISTS (SELECT 1 " + _WAITING + ")"
 
 # Two-key advisory lock: a constant class for ledger chains, and the chain's hash.
@@ -673,13 +667,6 @@ async def chains(conn: Conn) -> list[tuple[UUID, str, Mark]]:
     """(region, ledger, mark) of every chain."""
     rows = await conn.fetch(CHAINS, list(LEDGERS))
     return [(r["region_id"], r["ledger"], _mark(r)) for r in rows]
-
-
-async def chain_mark(conn: Conn, region_id: UUID, ledger: str) -> Mark:
-    """The chain's mark."""
-    row = await conn.fetchrow(CHAIN_MARK, region_id, ledger)
-    assert row is not None
-    return _mark(row)
 
 
 async def has_unsealed(conn: Conn, region_id: UUID, ledger: str, mark: Mark) -> bool:

@@ -117,7 +117,13 @@ async def seal_chain(conn: Conn, region_id: UUID, ledger: str, *, batch_size: in
     processes) take turns and never fork the chain. Each batch moves the chain's mark as far as it
     may (:func:`_next_mark`), so later batches do not read again what it sealed.
     """
-    if not await repo.has_unsealed(conn, region_id, ledger, await repo.chain_mark(conn, region_id, ledger)):
+    state = await repo.chain_state(conn, region_id, ledger)
+    return await _seal_if_waiting(conn, region_id, ledger, state.mark, batch_size)
+
+
+async def _seal_if_waiting(conn: Conn, region_id: UUID, ledger: str, mark: repo.Mark, batch_size: int) -> int:
+    # The check reads from the mark without a lock or a transaction: nothing to seal, nothing written.
+    if not await repo.has_unsealed(conn, region_id, ledger, mark):
         return 0
     return await _seal_waiting(conn, region_id, ledger, batch_size)
 
@@ -175,8 +181,7 @@ async def seal_all(conn: Conn) -> int:
     """Seal every chain that has transfers waiting (the periodic job)."""
     total = 0
     for region_id, ledger, mark in await repo.chains(conn):
-        if await repo.has_unsealed(conn, region_id, ledger, mark):
-            total += await _seal_waiting(conn, region_id, ledger, BATCH_SIZE)
+        total += await _seal_if_waiting(conn, region_id, ledger, mark, BATCH_SIZE)
     return total
 
 
