@@ -30,7 +30,7 @@ from timebank.identity.seed import (
     load_people,
     validate_people,
 )
-from timebank.settings import load_settings
+from timebank.settings import Settings, load_settings
 
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{2,60}$")]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -147,17 +147,20 @@ async def load_seed_file(
     *,
     pii: PiiKeys | None = None,
     people: bool = True,
+    settings: Settings | None = None,
 ) -> UUID:
     """Load default rules and one region's seed file in one transaction; return the region id.
 
-    People are encrypted with ``pii`` (default: the keys the environment's settings name, the
-    same ones the server uses); ``people=False`` loads only organisations, rules and shops.
+    People are encrypted with ``pii`` (default: the keys ``settings`` name) and their passwords
+    hashed at the cost ``settings`` choose; ``settings`` default to the environment's, the same
+    ones the server uses. ``people=False`` loads only organisations, rules and shops.
     """
     defaults: DefaultRules = _read(seeds_dir / "default_rules.yaml", DefaultRules)
     seed = parse_seed(path)
     load_people_too = people and not seed.people.empty
-    if load_people_too and pii is None:
-        pii = load_pii_keys(load_settings())
+    if load_people_too:
+        settings = settings or load_settings()
+        pii = pii or load_pii_keys(settings)
     progress(f"seeding {path.name}: region {seed.region.code}")
     async with conn.transaction():
         region_id = await identity_repo.upsert_region(
@@ -198,10 +201,10 @@ async def load_seed_file(
             )
         progress(f"  shops: {len(seed.shops)}")
         if load_people_too:
-            assert pii is not None
+            assert pii is not None and settings is not None
             try:
                 volunteer_ids = await load_people(
-                    conn, pii, region_id, org_ids, shop_ids, seed.people, progress
+                    conn, pii, region_id, org_ids, shop_ids, seed.people, progress, settings
                 )
             except ValueError as exc:  # the transaction rolls back: nothing of the file stays
                 raise SeedError(f"{path.name}: {exc}") from None

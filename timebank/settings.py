@@ -24,6 +24,9 @@ def _default_data_dir() -> str:
     return str(Path(base) / "timebank")
 
 
+Argon2Profile = Literal["rfc9106_low_memory", "cheapest"]
+
+
 class SettingsError(Exception):
     """A setting is missing or invalid; the message names the environment variable."""
 
@@ -62,6 +65,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         wechat_appid: WeChat mini-program AppID; empty disables WeChat login.
         wechat_secret_file: File holding the mini-program AppSecret.
         wechat_api_base: Base URL of the WeChat API (code2session).
+        argon2_profile: argon2id cost: ``rfc9106_low_memory`` (64 MiB, 3 passes) or
+            ``cheapest`` (for test suites only; refused in production).
     """
 
     database_url: str = ""
@@ -91,6 +96,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wechat_appid: str = ""
     wechat_secret_file: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
+    argon2_profile: Argon2Profile = "rfc9106_low_memory"
 
     @property
     def embedded(self) -> bool:
@@ -169,5 +175,7 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"{env_name('wechat_secret_file')}: required when TIMEBANK_WECHAT_APPID is set")
     if not settings.wechat_api_base.startswith(("https://", "http://")):
         raise SettingsError(f"{env_name('wechat_api_base')}: must be an http(s) URL")
+    if settings.argon2_profile == "cheapest" and settings.env == "production":
+        raise SettingsError(f"{env_name('argon2_profile')}: cheapest is for test suites only")
     if not Path(settings.sql_dir).is_dir():
         raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")

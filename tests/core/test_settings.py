@@ -40,6 +40,11 @@ class TestLoadSettings:
             ({"TIMEBANK_POOL_MIN_SIZE": "50", "TIMEBANK_POOL_MAX_SIZE": "5"}, "TIMEBANK_POOL_MIN_SIZE"),
             ({"TIMEBANK_JWT_PRIVATE_KEY_FILE": "/nonexistent.pem"}, "TIMEBANK_JWT_PRIVATE_KEY_FILE"),
             ({"TIMEBANK_DATABSE_URL": "postgresql://x"}, "TIMEBANK_DATABSE_URL"),
+            ({"TIMEBANK_ARGON2_PROFILE": "fast"}, "TIMEBANK_ARGON2_PROFILE"),
+            (
+                {"TIMEBANK_ARGON2_PROFILE": "cheapest", "TIMEBANK_ENV": "production"},
+                "TIMEBANK_ARGON2_PROFILE",
+            ),
         ],
     )
     def test_bad_value_names_the_variable(self, env: dict[str, str], variable: str) -> None:

@@ -207,10 +207,10 @@ class MeController(Controller):
 
     @put("/password", operation_id="change_password", status_code=204, summary="Set my password")
     async def change_password(
-        self, db: Db, principal: CurrentPrincipal, data: JSONBody[PasswordChange]
+        self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[PasswordChange]
     ) -> None:
         """Needs the current password when there is one; ends every session."""
-        await service.change_password(db, principal, data)
+        await service.change_password(db, identity, principal, data)
 
 
 class OrganisationController(Controller):

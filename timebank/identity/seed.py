@@ -12,16 +12,15 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
-from argon2 import PasswordHasher
 
 from timebank.db import Conn
 from timebank.identity import repo
+from timebank.identity.passwords import hash_password_now
 from timebank.identity.pii import PiiError, PiiKeys, birth_date_of, normalize_id_number, normalize_mobile
 from timebank.identity.schemas import PROXY_ACTIONS, Code, Password
 from timebank.identity.schemas import RealName as Name
 from timebank.ids import uuid7
-
-_hasher = PasswordHasher()
+from timebank.settings import Settings
 
 
 class AdminSeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -132,8 +131,8 @@ def validate_people(people: PeopleSeed, org_codes: set[str], shop_codes: set[str
         raise ValueError(f"invalid mobile number in the people sections: {exc}") from None
 
 
-def _hash(password: str | None) -> str | None:
-    return _hasher.hash(password) if password else None
+def _hash(password: str | None, settings: Settings) -> str | None:
+    return hash_password_now(password, settings) if password else None
 
 
 async def _seed_operator(
@@ -143,6 +142,7 @@ async def _seed_operator(
     seed: AdminSeed | StaffSeed | ShopOperatorSeed,
     kind: Literal["admin", "staff", "shop"],
     *,
+    settings: Settings,
     organisation_id: UUID | None = None,
     shop_id: UUID | None = None,
     roles: list[str] | None = None,
@@ -159,7 +159,7 @@ async def _seed_operator(
         roles=roles or [],
         real_name=seed.name,
         mobile=pii.seal_mobile(oid, normalize_mobile(seed.mobile)),
-        password_hash=_hash(seed.password),
+        password_hash=_hash(seed.password, settings),
     )
 
 
@@ -171,15 +171,18 @@ async def load_people(
     shop_ids: dict[str, UUID],
     people: PeopleSeed,
     progress: Callable[[str], None],
+    settings: Settings,
 ) -> dict[str, UUID]:
     """Insert the people who are missing (inside the caller's transaction).
+
+    Passwords are hashed with the cost ``settings`` choose.
 
     Returns:
         Every seeded volunteer's id by seed key (later sections, such as activities, refer to them).
     """
     added = 0
     for admin in people.admins:
-        _, new = await _seed_operator(conn, pii, region_id, admin, "admin")
+        _, new = await _seed_operator(conn, pii, region_id, admin, "admin", settings=settings)
         added += new
     staff_ids: dict[str, UUID] = {}  # by normalised mobile, for proxy grants
     for staff in people.staff:
@@ -189,12 +192,15 @@ async def load_people(
             region_id,
             staff,
             "staff",
+            settings=settings,
             organisation_id=org_ids[staff.organisation],
             roles=sorted(set(staff.roles)),
         )
         added += new
     for op in people.shop_operators:
-        _, new = await _seed_operator(conn, pii, region_id, op, "shop", shop_id=shop_ids[op.shop])
+        _, new = await _seed_operator(
+            conn, pii, region_id, op, "shop", settings=settings, shop_id=shop_ids[op.shop]
+        )
         added += new
     volunteer_ids: dict[str, UUID] = {}
     for vol in people.volunteers:
@@ -209,7 +215,7 @@ async def load_people(
             mobile=pii.seal_mobile(vid, normalize_mobile(vol.mobile)) if vol.mobile else None,
             id_number=pii.seal_id_number(vid, id_number),
             birth_date=birth_date_of(id_number),
-            password_hash=_hash(vol.password),
+            password_hash=_hash(vol.password, settings),
         )
         added += new
     grants = 0

@@ -378,7 +378,7 @@ async def register(conn: Conn, ctx: IdentityContext, req: RegisterRequest, clien
     await _limit(conn, ctx, REGISTER_PER_PHONE, index)
     community = await _community(conn, req.community_id)
     await _verify_otp(conn, ctx, index, "register", req.code, client)
-    password_hash = await hash_password(req.password) if req.password else None
+    password_hash = await hash_password(req.password, ctx.settings) if req.password else None
 
     async def work(c: Conn) -> TokenPair:
         volunteer_id = await _insert_volunteer(
@@ -432,7 +432,7 @@ async def login_password(conn: Conn, ctx: IdentityContext, req: LoginRequest, cl
         if wait > 0:
             raise TooManyRequests(f"Wait {wait} s before the next attempt.", wait, limit="login:delay")
     account = await _find_account(conn, req.kind, index)
-    ok, rehash = await verify_password(account.password_hash if account else None, req.password)
+    ok, rehash = await verify_password(account.password_hash if account else None, req.password, ctx.settings)
     if account is None or not ok:
         await repo.record_login_failure(
             conn, account_key, ctx.settings.login_lock_after, ctx.settings.login_lock_s
@@ -442,7 +442,9 @@ async def login_password(conn: Conn, ctx: IdentityContext, req: LoginRequest, cl
         await repo.clear_login_failures(conn, account_key)
     _require_active(account)
     if rehash:
-        await repo.set_password(conn, account.kind, account.id, await hash_password(req.password))
+        await repo.set_password(
+            conn, account.kind, account.id, await hash_password(req.password, ctx.settings)
+        )
     pair, _ = await _issue(conn, ctx, account)
     return pair
 
@@ -542,16 +544,18 @@ async def logout(conn: Conn, principal: Principal, req: LogoutRequest) -> None:
         await repo.revoke_family(conn, owner[0], "logout")
 
 
-async def change_password(conn: Conn, principal: Principal, req: PasswordChange) -> None:
+async def change_password(
+    conn: Conn, ctx: IdentityContext, principal: Principal, req: PasswordChange
+) -> None:
     """Set a new password; the current one is required when there is one. Ends other sessions."""
     account = await repo.account_by_id(conn, principal.kind, principal.sub)
     if account is None:
         raise NotFound("No such account.")
     if account.password_hash is not None:
-        ok, _ = await verify_password(account.password_hash, req.current_password or "")
+        ok, _ = await verify_password(account.password_hash, req.current_password or "", ctx.settings)
         if not ok:
             raise InvalidCredentials("The current password is not correct.")
-    new_hash = await hash_password(req.new_password)
+    new_hash = await hash_password(req.new_password, ctx.settings)
 
     async def work(c: Conn) -> None:
         await repo.set_password(c, principal.kind, principal.sub, new_hash)
@@ -708,7 +712,7 @@ async def _new_operator(
     sealed = ctx.pii.seal_mobile(operator_id, mobile)
     if await repo.operator_mobile_taken(conn, kind, sealed.index):
         raise MobileTaken()
-    password_hash = await hash_password(password) if password else None
+    password_hash = await hash_password(password, ctx.settings) if password else None
 
     async def work(c: Conn) -> None:
         await repo.insert_operator(
