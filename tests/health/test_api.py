@@ -41,10 +41,13 @@ class TestReadyz:
     async def test_503_when_database_unreachable(self, app: Litestar, database: TestDatabase) -> None:
         async with AsyncTestClient(app) as client:
             async with connect(database.server.admin_dsn) as admin:
-                await admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", database.name
-                )
+                # Refuse new connections first: asyncpg's pool reconnects as soon as its connection
+                # is terminated, and would get in before a later ALTER DATABASE under load.
                 await admin.execute(f'ALTER DATABASE "{database.name}" ALLOW_CONNECTIONS false')
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = $1",
+                    database.name,
+                )
             try:
                 resp = await client.get("/readyz")
             finally:

@@ -138,12 +138,14 @@ class TestWeChatLogin:
     ) -> None:
         import socket
 
-        with socket.socket() as probe:  # a loopback port nobody listens on
+        # Bound but not listening: connections are refused, and no other process (a parallel test
+        # worker's fake WeChat server, say) can take the port while the test runs.
+        with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        app = wechat_app(database, data_dir, f"http://127.0.0.1:{port}")
-        async with AsyncTestClient(app) as client:
-            resp = await client.post("/api/v1/auth/login/wechat", json={"code": "good-1"})
+            app = wechat_app(database, data_dir, f"http://127.0.0.1:{port}")
+            async with AsyncTestClient(app) as client:
+                resp = await client.post("/api/v1/auth/login/wechat", json={"code": "good-1"})
         assert_problem(resp, 502, "wechat-unavailable")
 
     @pytest.mark.asyncio
