@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
+import pytest_asyncio
 from litestar import Litestar
 
 from timebank.db import connect, database_dsn
 from timebank.identity.principal import Principal
 from timebank.identity.tokens import issue_access_token
+from timebank.settings import env_name
+
+ARGON2_PROFILE_ENV = env_name("argon2_profile")
+_RAM = Path("/dev/shm")
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python -m timebank.cli *args`` with ``env`` (and PATH, and the tests' password-hash cost)."""
+    return subprocess.run(
+        [sys.executable, "-m", "timebank.cli", *args],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            ARGON2_PROFILE_ENV: os.environ.get(ARGON2_PROFILE_ENV, "cheapest"),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new directory for a test server's data: in RAM where there is ``/dev/shm``.
+
+    Short (``/dev/shm/tbt-…``): the server's Unix socket lives inside (108-byte limit).
+    """
+    parent = _RAM if _RAM.is_dir() and os.access(_RAM, os.W_OK) else Path(tempfile.gettempdir())
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
 
 
 @dataclass(frozen=True)
@@ -48,6 +85,28 @@ class TestDatabase:
     async def drop(self) -> None:
         async with connect(self.server.admin_dsn) as admin:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@pytest_asyncio.fixture(name="owner_conn")
+async def rolled_back_owner_conn(
+    shared_database: TestDatabase, request: pytest.FixtureRequest
+) -> AsyncIterator[asyncpg.Connection]:
+    """``owner_conn`` in a module that imports this: rolled back instead of a database of its own.
+
+    A connection to the worker's shared database inside a transaction that is rolled back after
+    the test, so there is no database to clone and drop. Only for tests that need one connection,
+    commit nothing and see no difference between a transaction and a savepoint: the transactions
+    of the code under test become savepoints, ``now()`` stays the time the test began, and a
+    statement that fails outside a savepoint aborts the rest of the test.
+    """
+    assert "database" not in request.fixturenames, "a rolled-back test has no database of its own"
+    async with connect(shared_database.dsn) as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            yield conn
+        finally:
+            await transaction.rollback()
 
 
 def token_for(app: Litestar, principal: Principal) -> str:

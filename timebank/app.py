@@ -133,13 +133,18 @@ def api_routers() -> list[Router]:
     ]
 
 
+def new_runtime(settings: Settings) -> Runtime:
+    """The runtime of an application for ``settings``, before its lifespan starts."""
+    return Runtime(
+        settings=settings, migrations=load_migrations(settings.sql_dir), keys=load_key_ring(settings)
+    )
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the application for ``settings`` (default: from the environment)."""
     settings = settings or load_settings()
     configure_logging(settings)
-    runtime = Runtime(
-        settings=settings, migrations=load_migrations(settings.sql_dir), keys=load_key_ring(settings)
-    )
+    runtime = new_runtime(settings)
     openapi = OpenAPIConfig(
         title="timebank API",
         version=__version__,

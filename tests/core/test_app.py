@@ -38,7 +38,8 @@ async def boom() -> None:
 
 
 @pytest.fixture
-def probe_app(app: Litestar) -> Litestar:
+def probe_app(settings: Settings) -> Litestar:
+    app = create_app(settings)  # its own: the shared ``app`` fixture must stay as built
     app.register(probe)
     app.register(boom)
     return app

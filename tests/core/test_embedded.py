@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.support import scratch_dir
 from timebank.app import create_app
 from timebank.db import EmbeddedDatabase
 from timebank.settings import load_settings
@@ -25,9 +28,12 @@ def _postgres_running(pgdata: Path) -> bool:
 
 
 @pytest.fixture
-def short_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # Unix socket paths are limited to ~100 bytes; pytest's tmp_path can be longer.
-    return Path(tmp_path_factory.mktemp("e", numbered=True))
+def short_dir() -> Iterator[Path]:
+    # Unix socket paths are limited to ~100 bytes; pytest's tmp_path can be longer. In RAM where
+    # possible: initdb writes ~1,000 files.
+    path = scratch_dir("tbe-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 class TestEmbeddedLifespan:

@@ -7,6 +7,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from tests.support import rolled_back_owner_conn  # noqa: F401  (owner_conn: rolled back)
 from timebank.seeding import SeedError, load_seed_file, parse_seed
 from timebank.settings import PROJECT_ROOT
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.core.test_cli import run_cli
 from tests.hours.conftest import World, now
-from tests.support import TestDatabase
+from tests.support import TestDatabase, run_cli
 
 
 class TestAutoConfirmCommand:

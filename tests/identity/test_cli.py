@@ -5,26 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from uuid import UUID
 
 import pytest
 
-from tests.support import TestDatabase
+from tests.support import TestDatabase, run_cli
 from timebank.db import connect
 from timebank.identity.pii import ID_NUMBER, MOBILE, PiiKeys
-
-
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "timebank.cli", *args],
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 async def stored(dsn: str) -> list[dict[str, object]]:
