@@ -231,12 +231,19 @@ TABLE: dict[str, Entry] = {
 
 
 # --------------------------------------------------------------------------- other domains
-# Each domain keeps its rows (and the setup arranging the resources its paths name) beside its
-# tests; a setup returns extra path parameter values.
-from tests.hours.authz import HOURS_TABLE, hours_paths  # noqa: E402  (needs Entry and outcome above)
-from tests.ledger.authz import LEDGER_TABLE, ledger_paths  # noqa: E402
+# Each domain keeps its rows (TABLE) and the setup arranging the resources its paths name (paths,
+# returning extra path parameter values) in tests/<domain>/authz.py; the list of domains is the
+# application's own (timebank.domains.DOMAINS), so a new domain adds no line here.
+import importlib  # noqa: E402
+import importlib.util  # noqa: E402
+
+from timebank.domains import DOMAINS  # noqa: E402
 
 Setup = Callable[["Ctx"], Awaitable[dict[str, str]]]
-SETUPS: list[Setup] = [hours_paths, ledger_paths]
-TABLE.update(HOURS_TABLE)
-TABLE.update(LEDGER_TABLE)
+SETUPS: list[Setup] = []
+for _name in DOMAINS:
+    if importlib.util.find_spec(f"tests.{_name}.authz") is None:
+        continue
+    _module = importlib.import_module(f"tests.{_name}.authz")
+    TABLE.update(_module.TABLE)
+    SETUPS.append(_module.paths)

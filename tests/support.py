@@ -10,8 +10,8 @@ import httpx
 from litestar import Litestar
 
 from timebank.db import connect, database_dsn
-from timebank.identity.principal import Principal
 from timebank.identity.tokens import issue_access_token
+from timebank.kit.principal import Principal
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,9 @@ from litestar.types import ASGIApp
 
 from timebank import __version__
 from timebank.db import Conn, EmbeddedDatabase, Migration, connect, create_pool, load_migrations, migrate
-from timebank.health.controllers import HealthController
-from timebank.hours.controllers import CONTROLLERS as HOURS_CONTROLLERS
-from timebank.identity.controllers import IDENTITY_CONTROLLERS, JwksController
-from timebank.identity.guards import AuthenticationMiddleware, provide_principal
+from timebank.domains import domains
 from timebank.identity.tokens import KeyRing, load_key_ring
-from timebank.ledger.controllers import LEDGER_CONTROLLERS
+from timebank.kit.value import AfterValueMoved
 from timebank.observability import RequestContextMiddleware, configure_logging
 from timebank.problems import EXCEPTION_HANDLERS, Busy
 from timebank.settings import Settings, load_settings
@@ -48,6 +45,7 @@ class Runtime:
     embedded: EmbeddedDatabase | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     gate: asyncio.Semaphore | None = None
+    after_value_moved: list[AfterValueMoved] = field(default_factory=list)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
@@ -88,7 +86,7 @@ async def provide_db(state: State) -> AsyncIterator[Conn]:
         yield conn
 
 
-def _lifespan(runtime: Runtime) -> Any:
+def _database_lifespan(runtime: Runtime) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings = runtime.settings
@@ -123,14 +121,9 @@ class TimebankApp(Litestar):
         return RequestContextMiddleware(super()._create_asgi_handler())
 
 
-def api_routers() -> list[Router]:
-    """Domain routers mounted under ``/api/v1``; each domain issue adds its controllers here."""
-    return [
-        Router(
-            path=API_PREFIX,
-            route_handlers=[*IDENTITY_CONTROLLERS, *HOURS_CONTROLLERS, *LEDGER_CONTROLLERS],
-        )
-    ]
+def api_router() -> Router:
+    """Every domain's API handlers, mounted under ``/api/v1``."""
+    return Router(path=API_PREFIX, route_handlers=[h for d in domains() for h in d.api])
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -140,6 +133,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     runtime = Runtime(
         settings=settings, migrations=load_migrations(settings.sql_dir), keys=load_key_ring(settings)
     )
+    registered = domains()
+    runtime.after_value_moved = [hook for d in registered for hook in d.after_value_moved]
+    dependencies: dict[str, Any] = {"db": Provide(provide_db)}
+    for domain in registered:
+        dependencies.update(domain.dependencies)
     openapi = OpenAPIConfig(
         title="timebank API",
         version=__version__,
@@ -154,11 +152,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         create_examples=False,
     )
     return TimebankApp(
-        route_handlers=[HealthController, JwksController, *api_routers()],
-        dependencies={"db": Provide(provide_db), "principal": Provide(provide_principal)},
-        middleware=[AuthenticationMiddleware(runtime.keys, settings)],
+        route_handlers=[*(h for d in registered for h in d.root), api_router()],
+        dependencies=dependencies,
+        middleware=[m for d in registered if d.middleware for m in d.middleware(runtime)],
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[_lifespan(runtime)],
+        lifespan=[_database_lifespan(runtime), *(life(runtime) for d in registered for life in d.lifespan)],
         state=State({"runtime": runtime}),
         openapi_config=openapi,
         logging_config=None,

@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 from tests.hours.conftest import World, now
 from tests.support import assert_problem, auth
 from timebank.hours import certificates, service
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 
 API = "/api/v1"
 

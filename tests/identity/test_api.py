@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import assert_problem, auth
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 
 API = "/api/v1"
 PHONE = "13812345678"

@@ -18,7 +18,7 @@ from tests.authz_table import ROLES, SETUPS, TABLE
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import auth
 from timebank.app import create_app
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 from timebank.settings import load_settings
 
 IGNORED_METHODS = {"OPTIONS", "HEAD"}

@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from timebank.identity.principal import Principal
 from timebank.identity.scope import org_in_scope, shop_in_scope, volunteer_in_scope
+from timebank.kit.principal import Principal
 from timebank.seeding import load_seed_file
 from timebank.settings import PROJECT_ROOT
 

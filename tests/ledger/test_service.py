@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 
 from tests.ledger.conftest import STAFF, Books
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.ledger import errors, repo, service
 from timebank.ledger.schemas import SYSTEM, HoldSpec, PostHold, Reversal, TransferSpec, VoidHold
 

@@ -37,10 +37,10 @@ from timebank.db import Conn
 from timebank.hours import errors, repo
 from timebank.hours.schemas import Certificate, CertificateRequest, Verification, hours_display
 from timebank.hours.service import day_bounds, region_org, require_org, require_volunteer
-from timebank.identity.principal import Principal
 from timebank.identity.scope import org_in_scope
 from timebank.identity.tokens import KeyRing
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 
 FONT = "STSong-Light"
 TITLE = "志愿服务记录证明"

@@ -56,8 +56,8 @@ from timebank.hours.service import (
     rules,
     staff_activity,
 )
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.ledger import service as ledger
 from timebank.ledger.schemas import SYSTEM, Account, Actor, Ledger, LotOrigin, Operation, TransferSpec
 from timebank.ledger.schemas import Reversal as LedgerReversal

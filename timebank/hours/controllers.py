@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
@@ -48,9 +47,7 @@ from timebank.hours.schemas import (
     WithReason,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated, require
-from timebank.identity.principal import Principal
-from timebank.ledger import sealer
-from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
+from timebank.kit.value import IdempotencyKeyHeader, moves_value
 
 Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothing to validate
 
@@ -313,7 +310,6 @@ class ActivityController(Controller):
     async def confirm_activity(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         db: Db,
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
@@ -326,7 +322,6 @@ class ActivityController(Controller):
         """
         return await moves_value(
             request,
-            state,
             db,
             principal,
             idempotency_key,
@@ -350,28 +345,6 @@ class ActivityController(Controller):
         """CSV (UTF-8 with BOM) or XLSX; names and mobiles masked."""
         body, name = await exports.activity_export(db, principal, activity_id, format)
         return download(body, name, exports.MEDIA_TYPES[format])
-
-
-async def moves_value(
-    request: Request[Any, Any, Any],
-    state: State,
-    db: Conn,
-    principal: Principal,
-    idempotency_key: str | None,
-    work: Callable[[Conn], Awaitable[Any]],
-    *,
-    status_code: int = 201,
-) -> Response[bytes]:
-    """Run value-moving ``work`` once per ``Idempotency-Key``; seal the region's ledger after responding."""
-    return await idempotent(
-        request,
-        db,
-        principal,
-        idempotency_key,
-        work,
-        status_code=status_code,
-        after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
-    )
 
 
 def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
@@ -457,7 +430,6 @@ class ServiceRecordController(Controller):
     async def confirm(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         db: Db,
         principal: CurrentPrincipal,
         record_id: FromPath[UUID],
@@ -467,7 +439,6 @@ class ServiceRecordController(Controller):
         """Staff reviewers (optionally with corrected minutes), or the person served (one-to-one)."""
         return await moves_value(
             request,
-            state,
             db,
             principal,
             idempotency_key,
@@ -490,7 +461,6 @@ class ServiceRecordController(Controller):
     async def reverse(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         db: Db,
         principal: CurrentPrincipal,
         record_id: FromPath[UUID],
@@ -500,7 +470,6 @@ class ServiceRecordController(Controller):
         """Reversal transfers on both statements; what was spent becomes a recovery debt (or 409, by rule)."""
         return await moves_value(
             request,
-            state,
             db,
             principal,
             idempotency_key,
@@ -549,7 +518,6 @@ class HonourController(Controller):
     async def grant(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         db: Db,
         principal: CurrentPrincipal,
         data: JSONBody[HonourGrant],
@@ -558,7 +526,6 @@ class HonourController(Controller):
         """TIME with lot origin honour; no points unless the rule points.honour_hours_earn_points says so."""
         return await moves_value(
             request,
-            state,
             db,
             principal,
             idempotency_key,

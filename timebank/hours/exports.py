@@ -19,7 +19,7 @@ from timebank.db import Conn
 from timebank.hours import errors, repo
 from timebank.hours.schemas import hours_display
 from timebank.hours.service import day_bounds, mask_name, require_org, staff_activity
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 
 Format = Literal["csv", "xlsx"]
 MAX_ROWS = 100_000

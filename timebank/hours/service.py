@@ -56,9 +56,9 @@ from timebank.hours.schemas import (
     TrainingCreate,
     hours_display,
 )
-from timebank.identity.principal import Principal
 from timebank.identity.scope import org_in_scope, volunteer_in_scope
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.settings import PROJECT_ROOT
 
 PUBLIC_STATUSES = ["published", "closed", "settled"]

@@ -31,8 +31,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from timebank.db import Conn
 from timebank.identity import repo
 from timebank.identity.errors import ProxyNotAllowed
-from timebank.identity.principal import Kind, Principal
 from timebank.identity.tokens import InvalidToken, KeyRing, VerifiedTokens
+from timebank.kit.principal import Kind, Principal
 from timebank.problems import BadRequest, Forbidden, Unauthenticated
 from timebank.settings import Settings
 

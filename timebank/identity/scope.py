@@ -10,7 +10,7 @@ need the database, and every service calls them before touching a resource named
 * an administrator reaches their region.
 
 A principal acting for someone through ``X-Act-For`` *is* the subject for these checks (``sub`` is
-the subject, see :class:`~timebank.identity.principal.Principal`), limited to the grant's actions.
+the subject, see :class:`~timebank.kit.principal.Principal`), limited to the grant's actions.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from uuid import UUID
 
 from timebank.db import Conn
 from timebank.identity import repo
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 
 VIEW = "view"
 

@@ -48,7 +48,6 @@ from timebank.identity.pii import (
     normalize_id_number,
     normalize_mobile,
 )
-from timebank.identity.principal import Principal
 from timebank.identity.schemas import (
     AccountKind,
     ActorRef,
@@ -90,6 +89,7 @@ from timebank.identity.sms import SmsSender
 from timebank.identity.tokens import KeyRing, issue_access_token
 from timebank.identity.wechat import Code2SessionClient, WeChatError
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.ledger import service as ledger_service
 from timebank.problems import BadRequest, Conflict, Forbidden, NotFound, Unavailable
 from timebank.settings import Settings

@@ -8,15 +8,14 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 
 from timebank.db import Conn
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, require
-from timebank.ledger import sealer, service
-from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
+from timebank.kit.value import IdempotencyKeyHeader, moves_value
+from timebank.ledger import service
 from timebank.ledger.schemas import (
     AccountPage,
     AccountView,
@@ -127,7 +126,6 @@ class LedgerTransferController(Controller):
     async def reverse(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         db: Db,
         principal: CurrentPrincipal,
         transfer_id: FromPath[UUID],
@@ -140,14 +138,12 @@ class LedgerTransferController(Controller):
         accounts. If a volunteer already spent what the transfer credited, the reversal is refused
         (409 reversal-lots-spent) unless ``when_spent`` is ``other_lots``.
         """
-        return await idempotent(
+        return await moves_value(
             request,
             db,
             principal,
             idempotency_key,
             lambda conn: service.reverse(conn, principal, transfer_id, data),
-            status_code=201,
-            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from timebank.problems import BadRequest, Conflict, DomainError, InvalidInput, NotFound
+from timebank.problems import Conflict, DomainError, InvalidInput, NotFound
 
 
 class AccountNotFound(NotFound):
@@ -110,30 +110,6 @@ class LotInvariantBroken(DomainError):
     """Open lots do not cover the balance: the ledger is inconsistent (run ``timebank verify``)."""
 
     status, slug, title = 500, "lot-invariant-broken", "账本数据不一致"
-
-
-class IdempotencyKeyMissing(BadRequest):
-    """A value-moving request came without an ``Idempotency-Key`` header."""
-
-    slug, title = "idempotency-key-missing", "缺少幂等键"
-
-
-class IdempotencyKeyReused(InvalidInput):
-    """The key was used before with a different request."""
-
-    slug, title = "idempotency-key-reused", "幂等键已用于其他请求"
-
-
-class IdempotencyInFlight(Conflict):
-    """The first request with this key is still being processed."""
-
-    slug, title = "idempotency-request-in-flight", "相同请求正在处理中"
-
-
-class InvalidCursor(InvalidInput):
-    """The pagination cursor is not one this service issued (or belongs to other filters)."""
-
-    slug, title = "invalid-cursor", "分页游标无效"
 
 
 def _amount_fields(ledger: str, prefix: str, value: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 
 Ledger = Literal["TIME", "POINTS"]
 LEDGERS: tuple[Ledger, ...] = ("TIME", "POINTS")

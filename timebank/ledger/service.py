@@ -38,8 +38,9 @@ import msgspec
 
 from timebank.db import Conn, in_transaction
 from timebank.identity import scope
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.errors import InvalidCursor
+from timebank.kit.principal import Principal
 from timebank.ledger import errors, repo
 from timebank.ledger.schemas import (
     CODE_HOLD_EXPIRED,
@@ -367,9 +368,9 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         payload = json.loads(raw)
     except ValueError:
-        raise errors.InvalidCursor("the cursor is not one this service issued") from None
+        raise InvalidCursor("the cursor is not one this service issued") from None
     if not isinstance(payload, dict):
-        raise errors.InvalidCursor("the cursor is not one this service issued")
+        raise InvalidCursor("the cursor is not one this service issued")
     return payload
 
 
@@ -399,13 +400,13 @@ async def statement(
         payload = decode_cursor(cursor)
         try:
             if payload["k"] != key:
-                raise errors.InvalidCursor("the cursor belongs to other filters; start again without it")
+                raise InvalidCursor("the cursor belongs to other filters; start again without it")
             before = (datetime.fromisoformat(payload["t"]), UUID(payload["i"]))
             running = {UUID(a): int(v) for a, v in payload["b"].items()}
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise errors.InvalidCursor("the cursor is not one this service issued") from None
+            raise InvalidCursor("the cursor is not one this service issued") from None
         if set(running) != set(ids):
-            raise errors.InvalidCursor("the cursor belongs to other accounts")
+            raise InvalidCursor("the cursor belongs to other accounts")
 
     async def read(c: Conn) -> tuple[dict[UUID, int], list[asyncpg.Record]]:
         start = running
@@ -564,7 +565,7 @@ async def account_page(
         try:
             after = UUID(payload["a"])
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise errors.InvalidCursor("the cursor is not one this service issued") from None
+            raise InvalidCursor("the cursor is not one this service issued") from None
     limit = max(1, min(limit, PAGE_MAX))
     found = await repo.list_accounts(
         conn,

@@ -13,10 +13,10 @@ import msgspec
 import pytest
 
 from tests.ledger.conftest import Books
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.idempotency import fingerprint, idempotent, purge_expired_keys
+from timebank.kit.principal import Principal
 from timebank.ledger import errors
-from timebank.ledger.idempotency import fingerprint, idempotent, purge_expired_keys
 
 
 @dataclass

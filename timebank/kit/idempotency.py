@@ -1,13 +1,7 @@
 """``Idempotency-Key`` for value-moving requests (IETF httpapi draft, Stripe practice).
 
-A controller declares the header with :data:`IdempotencyKeyHeader` and wraps its work::
-
-    @post("/{transfer_id:uuid}/reversal", operation_id="reverse_transfer", status_code=201)
-    async def reverse(self, request: Request, db: Db, principal: CurrentPrincipal,
-                      transfer_id: FromPath[UUID], data: JSONBody[ReverseRequest],
-                      idempotency_key: IdempotencyKeyHeader = None) -> Response[bytes]:
-        return await idempotent(request, db, principal, idempotency_key,
-                                lambda conn: service.reverse(conn, principal, transfer_id, data))
+Controllers do not call this module directly: they wrap value-moving work in
+:func:`timebank.kit.value.moves_value`, which adds the work to do after the response.
 
 Rules:
 
@@ -24,7 +18,7 @@ Rules:
 * refusals by the domain (4xx problems) are stored and replayed like successes; unexpected
   failures (5xx, database down) release the key so that the client can retry;
 * a key is kept for the region rule ``ledger.idempotency_retention_hours`` (default 48, at least
-  24); :func:`purge_expired_keys` deletes older ones (the jobs issue schedules it). A claim whose
+  24); :func:`purge_expired_keys` deletes older ones in bounded batches (a periodic task). A claim whose
   lease ran out (its worker died, and its transaction with it) may be taken over by a retry of
   the same request.
 """
@@ -44,10 +38,11 @@ from litestar.background_tasks import BackgroundTask
 from litestar.params import HeaderParameter
 
 from timebank.db import Conn, in_transaction
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
-from timebank.ledger import repo
-from timebank.ledger.errors import IdempotencyInFlight, IdempotencyKeyMissing, IdempotencyKeyReused
+from timebank.kit import repo
+from timebank.kit.errors import IdempotencyInFlight, IdempotencyKeyMissing, IdempotencyKeyReused
+from timebank.kit.principal import Principal
+from timebank.kit.rules import shipped_defaults
 from timebank.problems import PROBLEM_MEDIA_TYPE, BadRequest, DomainError, problem_type
 
 log = logging.getLogger("timebank.idempotency")
@@ -131,7 +126,7 @@ async def idempotent(
     claim = uuid7()
     for _ in range(3):
         if await repo.claim_idempotency_key(
-            conn, principal.region_id, kind, caller, key, print_, claim, LEASE_S
+            conn, principal.region_id, kind, caller, key, print_, claim, LEASE_S, _default_retention()
         ):
             break
         row = await repo.idempotency_key(conn, kind, caller, key)
@@ -193,6 +188,19 @@ async def _release(conn: Conn, kind: str, caller: Any, key: str, claim: Any) -> 
         log.warning("idempotency key not released", extra={"error": type(exc).__name__})
 
 
-async def purge_expired_keys(conn: Conn, now: datetime | None = None) -> int:
-    """Delete keys whose retention ended (at ``now``, default the database clock)."""
-    return await repo.purge_idempotency_keys(conn, now)
+def _default_retention() -> int:
+    return int(shipped_defaults()["ledger.idempotency_retention_hours"])
+
+
+async def purge_expired_keys(conn: Conn, now: datetime | None = None, *, batch: int = 5000) -> int:
+    """Delete keys whose retention ended (at ``now``, default the database clock).
+
+    Deletes in batches of ``batch`` rows, each its own statement, so that a large backlog never
+    holds one long transaction; returns how many keys went.
+    """
+    purged = 0
+    while True:
+        done = await repo.purge_idempotency_keys(conn, now, batch)
+        purged += done
+        if done < batch:
+            return purged
