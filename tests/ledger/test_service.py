@@ -10,6 +10,7 @@ import pytest
 
 from tests.ledger.conftest import STAFF, Books
 from timebank.ids import uuid7
+from timebank.kit.errors import InvalidCursor
 from timebank.kit.principal import Principal
 from timebank.ledger import errors, repo, service
 from timebank.ledger.schemas import SYSTEM, HoldSpec, PostHold, Reversal, TransferSpec, VoidHold
@@ -615,9 +616,9 @@ class TestStatement:
         for _ in range(3):
             await books.earn(vol, 1)
         page = await service.statement(books.conn, [vol], limit=1)
-        with pytest.raises(errors.InvalidCursor):
+        with pytest.raises(InvalidCursor):
             await service.statement(books.conn, [other], cursor=page.next_cursor)
-        with pytest.raises(errors.InvalidCursor):
+        with pytest.raises(InvalidCursor):
             await service.statement(books.conn, [vol], cursor="not-a-cursor")
 
 
