@@ -23,6 +23,7 @@ from timebank import __version__
 from timebank.db import Conn, EmbeddedDatabase, Migration, connect, create_pool, load_migrations, migrate
 from timebank.domains import domains
 from timebank.identity.tokens import KeyRing, load_key_ring
+from timebank.kit.contract import document_problems
 from timebank.kit.value import AfterValueMoved
 from timebank.observability import RequestContextMiddleware, configure_logging
 from timebank.problems import EXCEPTION_HANDLERS, Busy
@@ -150,8 +151,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             }
         ),
         create_examples=False,
+        use_handler_docstrings=True,
     )
-    return TimebankApp(
+    app = TimebankApp(
         route_handlers=[*(h for d in registered for h in d.root), api_router()],
         dependencies=dependencies,
         middleware=[m for d in registered if d.middleware for m in d.middleware(runtime)],
@@ -163,6 +165,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
         request_max_body_size=4 * 1024 * 1024,
     )
+    document_problems(app)
+    return app
 
 
 def freeze_startup_heap() -> None:

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from uuid import UUID
 
 import asyncpg
 from litestar import Request, Response
@@ -143,32 +144,87 @@ def _domain_handler(request: Request[Any, Any, Any], exc: DomainError) -> Respon
 
 
 _FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
+_MISSING_BODY = "'data'"  # Litestar's message when a required body is absent
 
 
-def _validation_errors(extra: Any) -> list[dict[str, str]]:
+def _client_name(request: Request[Any, Any, Any], field: str) -> str:
+    """The name the client used for parameter ``field`` (its query/header alias, e.g. ``from``)."""
+    handler = request.scope.get("route_handler")
+    params = getattr(getattr(handler, "parsed_fn_signature", None), "parameters", {})
+    definition = getattr(params.get(field), "kwarg_definition", None)
+    for attr in ("name", "query", "header", "cookie"):
+        alias = getattr(definition, attr, None)
+        if isinstance(alias, str) and alias:
+            return alias
+    return field
+
+
+def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message") or "")
         field = str(item.get("key") or "")
+        raw_source = item.get("source") or "body"
+        source = str(getattr(raw_source, "value", raw_source))
         named = _FIELD_IN_MESSAGE.search(message)
+        if source == "body" and field == "data" and message == _MISSING_BODY:
+            field, message = "body", "the request body is empty: send a JSON object"
         # For unknown or missing fields Litestar reports the whole body ("data"); msgspec's
         # message names the field itself.
-        if named and field in ("", "data"):
+        elif named and field in ("", "data"):
             field = named.group(1)
-        errors.append({"field": field, "source": str(item.get("source") or "body"), "message": message})
+        elif source != "body":
+            field = _client_name(request, field)
+        errors.append({"field": field, "source": source, "message": message})
     return errors
 
 
 def _validation_handler(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
-    errors = _validation_errors(exc.extra)
+    errors = _validation_errors(request, exc.extra)
     fields = ", ".join(dict.fromkeys(e["field"] for e in errors if e["field"])) or "request"
     return problem_response(
         422, "validation-failed", "请求参数校验失败", f"Invalid value for: {fields}", {"errors": errors}
     )
+
+
+_TYPED_SEGMENT = re.compile(r"\{([a-z_]+):([a-z]+)\}")
+
+
+def _malformed_path_parameter(request: Request[Any, Any, Any]) -> dict[str, str] | None:
+    """A path that matches a route but for a typed segment (an id that is not a UUID, …)."""
+    segments = request.url.path.rstrip("/").split("/")
+    for route in request.app.routes:
+        template = route.path.rstrip("/").split("/")
+        if len(template) != len(segments):
+            continue
+        bad: dict[str, str] | None = None
+        for want, got in zip(template, segments, strict=True):
+            typed = _TYPED_SEGMENT.fullmatch(want)
+            if typed is None:
+                if want != got and not want.startswith("{"):
+                    break
+                continue
+            name, kind = typed.groups()
+            if kind == "uuid" and not _is_uuid(got) and bad is None:
+                bad = {"field": name, "source": "path", "message": "must be a UUID"}
+            elif kind == "int" and not got.lstrip("-").isdigit() and bad is None:
+                bad = {"field": name, "source": "path", "message": "must be an integer"}
+        else:
+            if bad is not None:
+                return bad
+    return None
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -186,6 +242,15 @@ def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         )
     # Litestar's router gives bare reason phrases; say what was asked for instead.
     if status == 404 and detail == "Not Found":
+        malformed = _malformed_path_parameter(request)
+        if malformed is not None:
+            return problem_response(
+                422,
+                "validation-failed",
+                "请求参数校验失败",
+                f"Invalid value for: {malformed['field']}",
+                {"errors": [malformed]},
+            )
         detail = f"No resource at {request.url.path}"
     elif status == 405:
         allowed = headers.get("allow") or headers.get("Allow") or ""

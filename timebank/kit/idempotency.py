@@ -56,6 +56,7 @@ IdempotencyKeyHeader = Annotated[
     str | None,
     HeaderParameter(
         name=HEADER,
+        required=True,
         description=(
             "Required (400 without it): a unique key per operation, 1–255 visible ASCII characters. "
             "Retrying with the same key and body replays the first response; another body is a 422; "
