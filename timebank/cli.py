@@ -17,8 +17,8 @@ import asyncpg
 from timebank import __version__
 from timebank.db import (
     EmbeddedDatabase,
-    Migration,
     MigrationError,
+    SqlFile,
     connect,
     load_migrations,
     migrate,
@@ -46,15 +46,16 @@ async def database(settings: Settings) -> AsyncIterator[str]:
         embedded.stop()
 
 
-def _progress(mig: Migration) -> None:
-    _say(f"  applying {mig.filename}")
+def _progress(file: SqlFile) -> None:
+    _say(f"  applying {file.filename}")
 
 
 async def _migrate(settings: Settings, dsn: str) -> None:
     migrations = load_migrations(settings.sql_dir)
     async with connect(dsn) as conn:
         done = await migrate(conn, migrations, progress=_progress)
-    _say(f"migrations: {len(done)} applied, {len(migrations)} in total, schema current")
+    files = f"{len(migrations.versioned)} versioned, {len(migrations.repeatable)} repeatable"
+    _say(f"migrations: {len(done)} applied ({files} in sql/), schema current")
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -63,7 +64,7 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
             async with connect(dsn) as conn:
                 rows = await migration_status(conn, load_migrations(settings.sql_dir))
             for row in rows:
-                print(f"{row.version:04d}  {row.state:<8} {row.applied_at or '-':<32} {row.filename}")
+                print(f"{row.label:>4}  {row.state:<8} {row.applied_at or '-':<32} {row.filename}")
             bad = [r for r in rows if r.state in ("edited", "missing")]
             return 1 if bad else 0
         await _migrate(settings, dsn)
@@ -219,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="load seeds/demo.yaml before serving (idempotent)")
     serve.set_defaults(handler=cmd_serve, is_async=False)
 
-    mig = sub.add_parser("migrate", help="apply pending migrations from sql/")
+    mig = sub.add_parser("migrate", help="apply pending migrations, then changed repeatable files, from sql/")
     mig.add_argument("--status", action="store_true", help="list migrations and their state; change nothing")
     mig.set_defaults(handler=cmd_migrate, is_async=True)
 
