@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 import tempfile
@@ -23,7 +22,7 @@ import pytest
 import pytest_asyncio
 from litestar import Litestar
 
-from tests.support import ServerInfo, TestDatabase
+from tests.support import ServerInfo, TestDatabase, schema_digest
 from timebank.app import create_app
 from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate
 from timebank.settings import PROJECT_ROOT, Settings, load_settings
@@ -64,10 +63,10 @@ def pg_server() -> Iterator[ServerInfo]:
 
 @pytest.fixture(scope="session")
 def template_db(pg_server: ServerInfo) -> Iterator[str]:
-    """Name of a database holding the migrated schema, rebuilt when sql/ changes."""
+    """Name of a database holding the migrated schema, rebuilt when sql/ (repeatable files
+    included) changes."""
     migrations = load_migrations(PROJECT_ROOT / "sql")
-    digest = hashlib.sha256("".join(m.checksum for m in migrations).encode()).hexdigest()[:10]
-    name = f"tb_template_{digest}_{os.getpid()}"
+    name = f"tb_template_{schema_digest(migrations)}_{os.getpid()}"
 
     async def build() -> None:
         async with connect(pg_server.admin_dsn) as admin:

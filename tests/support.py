@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import httpx
 from litestar import Litestar
 
-from timebank.db import connect, database_dsn
+from timebank.db import MigrationSet, connect, database_dsn
 from timebank.identity.tokens import issue_access_token
 from timebank.kit.principal import Principal
 
@@ -48,6 +49,13 @@ class TestDatabase:
     async def drop(self) -> None:
         async with connect(self.server.admin_dsn) as admin:
             await admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def schema_digest(migrations: MigrationSet) -> str:
+    """A short digest of every file in sql/, repeatable files included: names the template database,
+    so that a change to any of them builds a new template."""
+    files = "".join(f"{f.filename} {f.checksum}\n" for f in migrations.files)
+    return hashlib.sha256(files.encode()).hexdigest()[:10]
 
 
 def token_for(app: Litestar, principal: Principal) -> str:

@@ -20,7 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
 from timebank import __version__
-from timebank.db import Conn, EmbeddedDatabase, Migration, connect, create_pool, load_migrations, migrate
+from timebank.db import Conn, EmbeddedDatabase, MigrationSet, connect, create_pool, load_migrations, migrate
 from timebank.domains import domains
 from timebank.identity.tokens import KeyRing, load_key_ring
 from timebank.kit.contract import document_problems
@@ -39,7 +39,7 @@ class Runtime:
     """What the lifespan sets up and handlers reach through ``app.state.runtime``."""
 
     settings: Settings
-    migrations: list[Migration]
+    migrations: MigrationSet
     keys: KeyRing
     dsn: str = ""
     pool: asyncpg.Pool | None = None

@@ -25,7 +25,7 @@ async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
             async with connect(dsn) as conn:
                 rows = await migration_status(conn, load_migrations(settings.sql_dir))
             for row in rows:
-                print(f"{row.version:04d}  {row.state:<8} {row.applied_at or '-':<32} {row.filename}")
+                print(f"{row.label:>4}  {row.state:<8} {row.applied_at or '-':<32} {row.filename}")
             bad = [r for r in rows if r.state in ("edited", "missing")]
             return 1 if bad else 0
         await apply_migrations(settings, dsn)
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="load seeds/demo.yaml before serving (idempotent)")
     serve.set_defaults(handler=cmd_serve, is_async=False)
 
-    mig = sub.add_parser("migrate", help="apply pending migrations from sql/")
+    mig = sub.add_parser("migrate", help="apply pending migrations, then changed repeatable files, from sql/")
     mig.add_argument("--status", action="store_true", help="list migrations and their state; change nothing")
     mig.set_defaults(handler=cmd_migrate, is_async=True)
 

@@ -50,7 +50,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         pool_max_size: Maximum size of the asyncpg pool.
         pool_wait_s: How long a request waits for a pooled connection before it is answered 503
             (``busy``) instead of hanging on.
-        sql_dir: Directory of forward-only migrations.
+        sql_dir: Directory of forward-only migrations, with the repeatable files in functions/.
         seeds_dir: Directory of seed data.
         pii_key_file: JSON key file for personal data (AES-256-GCM keys by id, the current id, the
             blind-index HMAC key); empty means a file generated once in data_dir/keys.

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from timebank.db import EmbeddedDatabase, Migration, connect, load_migrations, migrate
+from timebank.db import EmbeddedDatabase, SqlFile, connect, load_migrations, migrate
 from timebank.settings import Settings
 
 
@@ -38,8 +38,8 @@ async def database(settings: Settings) -> AsyncIterator[str]:
         embedded.stop()
 
 
-def _progress(mig: Migration) -> None:
-    say(f"  applying {mig.filename}")
+def _progress(file: SqlFile) -> None:
+    say(f"  applying {file.filename}")
 
 
 async def apply_migrations(settings: Settings, dsn: str) -> None:
@@ -47,7 +47,8 @@ async def apply_migrations(settings: Settings, dsn: str) -> None:
     migrations = load_migrations(settings.sql_dir)
     async with connect(dsn) as conn:
         done = await migrate(conn, migrations, progress=_progress)
-    say(f"migrations: {len(done)} applied, {len(migrations)} in total, schema current")
+    files = f"{len(migrations.versioned)} versioned, {len(migrations.repeatable)} repeatable"
+    say(f"migrations: {len(done)} applied ({files} in sql/), schema current")
 
 
 @asynccontextmanager
