@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,6 +27,7 @@ from reportlab.pdfbase.ttfonts import TTFontFile
 from tests.hours.conftest import World, now
 from tests.support import auth
 from timebank.hours import certificates
+from timebank.hours.schemas import CertificateRequest
 from timebank.settings import DEFAULT_CERTIFICATE_FONT
 
 API = "/api/v1"
@@ -106,7 +108,7 @@ def _decode(font: EmbeddedFont, raw: bytes) -> str:
 async def issue(app: Litestar, world: World, client: AsyncTestClient[Litestar], name: str) -> bytes:
     """A certificate of confirmed service for a volunteer named ``name`` + "0", as PDF."""
     (vid,) = await world.add_volunteers(1, name=name)
-    aid = await world.activity(starts_at=now() - timedelta(days=2), status="closed", title="敬老院探访")
+    aid = await world.activity(starts_at=now() - timedelta(hours=3), status="closed", title="敬老院探访")
     await world.sign_up_all(aid, [vid])
     await world.attend_all(aid, [vid], minutes=100)
     staff = auth(app, world.staff())
@@ -114,16 +116,14 @@ async def issue(app: Litestar, world: World, client: AsyncTestClient[Litestar], 
         f"{API}/activities/{aid}/confirm", headers={**staff, "Idempotency-Key": f"confirm-{aid}"}
     )
     assert confirmed.status_code == 200, confirmed.text
-    resp = await client.post(
-        f"{API}/certificates",
-        json={
-            "volunteer_id": str(vid),
-            "organisation_id": str(world.orgs["zhangyuan"]),
-            "period_from": (now() - timedelta(days=10)).date().isoformat(),
-            "period_to": now().date().isoformat(),
-        },
-        headers=staff,
+    today = now().date()  # UTC; the region's day may be a later one
+    request = CertificateRequest(
+        volunteer_id=vid,
+        organisation_id=world.orgs["zhangyuan"],
+        period_from=today - timedelta(days=2),
+        period_to=today + timedelta(days=1),
     )
+    resp = await client.post(f"{API}/certificates", json=msgspec.to_builtins(request), headers=staff)
     assert resp.status_code == 201, resp.text
     pdf = await client.get(
         f"{API}/certificates/{resp.json()['id']}/pdf", headers=auth(app, world.volunteer(vid))
