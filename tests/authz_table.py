@@ -190,13 +190,13 @@ TABLE: dict[str, Entry] = {
     "POST /api/v1/auth/register": Entry(outcome(201, 201, 403, 201, 201, 201, 201), register_body),
     "POST /api/v1/auth/login": Entry(outcome(200, 200, 403, 200, 200, 200, 200), login_body),
     "POST /api/v1/auth/login/otp": Entry(outcome(200, 200, 403, 200, 200, 200, 200), otp_login_body),
-    # WeChat is not configured in the tests: the route is open and answers 502.
-    "POST /api/v1/auth/login/wechat": Entry(outcome(502, 502, 403, 502, 502, 502, 502), wechat_body),
+    # WeChat is not configured in the tests: the route is open and answers 409 login-method-disabled.
+    "POST /api/v1/auth/login/wechat": Entry(outcome(409, 409, 403, 409, 409, 409, 409), wechat_body),
     "POST /api/v1/auth/refresh": Entry(outcome(200, 200, 403, 200, 200, 200, 200), refresh_body),
     "POST /api/v1/auth/logout": Entry(outcome(401, 204, 403, 204, 204, 204, 204), logout_body),
     # Me: any account; a proxy sees the subject.
     "GET /api/v1/me": Entry(outcome(401, 200, 200, 200, 200, 200, 200)),
-    "PUT /api/v1/me/wechat": Entry(outcome(401, 502, 403, 403, 403, 403, 403), wechat_body),
+    "PUT /api/v1/me/wechat": Entry(outcome(401, 409, 403, 403, 403, 403, 403), wechat_body),
     "PUT /api/v1/me/password": Entry(outcome(401, 204, 403, 204, 204, 204, 204), password_body),
     # Organisations: staff in their subtree (org_admin to change), admins in the region.
     "POST /api/v1/organisations": Entry(outcome(401, 403, 403, 201, 403, 403, 201), org_create_body),

@@ -15,6 +15,10 @@ from typing import Annotated, Literal
 import msgspec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Package data (pyproject's package-data), so every install has it: see timebank/fonts/README.md.
+DEFAULT_CERTIFICATE_FONT = Path(__file__).resolve().parent / "fonts" / "wqy-microhei-gbk.ttf"
+# sfnt versions of fonts with TrueType (glyf) outlines; b"OTTO" (CFF outlines) reportlab cannot embed.
+_TRUETYPE_MAGIC = (b"\x00\x01\x00\x00", b"true")
 ENV_PREFIX = "TIMEBANK_"
 
 
@@ -62,6 +66,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         wechat_appid: WeChat mini-program AppID; empty disables WeChat login.
         wechat_secret_file: File holding the mini-program AppSecret.
         wechat_api_base: Base URL of the WeChat API (code2session).
+        certificate_font_file: TrueType-outline font (.ttf) embedded in certificate PDFs; the default
+            is the bundled GBK subset of WenQuanYi Micro Hei. Characters it lacks print as their
+            code point (``[U+4DAE]``).
     """
 
     database_url: str = ""
@@ -91,6 +98,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wechat_appid: str = ""
     wechat_secret_file: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
+    certificate_font_file: str = str(DEFAULT_CERTIFICATE_FONT)
 
     @property
     def embedded(self) -> bool:
@@ -169,5 +177,19 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"{env_name('wechat_secret_file')}: required when TIMEBANK_WECHAT_APPID is set")
     if not settings.wechat_api_base.startswith(("https://", "http://")):
         raise SettingsError(f"{env_name('wechat_api_base')}: must be an http(s) URL")
+    _check_font(settings.certificate_font_file)
     if not Path(settings.sql_dir).is_dir():
         raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")
+
+
+def _check_font(path: str) -> None:
+    name = env_name("certificate_font_file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError:
+        raise SettingsError(f"{name}: no such file {path}") from None
+    if magic == b"OTTO":
+        raise SettingsError(f"{name}: CFF (OpenType/PostScript) outlines cannot be embedded; use a .ttf")
+    if magic not in _TRUETYPE_MAGIC:
+        raise SettingsError(f"{name}: not a TrueType font (.ttf)")

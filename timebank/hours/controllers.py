@@ -566,11 +566,12 @@ class CertificateController(Controller):
         summary="PDF",
     )
     async def pdf(
-        self, db: Db, principal: CurrentPrincipal, certificate_id: FromPath[UUID]
+        self, db: Db, state: State, principal: CurrentPrincipal, certificate_id: FromPath[UUID]
     ) -> Response[bytes]:
-        """The certificate in Chinese with a QR code of its verification URL."""
+        """The certificate in Chinese, its font embedded, with a QR code of its verification URL."""
         content = await certificates.reach(db, principal, certificate_id)
-        return download(certificates.render_pdf(content), certificates.filename(content), "application/pdf")
+        pdf = certificates.render_pdf(content, state.runtime.settings.certificate_font_file)
+        return download(pdf, certificates.filename(content), "application/pdf")
 
     @get(
         "/{certificate_id:uuid}/verify",

@@ -1,5 +1,9 @@
 """Exports of service records for staff: CSV (UTF-8 with BOM, so Excel shows Chinese) and XLSX.
 
+In XLSX, numbers are numbers and date-times are dates (local to the region, shown
+``yyyy-mm-dd hh:mm``), so Excel's SUM and filters work: counted hours are minutes / 60 shown with
+one decimal, so a sum is exact. CSV carries the same values as text (hours with one decimal).
+
 Personal data appears only masked: names as 张*三, mobiles as 138****5678; volunteers are
 identified by their id.
 """
@@ -9,11 +13,14 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import Cell
+from openpyxl.utils import get_column_letter
 
 from timebank.db import Conn
 from timebank.hours import errors, repo
@@ -21,26 +28,35 @@ from timebank.hours.schemas import hours_display
 from timebank.hours.service import day_bounds, mask_name, require_org, staff_activity
 from timebank.kit.principal import Principal
 
+if TYPE_CHECKING:
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
 Format = Literal["csv", "xlsx"]
+Kind = Literal["text", "int", "time", "hours"]
 MAX_ROWS = 100_000
-HEADERS = (
-    "记录编号",
-    "组织",
-    "活动",
-    "服务类别",
-    "活动开始",
-    "志愿者编号",
-    "志愿者",
-    "手机（脱敏）",
-    "角色",
-    "签到",
-    "签退",
-    "路程（分钟，不计入）",
-    "计入时长（小时）",
-    "计入分钟",
-    "积分",
-    "状态",
+# (header, kind): "time" cells are local date-times, "hours" cells hold minutes and show as hours.
+COLUMNS: tuple[tuple[str, Kind], ...] = (
+    ("记录编号", "text"),
+    ("组织", "text"),
+    ("活动", "text"),
+    ("服务类别", "text"),
+    ("活动开始", "time"),
+    ("志愿者编号", "text"),
+    ("志愿者", "text"),
+    ("手机（脱敏）", "text"),
+    ("角色", "text"),
+    ("签到", "time"),
+    ("签退", "time"),
+    ("路程（分钟，不计入）", "int"),
+    ("计入时长（小时）", "hours"),
+    ("计入分钟", "int"),
+    ("积分", "int"),
+    ("状态", "text"),
 )
+HEADERS = tuple(name for name, _ in COLUMNS)
+# Excel number formats: hours keep their exact value (SUM adds minutes / 60) and show one decimal.
+XLSX_FORMATS: dict[Kind, str] = {"time": "yyyy-mm-dd hh:mm", "hours": "0.0", "int": "0"}
+XLSX_WIDTHS: dict[Kind, float] = {"text": 16, "time": 17, "hours": 10, "int": 10}
 STATUS_NAMES = {
     "checked_in": "已签到未签退",
     "attended": "待确认",
@@ -50,17 +66,21 @@ STATUS_NAMES = {
     "reversed": "已冲正",
 }
 ROLE_NAMES = {"participant": "参与者", "organiser": "组织者"}
+# litestar appends "; charset=utf-8" to every text/* media type itself.
 MEDIA_TYPES = {
-    "csv": "text/csv; charset=utf-8",
+    "csv": "text/csv",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
+Value = str | int | datetime | None
 
-def _rows(records: list[Any], tz: str) -> list[list[Any]]:
+
+def _rows(records: list[Any], tz: str) -> list[list[Value]]:
+    """One row per record, typed by :data:`COLUMNS` (date-times local to ``tz``, without zone)."""
     zone = ZoneInfo(tz)
 
-    def local(value: datetime | None) -> str:
-        return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
+    def local(value: datetime | None) -> datetime | None:
+        return value.astimezone(zone).replace(tzinfo=None) if value else None
 
     return [
         [
@@ -76,28 +96,49 @@ def _rows(records: list[Any], tz: str) -> list[list[Any]]:
             local(r["check_in_at"]),
             local(r["check_out_at"]),
             r["travel_minutes"],
-            hours_display(r["counted_minutes"]),
             r["counted_minutes"],
-            r["points"] if r["points"] is not None else "",
+            r["counted_minutes"],
+            r["points"],
             STATUS_NAMES.get(r["status"], r["status"]),
         ]
         for r in records
     ]
 
 
-def encode(rows: list[list[Any]], fmt: Format, sheet: str) -> bytes:
-    """The table as CSV or XLSX bytes."""
+def _csv_cell(value: Value, kind: Kind) -> str | int:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M")
+    if kind == "hours" and isinstance(value, int):
+        return hours_display(value)
+    return value
+
+
+def _xlsx_cell(ws: WriteOnlyWorksheet, value: Value, kind: Kind) -> Cell:
+    cell = WriteOnlyCell(ws, value=value / 60 if kind == "hours" and isinstance(value, int) else value)
+    if kind in XLSX_FORMATS:
+        cell.number_format = XLSX_FORMATS[kind]
+    return cell
+
+
+def encode(rows: list[list[Value]], fmt: Format, sheet: str) -> bytes:
+    """The table as CSV or XLSX bytes: one header row, then the rows."""
+    kinds = [kind for _, kind in COLUMNS]
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(HEADERS)
-        writer.writerows(rows)
+        writer.writerows([_csv_cell(v, k) for v, k in zip(row, kinds, strict=True)] for row in rows)
         return ("\ufeff" + text.getvalue()).encode("utf-8")
     book = Workbook(write_only=True)
     ws = book.create_sheet(sheet[:31])
+    ws.freeze_panes = "A2"  # the header row stays in view while scrolling
+    for index, kind in enumerate(kinds, start=1):
+        ws.column_dimensions[get_column_letter(index)].width = XLSX_WIDTHS[kind]
     ws.append(list(HEADERS))
     for row in rows:
-        ws.append(row)
+        ws.append([_xlsx_cell(ws, v, k) for v, k in zip(row, kinds, strict=True)])
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

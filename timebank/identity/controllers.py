@@ -158,7 +158,11 @@ class AuthController(Controller):
         identity: Identity,
         data: JSONBody[WeChatLoginRequest],
     ) -> TokenPair:
-        """Exchange wx.login()'s code; 401 wechat-not-bound until the volunteer binds WeChat."""
+        """Exchange wx.login()'s code; 401 wechat-not-bound until the volunteer binds WeChat.
+
+        409 login-method-disabled where the service has no WeChat AppID; 502 wechat-unavailable
+        when WeChat itself does not answer.
+        """
         return await service.login_wechat(db, identity, data.code, client_address(request))
 
     @post("/refresh", operation_id="refresh_token", status_code=200, summary="Rotate a refresh token")
@@ -202,7 +206,10 @@ class MeController(Controller):
     async def bind_wechat(
         self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[WeChatLoginRequest]
     ) -> None:
-        """Link the mini-program's openid so that POST /api/v1/auth/login/wechat works."""
+        """Link the mini-program's openid so that POST /api/v1/auth/login/wechat works.
+
+        409 login-method-disabled where the service has no WeChat AppID.
+        """
         await service.bind_wechat(db, identity, principal, data.code)
 
     @put("/password", operation_id="change_password", status_code=204, summary="Set my password")

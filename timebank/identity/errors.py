@@ -35,9 +35,23 @@ class WeChatNotBound(Unauthenticated):
 
 
 class WeChatUnavailable(DomainError):
-    """code2session failed or WeChat login is not configured."""
+    """WeChat login is configured but code2session failed upstream (WeChat down, bad answer)."""
 
     status, slug, title = 502, "wechat-unavailable", "微信登录暂不可用"
+
+
+class LoginMethodDisabled(Conflict):
+    """A login method this deployment does not offer; ``method`` names it (e.g. ``wechat``).
+
+    409, not 404: the route exists and is documented, the request is well formed, and what refuses
+    it is the service's configuration, a state the client cannot change by retrying (unlike the
+    502 of an upstream failure, which may pass).
+    """
+
+    slug, title = "login-method-disabled", "此登录方式未开通"
+
+    def __init__(self, method: str, detail: str) -> None:
+        super().__init__(detail, method=method)
 
 
 class AccountDisabled(Forbidden):

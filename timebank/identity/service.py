@@ -31,6 +31,7 @@ from timebank.identity.errors import (
     InvalidReference,
     InvalidRefreshToken,
     LoginLocked,
+    LoginMethodDisabled,
     MobileTaken,
     NotInScope,
     TooManyRequests,
@@ -87,7 +88,7 @@ from timebank.identity.schemas import (
 from timebank.identity.scope import org_in_scope, shop_in_scope, volunteer_in_scope
 from timebank.identity.sms import SmsSender
 from timebank.identity.tokens import KeyRing, issue_access_token
-from timebank.identity.wechat import Code2SessionClient, WeChatError
+from timebank.identity.wechat import Code2SessionClient, WeChatDisabled, WeChatError, WeChatRefused
 from timebank.ids import uuid7
 from timebank.kit.principal import Principal
 from timebank.ledger import service as ledger_service
@@ -464,9 +465,11 @@ async def login_otp(conn: Conn, ctx: IdentityContext, req: OtpLoginRequest, clie
 async def _openid(ctx: IdentityContext, code: str) -> str:
     try:
         session = await ctx.wechat.code2session(code)
+    except WeChatDisabled as exc:
+        raise LoginMethodDisabled("wechat", str(exc)) from None
+    except WeChatRefused:
+        raise InvalidCredentials("WeChat did not accept the login code; call wx.login() again.") from None
     except WeChatError as exc:
-        if "refused" in str(exc):
-            raise InvalidCredentials("WeChat did not accept the login code; call wx.login() again.") from None
         raise WeChatUnavailable(str(exc)) from None
     return session.openid
 
