@@ -9,7 +9,7 @@ tables, vertical metrics and hinting go, since reportlab uses none of them; the 
 TrueType (``glyf``), which is what reportlab's TTFont embeds, subsetted, in each PDF.
 
     apt-get download fonts-wqy-microhei && dpkg-deb -x fonts-wqy-microhei_*.deb /tmp/wqy
-    .venv/bin/python tools/build_certificate_font.py /tmp/wqy/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+    .venv/bin/python -m timebank.fonts.build_font /tmp/wqy/usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 
 Needs fontTools (``pip install -e '.[dev]'``). The output is byte-for-byte reproducible from the
 same input and fontTools version; the script prints both digests.
@@ -26,7 +26,7 @@ from fontTools import subset
 from fontTools.ttLib import TTFont
 
 SOURCE_SHA256 = "2420e8078af796b19a3f6ef13de527a1a91c1e7171eea115926c614ced1009b3"
-OUTPUT = Path(__file__).resolve().parent.parent / "timebank" / "fonts" / "wqy-microhei-gbk.ttf"
+OUTPUT = Path(__file__).resolve().parent / "wqy-microhei-gbk.ttf"
 VERSION_NOTE = "; GBK subset for timebank certificates (tools/build_certificate_font.py)"
 
 
