@@ -101,9 +101,16 @@ class BadRequest(DomainError):
 
 
 class InvalidInput(DomainError):
-    """The payload is well-formed but a value is not acceptable."""
+    """The payload is well-formed but a value is not acceptable.
+
+    Like every 422 it lists the invalid fields in ``errors`` (empty when no single field is to blame).
+    """
 
     status, slug, title = 422, "validation-failed", "请求参数校验失败"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        extra.setdefault("errors", [])
+        super().__init__(detail, **extra)
 
 
 class Unavailable(DomainError):

@@ -8,9 +8,9 @@ operation:
 
 * ``400`` (malformed), ``422`` (validation, with ``errors``), ``503`` (database unavailable or busy);
 * ``401`` and ``403`` and the ``BearerToken`` security requirement when a guard protects it;
-* ``404`` when its path names a resource; ``409`` when it changes state;
-* ``429`` on the authentication routes (rate limits and login locks) and where a handler says
-  ``opt={"rate_limited": True}``.
+* ``404`` when it names a resource (in its path, query or body); ``409`` when it changes state;
+* ``401`` and ``429`` on the authentication routes (wrong credentials; rate limits and login
+  locks), and ``429`` where a handler says ``opt={"rate_limited": True}``.
 
 A handler's own ``responses`` entries win over these.
 """
@@ -29,6 +29,8 @@ from timebank.problems import PROBLEM_MEDIA_TYPE, STATUS_TITLES
 
 BEARER: dict[str, list[str]] = {"BearerToken": []}
 RATE_LIMITED_PREFIX = "/api/v1/auth/"
+# Handler parameters that never name a resource: injected dependencies and paging.
+_NOT_NAMING = {"db", "principal", "state", "request", "identity", "limit", "cursor", "idempotency_key"}
 
 
 class FieldError(msgspec.Struct, kw_only=True):
@@ -66,16 +68,16 @@ def _spec(status: int) -> ResponseSpec:
     )
 
 
-def _statuses(path: str, method: str, protected: bool, opt: dict[str, Any]) -> list[int]:
+def _statuses(path: str, method: str, protected: bool, names: bool, opt: dict[str, Any]) -> list[int]:
     statuses = {400, 422, 503}
     if protected:
         statuses |= {401, 403}
-    if "{" in path:
+    if names:
         statuses.add(404)
     if method not in ("GET", "HEAD"):
         statuses.add(409)
     if path.startswith(RATE_LIMITED_PREFIX) or opt.get("rate_limited"):
-        statuses.add(429)
+        statuses |= {401, 429}  # wrong credentials or tokens; rate limits and login locks
     return sorted(statuses)
 
 
@@ -86,8 +88,10 @@ def document_problems(app: Litestar) -> None:
             continue
         for handler in route.route_handlers:
             protected = bool(handler.resolve_guards())
+            # Any parameter or body may name another resource (an organisation, a category …).
+            names = bool(set(handler.parsed_fn_signature.parameters) - _NOT_NAMING)
             for method in handler.http_methods:
-                statuses = _statuses(route.path, method, protected, handler.opt)
+                statuses = _statuses(route.path, method, protected, names, handler.opt)
                 ours = {status: _spec(status) for status in statuses}
                 handler.responses = {**ours, **(handler.responses or {})}
             if protected and handler.security is None:
