@@ -62,6 +62,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         wechat_appid: WeChat mini-program AppID; empty disables WeChat login.
         wechat_secret_file: File holding the mini-program AppSecret.
         wechat_api_base: Base URL of the WeChat API (code2session).
+        metrics_port: TCP port of the Prometheus ``/metrics`` listener ``timebank serve`` starts;
+            0 (the default) starts none. Never the API's port: metrics are not public.
+        metrics_host: Address the metrics listener binds to.
     """
 
     database_url: str = ""
@@ -91,6 +94,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wechat_appid: str = ""
     wechat_secret_file: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_host: str = "127.0.0.1"
 
     @property
     def embedded(self) -> bool:
@@ -169,5 +174,7 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"{env_name('wechat_secret_file')}: required when TIMEBANK_WECHAT_APPID is set")
     if not settings.wechat_api_base.startswith(("https://", "http://")):
         raise SettingsError(f"{env_name('wechat_api_base')}: must be an http(s) URL")
+    if settings.metrics_port and settings.metrics_port == settings.port:
+        raise SettingsError(f"{env_name('metrics_port')}: must differ from {env_name('port')}")
     if not Path(settings.sql_dir).is_dir():
         raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")
