@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,7 +20,8 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
-from timebank import __version__
+from timebank import __version__, metrics
+from timebank.boundary import BoundaryMiddleware
 from timebank.db import Conn, EmbeddedDatabase, MigrationSet, connect, create_pool, load_migrations, migrate
 from timebank.domains import domains
 from timebank.identity.tokens import KeyRing, load_key_ring
@@ -62,15 +64,22 @@ class Runtime:
         assert self.pool is not None and self.gate is not None, "created in the lifespan"
         # A bounded wait: when every connection stays busy (a stuck query, a burst far above the
         # pool), the request gets a 503 problem it can retry instead of hanging on.
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.pool_wait_s):
                 await self.gate.acquire()
         except TimeoutError:
+            metrics.pool_waited(time.perf_counter() - started)
             log.warning("no database connection within %.1f s", self.settings.pool_wait_s)
             raise Busy("All database connections stayed busy; please retry shortly.") from None
         try:
             async with self.pool.acquire() as conn:
-                yield conn
+                metrics.pool_waited(time.perf_counter() - started)
+                metrics.pool_in_use(1)
+                try:
+                    yield conn
+                finally:
+                    metrics.pool_in_use(-1)
         finally:
             self.gate.release()
 
@@ -101,9 +110,12 @@ def _database_lifespan(runtime: Runtime) -> Any:
                 await migrate(conn, runtime.migrations)
             runtime.pool = await create_pool(runtime.dsn, settings)
             runtime.gate = asyncio.Semaphore(settings.pool_max_size)
+            metrics.pool_size(settings.pool_max_size)
             try:
                 yield
             finally:
+                metrics.pool_size(0)
+                metrics.process_exited()
                 await runtime.pool.close()
                 runtime.pool = None
                 runtime.gate = None
@@ -156,7 +168,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app = TimebankApp(
         route_handlers=[*(h for d in registered for h in d.root), api_router()],
         dependencies=dependencies,
-        middleware=[m for d in registered if d.middleware for m in d.middleware(runtime)],
+        middleware=[
+            BoundaryMiddleware,
+            *(m for d in registered if d.middleware for m in d.middleware(runtime)),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[_database_lifespan(runtime), *(life(runtime) for d in registered for life in d.lifespan)],
         state=State({"runtime": runtime}),

@@ -16,7 +16,7 @@ from timebank import __version__
 from timebank.db import EmbeddedDatabase, MigrationError, connect, load_migrations, migration_status
 from timebank.domains import domains
 from timebank.kit.cli import apply_migrations, database, say
-from timebank.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+from timebank.settings import PROJECT_ROOT, Settings, SettingsError, env_name, load_settings
 
 
 async def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -66,6 +66,10 @@ def openapi_document(app: object) -> str:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
+    if (args.port or settings.port) == settings.metrics_port:
+        say(f"timebank: configuration error: {env_name('metrics_port')}: must differ from the API's port")
+        return 2
+
     async def prepare() -> None:
         await apply_migrations(settings, dsn)
         if args.demo:
@@ -86,6 +90,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         port = args.port or settings.port
         workers = args.workers or settings.workers
         say(f"timebank {__version__} on http://{host}:{port} ({workers} worker(s)); API under /api/v1")
+        if settings.metrics_port:
+            _serve_metrics(settings)
         # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit so the
         # finally below stops the embedded server instead of the default handler killing us.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -103,6 +109,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         if embedded:
             embedded.stop()
     return 0
+
+
+def _serve_metrics(settings: Settings) -> None:
+    from timebank import metrics
+
+    # Before any worker starts: workers inherit the directory and write their values there.
+    metrics.prepare_multiprocess(Path(settings.data_dir) / "metrics")
+    metrics.serve(settings.metrics_host, settings.metrics_port)
+    say(f"metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics")
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -18,6 +18,8 @@ import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import ClientException, HTTPException, ValidationException
 
+from timebank import metrics
+
 log = logging.getLogger("timebank.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -33,9 +35,11 @@ STATUS_TITLES: dict[int, tuple[str, str]] = {
     406: ("not-acceptable", "无法提供所要求的格式"),
     409: ("conflict", "操作与当前状态冲突"),
     413: ("payload-too-large", "请求内容过大"),
+    414: ("uri-too-long", "请求地址过长"),
     415: ("unsupported-media-type", "不支持的内容类型"),
     422: ("validation-failed", "请求参数校验失败"),
     429: ("too-many-requests", "请求过于频繁，请稍后再试"),
+    431: ("headers-too-large", "请求头过大"),
     500: ("internal-error", "服务器内部错误"),
     503: ("unavailable", "服务暂不可用"),
 }
@@ -134,6 +138,8 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     """Build an RFC 9457 response."""
+    if status == 503:
+        metrics.db_unavailable(slug)
     body: dict[str, Any] = {"type": problem_type(slug), "title": title, "status": status, "detail": detail}
     if extra:
         for key, value in extra.items():

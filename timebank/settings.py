@@ -69,6 +69,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         certificate_font_file: TrueType-outline font (.ttf) embedded in certificate PDFs; the default
             is the bundled GBK subset of WenQuanYi Micro Hei. Characters it lacks print as their
             code point (``[U+4DAE]``).
+        metrics_port: TCP port of the Prometheus ``/metrics`` listener ``timebank serve`` starts;
+            0 (the default) starts none. Never the API's port: metrics are not public.
+        metrics_host: Address the metrics listener binds to.
     """
 
     database_url: str = ""
@@ -99,6 +102,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wechat_secret_file: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
     certificate_font_file: str = str(DEFAULT_CERTIFICATE_FONT)
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_host: str = "127.0.0.1"
 
     @property
     def embedded(self) -> bool:
@@ -178,6 +183,8 @@ def _check(settings: Settings) -> None:
     if not settings.wechat_api_base.startswith(("https://", "http://")):
         raise SettingsError(f"{env_name('wechat_api_base')}: must be an http(s) URL")
     _check_font(settings.certificate_font_file)
+    if settings.metrics_port and settings.metrics_port == settings.port:
+        raise SettingsError(f"{env_name('metrics_port')}: must differ from {env_name('port')}")
     if not Path(settings.sql_dir).is_dir():
         raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")
 

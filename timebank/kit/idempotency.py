@@ -37,6 +37,7 @@ from litestar import Request, Response
 from litestar.background_tasks import BackgroundTask
 from litestar.params import HeaderParameter
 
+from timebank import metrics
 from timebank.db import Conn, in_transaction
 from timebank.ids import uuid7
 from timebank.kit import repo
@@ -141,6 +142,7 @@ async def idempotent(
             exc = IdempotencyInFlight(f"a request with this {HEADER} is still being processed; retry shortly")
             exc.headers = {"Retry-After": "1"}
             raise exc
+        metrics.idempotency_replayed()
         headers = {**dict(row["response_headers"] or {}), REPLAYED_HEADER: "true"}
         return Response(
             bytes(row["response_body"]),

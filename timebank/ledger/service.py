@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import asyncpg
 import msgspec
 
+from timebank import metrics
 from timebank.db import Conn, in_transaction
 from timebank.identity import scope
 from timebank.ids import uuid7
@@ -99,6 +100,7 @@ async def _run(conn: Conn, work: Callable[[Conn], Awaitable[T]], *, single_state
         problem = errors.from_database(exc)
         if problem is None:
             raise
+        metrics.ledger_refused(problem.slug)
         raise problem from None
 
 
@@ -258,17 +260,20 @@ async def execute(
         raise errors.InvalidTransfer("a batch needs at least one transfer", reason="empty-batch")
     if len(operations) == 1 and type(operations[0]) is TransferSpec:
         # The commonest posting takes the lean SQL path (sql/0016); same rules, same errors.
-        return [await _post_one(conn, region_id, actor, operations[0], batch_id or uuid7())]
+        return metrics.ledger_posted(
+            [await _post_one(conn, region_id, actor, operations[0], batch_id or uuid7())]
+        )
     items = [_item(op) for op in operations]
     batch = batch_id or uuid7()
     # Plain transfers in bulk take the set-based path (sql/0015), which hands anything it cannot
     # do set-based (and every refusal) to ledger_post: same rules, same errors.
     plain = all(type(op) is TransferSpec for op in operations)
-    return await _run(
+    transfers = await _run(
         conn,
         lambda c: repo.post(c, region_id, batch, actor.kind, actor.id, items, plain=plain),
         single_statement=True,
     )
+    return metrics.ledger_posted(transfers)
 
 
 async def post_transfers(
