@@ -15,8 +15,9 @@ import msgspec
 from argon2 import PasswordHasher
 
 from timebank.db import Conn
-from timebank.identity import repo
 from timebank.identity.pii import PiiError, PiiKeys, birth_date_of, normalize_id_number, normalize_mobile
+from timebank.identity.repo import grants as grant_repo
+from timebank.identity.repo import operators, volunteers
 from timebank.identity.schemas import PROXY_ACTIONS, Code, Password
 from timebank.identity.schemas import RealName as Name
 from timebank.ids import uuid7
@@ -149,7 +150,7 @@ async def _seed_operator(
 ) -> tuple[UUID, bool]:
     """Insert an operator unless one of ``kind`` has the mobile: (the operator's id, inserted?)."""
     oid = uuid7()
-    return await repo.seed_operator(
+    return await operators.seed_operator(
         conn,
         operator_id=oid,
         region_id=region_id,
@@ -200,7 +201,7 @@ async def load_people(
     for vol in people.volunteers:
         vid = uuid7()
         id_number = normalize_id_number(vol.id_number)
-        volunteer_ids[vol.key], new = await repo.seed_volunteer(
+        volunteer_ids[vol.key], new = await volunteers.seed_volunteer(
             conn,
             region_id=region_id,
             community_id=org_ids[vol.community],
@@ -219,7 +220,7 @@ async def load_people(
         else:
             assert grant.proxy_staff_mobile is not None
             kind, proxy_id = "staff", staff_ids[normalize_mobile(grant.proxy_staff_mobile)]
-        grants += await repo.seed_grant(
+        grants += await grant_repo.seed_grant(
             conn,
             region_id=region_id,
             subject_id=volunteer_ids[grant.subject],
