@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import msgspec
+
 from timebank.db import Conn
 from timebank.identity.pii import Sealed
 from timebank.identity.repo.rows import many, one, sealed
@@ -63,34 +65,40 @@ SEED_OPERATOR = INSERT_OPERATOR + "ON CONFLICT DO NOTHING\nRETURNING id\n"
 OPERATOR_ID_BY_MOBILE = "SELECT id FROM operators WHERE kind = $1 AND mobile_index = $2"
 
 
-async def insert_operator(
-    conn: Conn,
-    *,
-    operator_id: UUID,
-    region_id: UUID,
-    kind: str,
-    organisation_id: UUID | None,
-    shop_id: UUID | None,
-    roles: list[str],
-    real_name: str,
-    mobile: Sealed,
-    password_hash: str | None,
-    created_by: UUID | None,
-) -> None:
-    """Insert a staff member, shop operator or administrator."""
-    await conn.execute(
-        INSERT_OPERATOR,
-        operator_id,
-        region_id,
-        kind,
-        organisation_id,
-        shop_id,
-        roles,
-        real_name,
-        *sealed(mobile),
-        password_hash,
-        created_by,
+class NewOperator(msgspec.Struct, kw_only=True, frozen=True):
+    """An operator to insert: a staff member, shop operator or administrator."""
+
+    id: UUID
+    region_id: UUID
+    kind: str
+    organisation_id: UUID | None
+    shop_id: UUID | None
+    roles: list[str]
+    real_name: str
+    mobile: Sealed
+    password_hash: str | None
+    created_by: UUID | None
+
+
+def _values(op: NewOperator) -> tuple[object, ...]:
+    """The parameters of INSERT_OPERATOR and SEED_OPERATOR."""
+    return (
+        op.id,
+        op.region_id,
+        op.kind,
+        op.organisation_id,
+        op.shop_id,
+        op.roles,
+        op.real_name,
+        *sealed(op.mobile),
+        op.password_hash,
+        op.created_by,
     )
+
+
+async def insert_operator(conn: Conn, op: NewOperator) -> None:
+    """Insert a staff member, shop operator or administrator."""
+    await conn.execute(INSERT_OPERATOR, *_values(op))
 
 
 async def get_operator(conn: Conn, operator_id: UUID) -> OperatorView | None:
@@ -126,34 +134,10 @@ async def update_operator(
     return found is not None
 
 
-async def seed_operator(
-    conn: Conn,
-    *,
-    operator_id: UUID,
-    region_id: UUID,
-    kind: str,
-    organisation_id: UUID | None,
-    shop_id: UUID | None,
-    roles: list[str],
-    real_name: str,
-    mobile: Sealed,
-    password_hash: str | None,
-) -> tuple[UUID, bool]:
-    """Insert unless an operator of ``kind`` has the mobile: (the operator's id, inserted?)."""
-    new_id = await conn.fetchval(
-        SEED_OPERATOR,
-        operator_id,
-        region_id,
-        kind,
-        organisation_id,
-        shop_id,
-        roles,
-        real_name,
-        *sealed(mobile),
-        password_hash,
-        None,  # created_by
-    )
+async def seed_operator(conn: Conn, op: NewOperator) -> tuple[UUID, bool]:
+    """Insert unless an operator of the kind has the mobile: (the operator's id, inserted?)."""
+    new_id = await conn.fetchval(SEED_OPERATOR, *_values(op))
     if new_id is not None:
         return new_id, True
-    existing: UUID = await conn.fetchval(OPERATOR_ID_BY_MOBILE, kind, mobile.index)
+    existing: UUID = await conn.fetchval(OPERATOR_ID_BY_MOBILE, op.kind, op.mobile.index)
     return existing, False

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 from uuid import UUID
 
+import msgspec
+
 from timebank.db import Conn
 from timebank.identity.pii import Sealed
 from timebank.identity.repo.rows import many, one, sealed
@@ -67,35 +69,41 @@ SEED_VOLUNTEER = INSERT_VOLUNTEER + "ON CONFLICT DO NOTHING\nRETURNING id\n"
 VOLUNTEER_ID_BY_ID_NUMBER = "SELECT id FROM volunteers WHERE id_number_index = $1"
 
 
-async def insert_volunteer(
-    conn: Conn,
-    *,
-    volunteer_id: UUID,
-    region_id: UUID,
-    community_id: UUID,
-    real_name: str,
-    mobile: Sealed | None,
-    id_number: Sealed,
-    birth_date: date,
-    password_hash: str | None,
-    registered_via: str,
-    registered_by: UUID | None,
-) -> None:
-    """Insert a volunteer (unique violations name the blind-index constraint)."""
-    await conn.execute(
-        INSERT_VOLUNTEER,
-        volunteer_id,
-        region_id,
-        community_id,
-        real_name,
-        *sealed(mobile),
-        *sealed(id_number),
-        birth_date,
-        password_hash,
-        None,  # wechat_openid: bound later, by the volunteer
-        registered_via,
-        registered_by,
+class NewVolunteer(msgspec.Struct, kw_only=True, frozen=True):
+    """A volunteer to insert, personal data sealed."""
+
+    id: UUID
+    region_id: UUID
+    community_id: UUID
+    real_name: str
+    mobile: Sealed | None
+    id_number: Sealed
+    birth_date: date
+    password_hash: str | None
+    registered_via: str
+    registered_by: UUID | None
+
+
+def _values(vol: NewVolunteer) -> tuple[object, ...]:
+    """The parameters of INSERT_VOLUNTEER and SEED_VOLUNTEER (WeChat is bound later, by the volunteer)."""
+    return (
+        vol.id,
+        vol.region_id,
+        vol.community_id,
+        vol.real_name,
+        *sealed(vol.mobile),
+        *sealed(vol.id_number),
+        vol.birth_date,
+        vol.password_hash,
+        None,  # wechat_openid
+        vol.registered_via,
+        vol.registered_by,
     )
+
+
+async def insert_volunteer(conn: Conn, vol: NewVolunteer) -> None:
+    """Insert a volunteer (unique violations name the blind-index constraint)."""
+    await conn.execute(INSERT_VOLUNTEER, *_values(vol))
 
 
 async def get_volunteer(conn: Conn, volunteer_id: UUID) -> VolunteerView | None:
@@ -142,36 +150,12 @@ async def set_volunteer_mobile(conn: Conn, volunteer_id: UUID, mobile: Sealed) -
     await conn.execute(UPDATE_VOLUNTEER_MOBILE, volunteer_id, *sealed(mobile))
 
 
-async def seed_volunteer(
-    conn: Conn,
-    *,
-    region_id: UUID,
-    community_id: UUID,
-    real_name: str,
-    volunteer_id: UUID,
-    mobile: Sealed | None,
-    id_number: Sealed,
-    birth_date: date,
-    password_hash: str | None,
-) -> tuple[UUID, bool]:
+async def seed_volunteer(conn: Conn, vol: NewVolunteer) -> tuple[UUID, bool]:
     """Insert unless the ID number (or mobile) is taken: (the volunteer's id, inserted?)."""
-    new_id = await conn.fetchval(
-        SEED_VOLUNTEER,
-        volunteer_id,
-        region_id,
-        community_id,
-        real_name,
-        *sealed(mobile),
-        *sealed(id_number),
-        birth_date,
-        password_hash,
-        None,  # wechat_openid
-        "seed",  # registered_via
-        None,  # registered_by
-    )
+    new_id = await conn.fetchval(SEED_VOLUNTEER, *_values(vol))
     if new_id is not None:
         return new_id, True
-    existing = await conn.fetchval(VOLUNTEER_ID_BY_ID_NUMBER, id_number.index)
+    existing = await conn.fetchval(VOLUNTEER_ID_BY_ID_NUMBER, vol.id_number.index)
     if existing is None:
-        raise ValueError(f"volunteer {real_name}: the mobile number belongs to another volunteer")
+        raise ValueError(f"volunteer {vol.real_name}: the mobile number belongs to another volunteer")
     return existing, False

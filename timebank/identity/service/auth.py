@@ -23,7 +23,6 @@ from timebank.identity.errors import (
 from timebank.identity.passwords import hash_password, verify_password
 from timebank.identity.pii import MOBILE, mask_mobile
 from timebank.identity.repo import accounts, sessions
-from timebank.identity.repo import audit as audit_repo
 from timebank.identity.repo.accounts import LoginRow
 from timebank.identity.schemas import (
     AccountKind,
@@ -143,23 +142,11 @@ async def register(conn: Conn, ctx: IdentityContext, req: RegisterRequest, clien
         volunteer_id = await insert_volunteer(
             c,
             ctx,
-            home=home,
-            real_name=req.real_name.strip(),
+            home,
+            real_name=req.real_name,
             mobile_number=number,
-            id_number_plain=plain_id,
+            plain_id=plain_id,
             password_hash=password_hash,
-            registered_via="self",
-            registered_by=None,
-        )
-        await audit_repo.insert_audit(
-            c,
-            region_id=home.region_id,
-            actor_kind="volunteer",
-            actor_id=volunteer_id,
-            subject_kind="volunteer",
-            subject_id=volunteer_id,
-            action="registered",
-            detail={"via": "self", "community_id": str(home.id)},
         )
         account = LoginRow(
             id=volunteer_id,

@@ -56,20 +56,21 @@ async def _new_operator(
         raise MobileTaken()
     password_hash = await hash_password(password) if password else None
 
+    new = repo.NewOperator(
+        id=operator_id,
+        region_id=principal.region_id,
+        kind=kind,
+        organisation_id=organisation_id,
+        shop_id=shop_id,
+        roles=roles,
+        real_name=real_name.strip(),
+        mobile=sealed,
+        password_hash=password_hash,
+        created_by=principal.sub,
+    )
+
     async def work(c: Conn) -> None:
-        await repo.insert_operator(
-            c,
-            operator_id=operator_id,
-            region_id=principal.region_id,
-            kind=kind,
-            organisation_id=organisation_id,
-            shop_id=shop_id,
-            roles=roles,
-            real_name=real_name.strip(),
-            mobile=sealed,
-            password_hash=password_hash,
-            created_by=principal.sub,
-        )
+        await repo.insert_operator(c, new)
         detail = {"roles": roles, "organisation_id": organisation_id, "shop_id": shop_id}
         await audit.record(c, principal, SUBJECT_KIND[kind], operator_id, "created", detail)
 

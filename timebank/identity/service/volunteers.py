@@ -46,41 +46,42 @@ async def community(conn: Conn, community_id: UUID) -> OrganisationView:
 async def insert_volunteer(
     conn: Conn,
     ctx: IdentityContext,
-    *,
     home: OrganisationView,
+    *,
     real_name: str,
     mobile_number: str | None,
-    id_number_plain: str,
-    password_hash: str | None,
-    registered_via: str,
-    registered_by: UUID | None,
+    plain_id: str,
+    password_hash: str | None = None,
+    staff: Principal | None = None,
 ) -> UUID:
-    """A new volunteer of community ``home``; a taken ID number or mobile is a 409 that names no one."""
+    """A new volunteer of community ``home``, registered by themselves or by ``staff``, with the
+    audit entry; a taken ID number or mobile is a 409 that names no one."""
     volunteer_id = uuid7()
-    sealed_id = ctx.pii.seal_id_number(volunteer_id, id_number_plain)
-    sealed_mobile = ctx.pii.seal_mobile(volunteer_id, mobile_number) if mobile_number else None
-    if await accounts.id_number_taken(conn, sealed_id.index):
+    new = repo.NewVolunteer(
+        id=volunteer_id,
+        region_id=home.region_id,
+        community_id=home.id,
+        real_name=real_name.strip(),
+        mobile=ctx.pii.seal_mobile(volunteer_id, mobile_number) if mobile_number else None,
+        id_number=ctx.pii.seal_id_number(volunteer_id, plain_id),
+        birth_date=birth_date_of(plain_id),
+        password_hash=password_hash,
+        registered_via="self" if staff is None else "staff",
+        registered_by=None if staff is None else staff.sub,
+    )
+    if await accounts.id_number_taken(conn, new.id_number.index):
         raise AlreadyRegistered()
-    if sealed_mobile and await accounts.volunteer_mobile_taken(conn, sealed_mobile.index):
+    if new.mobile and await accounts.volunteer_mobile_taken(conn, new.mobile.index):
         raise MobileTaken()
     try:
-        await repo.insert_volunteer(
-            conn,
-            volunteer_id=volunteer_id,
-            region_id=home.region_id,
-            community_id=home.id,
-            real_name=real_name,
-            mobile=sealed_mobile,
-            id_number=sealed_id,
-            birth_date=birth_date_of(id_number_plain),
-            password_hash=password_hash,
-            registered_via=registered_via,
-            registered_by=registered_by,
-        )
+        await repo.insert_volunteer(conn, new)
     except asyncpg.UniqueViolationError as exc:  # a concurrent registration won the race
         if exc.constraint_name == "volunteers_id_number_unique":
             raise AlreadyRegistered() from None
         raise MobileTaken() from None
+    actor = staff or Principal(sub=volunteer_id, kind="volunteer", region_id=home.region_id)
+    detail = {"via": new.registered_via, "community_id": home.id}
+    await audit.record(conn, actor, "volunteer", volunteer_id, "registered", detail, region_id=home.region_id)
     return volunteer_id
 
 
@@ -96,22 +97,15 @@ async def register_by_staff(
     home = await community(conn, req.community_id)
 
     async def work(c: Conn) -> UUID:
-        volunteer_id = await insert_volunteer(
+        return await insert_volunteer(
             c,
             ctx,
-            home=home,
-            real_name=req.real_name.strip(),
+            home,
+            real_name=req.real_name,
             mobile_number=plain_mobile,
-            id_number_plain=plain_id,
-            password_hash=None,
-            registered_via="staff",
-            registered_by=principal.sub,
+            plain_id=plain_id,
+            staff=principal,
         )
-        detail = {"via": "staff", "community_id": home.id}
-        await audit.record(
-            c, principal, "volunteer", volunteer_id, "registered", detail, region_id=home.region_id
-        )
-        return volunteer_id
 
     volunteer_id = await in_transaction(conn, work)
     return written(await repo.get_volunteer(conn, volunteer_id))
