@@ -317,6 +317,20 @@ def _long_functions() -> set[str]:
 
 
 class TestSize:
+    def test_a_long_reason_beside_the_def_is_seen(self) -> None:
+        body = "".join(f"    x = {n}\n" for n in range(MAX_FUNCTION_LINES))
+        for marked in (
+            f"# long: one table of cases\ndef f():\n{body}",
+            f"@decorator\ndef f(  # long: one table of cases\n    a,\n):\n{body}",
+        ):
+            module = Module("timebank.x", "timebank/x.py", ast.parse(marked), marked.splitlines())
+            [node] = [n for n in ast.walk(module.tree) if isinstance(n, ast.FunctionDef)]
+            assert _long_reason(module, node)
+        bare = f"def f():\n{body}"
+        module = Module("timebank.x", "timebank/x.py", ast.parse(bare), bare.splitlines())
+        [node] = [n for n in ast.walk(module.tree) if isinstance(n, ast.FunctionDef)]
+        assert not _long_reason(module, node)
+
     def test_no_module_over_the_limit(self) -> None:
         big = {m.path for m in MODULES if len(m.lines) > MAX_MODULE_LINES}
         assert sorted(big - LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_MODULES) == [], "split these by feature"
