@@ -29,7 +29,8 @@ from timebank.settings import Settings
 
 log = logging.getLogger("timebank.db")
 
-APP_ROLE = "timebank_app"
+# The least-privileged role of request handling (sql/0001); a role name cannot be a parameter.
+SET_APP_ROLE = "SET ROLE timebank_app"
 # Arbitrary constant: every timebank process migrating the same database takes this lock.
 MIGRATION_LOCK_KEY = 0x7462_6D69_6772  # "tbmigr"
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -121,7 +122,7 @@ async def init_connection(conn: asyncpg.Connection) -> None:
 async def _init_app_connection(conn: asyncpg.Connection) -> None:
     await init_connection(conn)
     # Least privilege for request handling, for the connection's life (see _keep_session).
-    await conn.execute(f"SET ROLE {APP_ROLE}")
+    await conn.execute(SET_APP_ROLE)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -263,7 +263,7 @@ class TestPool:
 # Session state that would outlive a request on a pooled connection (the pool sends no reset).
 _SESSION_STATE = re.compile(
     r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bLISTEN\s+[\"\w]|\bWITH\s+HOLD\b|\bSET\s+SESSION\b"
-    r"|set_config\s*\([^;]*,\s*false\s*\)|execute\(\s*f?[\"']SET\s",
+    r"|set_config\s*\([^;]*,\s*false\s*\)|execute\(\s*f?[\"']SET\s|[\"']SET\s+ROLE\b",
     re.IGNORECASE,
 )
 
@@ -277,7 +277,7 @@ def test_no_session_state_on_pooled_connections() -> None:
     allowed = {
         "timebank/db.py": {
             'await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)',
-            'await conn.execute(f"SET ROLE {APP_ROLE}")',
+            'SET_APP_ROLE = "SET ROLE timebank_app"',
         }
     }
     found = []

@@ -12,7 +12,7 @@ from timebank.settings import Settings
 async def cmd_rekey(settings: Settings, args: argparse.Namespace) -> int:
     """Re-encrypt personal data under the key file's current key."""
     from timebank.identity.pii import load_pii_keys
-    from timebank.identity.service import rekey_personal_data, stale_key_rows
+    from timebank.identity.service.housekeeping import rekey_personal_data, stale_key_rows
 
     pii = load_pii_keys(settings)
     async with migrated_connection(settings) as conn:
@@ -28,7 +28,7 @@ async def cmd_rekey(settings: Settings, args: argparse.Namespace) -> int:
 
 async def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     """Delete expired one-time codes, refresh tokens and rate-limit windows."""
-    from timebank.identity.service import purge
+    from timebank.identity.service.housekeeping import purge
 
     async with migrated_connection(settings) as conn:
         await purge(conn)

@@ -109,19 +109,23 @@ class CodeTaken(Conflict):
     slug, title = "code-taken", "编码已被使用"
 
 
-class NotInScope(Forbidden):
-    """The resource exists (or may exist) but is outside the caller's scope."""
-
-    slug, title = "out-of-scope", "不在您的管辖范围内"
-
-
 class ProxyNotAllowed(Forbidden):
     """``X-Act-For`` on a route that cannot be done for someone else, or without a live grant."""
 
     slug, title = "proxy-not-allowed", "无权代他人办理此操作"
 
 
-class InvalidReference(InvalidInput):
-    """A referenced organisation, shop or person does not fit (wrong kind, other region …)."""
+class InvalidReference(Conflict):
+    """A record the request names does not fit in its current state (not a community, inactive,
+    another region …): the request is well-formed, the data says no."""
 
     slug, title = "invalid-reference", "引用的记录不符合要求"
+
+
+class InvalidField(InvalidInput):
+    """A body field's value that its schema cannot express (the same problem as a schema failure)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(
+            f"Invalid value for: {field}", errors=[{"field": field, "source": "body", "message": message}]
+        )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from timebank.identity import service
+from timebank.identity.service import housekeeping
 from timebank.kit.domain import PeriodicTask, TaskContext
 
 
 async def purge(ctx: TaskContext) -> Mapping[str, int]:
     """Delete spent one-time codes, expired refresh tokens and old rate-limit windows."""
     async with ctx.connection() as conn:
-        await service.purge(conn)
+        await housekeeping.purge(conn)
     return {}
 
 

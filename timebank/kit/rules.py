@@ -60,8 +60,12 @@ class RuleSection(msgspec.Struct, frozen=True, kw_only=True):
         return [f"{cls.prefix}.{name}" for name in cls.__struct_fields__]
 
     @classmethod
-    def from_values(cls: type[S], values: Mapping[str, Any]) -> S:
-        """The section from shipped defaults overlaid by ``values`` (full keys → JSON values)."""
+    def parse(cls: type[S], values: Mapping[str, Any]) -> S:
+        """The section from shipped defaults overlaid by ``values`` (full keys → JSON values).
+
+        Raises:
+            msgspec.ValidationError: a value does not fit its field.
+        """
         defaults = shipped_defaults()
         raw = {}
         for name in cls.__struct_fields__:
@@ -70,8 +74,14 @@ class RuleSection(msgspec.Struct, frozen=True, kw_only=True):
                 raw[name] = values[key]
             elif key in defaults:
                 raw[name] = defaults[key]
+        return msgspec.convert(raw, cls)
+
+    @classmethod
+    def from_values(cls: type[S], values: Mapping[str, Any]) -> S:
+        """:meth:`parse` for a region's stored values: a value that does not fit is logged and is a
+        500 ``rules-misconfigured`` (the operator's mistake, not the caller's)."""
         try:
-            return msgspec.convert(raw, cls)
+            return cls.parse(values)
         except msgspec.ValidationError as exc:
             log.error(
                 "region rules do not fit their section", extra={"section": cls.prefix, "error": str(exc)}
@@ -115,9 +125,9 @@ def check_value(key: str, value: Any) -> None:
     if section is None:
         raise ValueError(f"unknown rule {key!r}")
     try:
-        section.from_values({key: value})
-    except RulesMisconfigured as exc:
-        raise ValueError(exc.detail) from None
+        section.parse({key: value})
+    except msgspec.ValidationError as exc:
+        raise ValueError(f"{value!r} does not fit: {exc}") from None
 
 
 class RegionRules:
