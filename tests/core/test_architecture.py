@@ -33,7 +33,17 @@ SOURCE = PROJECT_ROOT / "timebank"
 
 # Layers of the top-level modules: the foundation every layer may use, and the composition
 # modules that put the domains together (and may import anything).
-FOUNDATION = {"__init__", "settings", "db", "problems", "ids", "observability"}
+FOUNDATION = {
+    "__init__",
+    "settings",
+    "db",
+    "problems",
+    "ids",
+    "observability",
+    "metrics",
+    "boundary",
+    "fonts",
+}
 COMPOSITION = {"app", "cli", "domains", "seeding"}
 
 MAX_MODULE_LINES = 600
