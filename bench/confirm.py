@@ -35,9 +35,9 @@ import uvicorn
 
 from timebank.app import create_app
 from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate
-from timebank.kit.principal import Principal
 from timebank.identity.tokens import issue_access_token
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.seeding import load_seed_file
 from timebank.settings import PROJECT_ROOT, load_settings
 

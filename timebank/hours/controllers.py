@@ -33,7 +33,6 @@ from timebank.hours.schemas import (
     ConfirmOne,
     HonourGrant,
     MyActivity,
-    Page,
     RecordStatus,
     Reversal,
     ServiceRecord,
@@ -47,6 +46,8 @@ from timebank.hours.schemas import (
     WithReason,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated, require
+from timebank.kit.dates import FromDay, ToDay
+from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
 
 Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothing to validate
@@ -64,9 +65,6 @@ VIEW = {"proxy_action": "view"}
 SIGN_UP = {"proxy_action": "sign_up"}
 CONFIRM = {"proxy_action": "confirm_service"}
 
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size")]
-Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page", max_length=200)]
-
 
 class CategoryController(Controller):
     """Service categories of the caller's region (loaded from seeds/, changed by administrators)."""
@@ -77,7 +75,11 @@ class CategoryController(Controller):
 
     @get("", operation_id="list_categories", guards=[authenticated], summary="List service categories")
     async def list_categories(
-        self, db: Db, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 50
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Category]:
         """Categories by code, with points rate, difficulty multiplier and required training."""
         return await service.list_categories(db, principal, cursor, limit)
@@ -114,8 +116,8 @@ class TrainingController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         volunteer_id: FromQuery[UUID],
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Training]:
         """Newest first; a volunteer sees their own, staff those of their subtree."""
         return await service.list_trainings(db, principal, volunteer_id, cursor, limit)
@@ -142,11 +144,11 @@ class ActivityController(Controller):
         principal: CurrentPrincipal,
         community_id: FromQuery[UUID | None] = None,
         category: Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{2,60}$")] = None,
-        day_from: Annotated[date | None, QueryParameter(name="from", description="first local day")] = None,
-        day_to: Annotated[date | None, QueryParameter(name="to", description="last local day")] = None,
+        day_from: FromDay = None,
+        day_to: ToDay = None,
         status: FromQuery[ActivityStatus | None] = None,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Activity]:
         """By start time; filter by community (own, sub- and parent organisations), category, days."""
         return await service.browse_activities(
@@ -221,8 +223,8 @@ class ActivityController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
-        cursor: Cursor = None,
-        limit: Limit = 50,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[SignupLine]:
         """Who holds or gave back a place (mobiles masked)."""
         return await service.list_signups(db, principal, activity_id, cursor, limit)
@@ -289,8 +291,8 @@ class ActivityController(Controller):
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
         status: FromQuery[RecordStatus | None] = None,
-        cursor: Cursor = None,
-        limit: Limit = 50,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[ServiceRecord]:
         """The activity's service records, newest first."""
         return await service.list_activity_records(db, principal, activity_id, status, cursor, limit)
@@ -592,7 +594,11 @@ class MyHoursController(Controller):
 
     @get("/activities", operation_id="my_activities", guards=[VOLUNTEER], opt=VIEW, summary="My activities")
     async def my_activities(
-        self, db: Db, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 20
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[MyActivity]:
         """Activities I signed up for, latest first, with my record's status."""
         return await service.my_activities(db, principal, cursor, limit)
@@ -609,8 +615,8 @@ class MyHoursController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         status: FromQuery[RecordStatus | None] = None,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[ServiceRecord]:
         """Newest first, with status, counted hours and points once confirmed."""
         return await service.my_records(db, principal, status, cursor, limit)

@@ -17,9 +17,12 @@ from openpyxl import Workbook
 
 from timebank.db import Conn
 from timebank.hours import errors, repo
+from timebank.hours.rows import ExportRow
 from timebank.hours.schemas import hours_display
-from timebank.hours.service import day_bounds, mask_name, require_org, staff_activity
+from timebank.hours.service import mask_name, require_org, staff_activity
+from timebank.kit.dates import local_days
 from timebank.kit.principal import Principal
+from timebank.kit.rules import region_rules
 
 Format = Literal["csv", "xlsx"]
 MAX_ROWS = 100_000
@@ -56,30 +59,28 @@ MEDIA_TYPES = {
 }
 
 
-def _rows(records: list[Any], tz: str) -> list[list[Any]]:
-    zone = ZoneInfo(tz)
-
+def _rows(records: list[ExportRow], zone: ZoneInfo) -> list[list[Any]]:
     def local(value: datetime | None) -> str:
         return value.astimezone(zone).strftime("%Y-%m-%d %H:%M") if value else ""
 
     return [
         [
-            str(r["id"]),
-            r["organisation_name"],
-            r["activity_title"],
-            r["category_name"],
-            local(r["starts_at"]),
-            str(r["volunteer_id"]),
-            mask_name(r["real_name"]),
-            r["mobile_masked"] or "",
-            ROLE_NAMES.get(r["role"], r["role"]),
-            local(r["check_in_at"]),
-            local(r["check_out_at"]),
-            r["travel_minutes"],
-            hours_display(r["counted_minutes"]),
-            r["counted_minutes"],
-            r["points"] if r["points"] is not None else "",
-            STATUS_NAMES.get(r["status"], r["status"]),
+            str(r.id),
+            r.organisation_name,
+            r.activity_title,
+            r.category_name,
+            local(r.starts_at),
+            str(r.volunteer_id),
+            mask_name(r.real_name),
+            r.mobile_masked or "",
+            ROLE_NAMES.get(r.role, r.role),
+            local(r.check_in_at),
+            local(r.check_out_at),
+            r.travel_minutes,
+            hours_display(r.counted_minutes),
+            r.counted_minutes,
+            r.points if r.points is not None else "",
+            STATUS_NAMES.get(r.status, r.status),
         ]
         for r in records
     ]
@@ -109,7 +110,8 @@ async def activity_export(
     """An activity's records; returns (bytes, file name)."""
     act = await staff_activity(conn, principal, activity_id)
     records = await repo.export_records(conn, activity_id, None, None, None, MAX_ROWS)
-    rows = _rows(records, act["timezone"])
+    assert act.timezone is not None  # an activity read alone carries its region's zone
+    rows = _rows(records, ZoneInfo(act.timezone))
     return encode(rows, fmt, "服务记录"), f"activity-{activity_id}.{fmt}"
 
 
@@ -123,9 +125,9 @@ async def period_export(
 ) -> tuple[bytes, str]:
     """Records of an organisation (and the organisations under it) for activities in a period."""
     if (day_to - day_from).days > 366:
-        raise errors.BadPeriod("export at most one year at a time")
+        raise errors.PeriodTooLong("export at most one year at a time")
     await require_org(conn, principal, organisation_id)
-    tz = await repo.region_timezone(conn, principal.region_id)
-    start, end = day_bounds(day_from, day_to, tz)
-    records = await repo.export_records(conn, None, organisation_id, start, end, MAX_ROWS)
-    return encode(_rows(records, tz), fmt, "服务记录"), f"service-records-{day_from}-{day_to}.{fmt}"
+    zone = (await region_rules(conn, principal.region_id)).zone
+    period = local_days(day_from, day_to, zone)
+    records = await repo.export_records(conn, None, organisation_id, period.since, period.until, MAX_ROWS)
+    return encode(_rows(records, zone), fmt, "服务记录"), f"service-records-{day_from}-{day_to}.{fmt}"

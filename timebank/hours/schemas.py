@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -21,13 +21,6 @@ def hours_display(minutes: int) -> str:
     """Minutes as hours with one decimal (``90`` → ``"1.5"``), rounded half up."""
     tenths = (minutes * 10 + 30) // 60
     return f"{tenths // 10}.{tenths % 10}"
-
-
-class Page(msgspec.Struct, Generic[T], kw_only=True):
-    """One page of a list; pass ``next_cursor`` as ``cursor`` for the next (absent at the end)."""
-
-    items: list[T]
-    next_cursor: str | None = None
 
 
 # --------------------------------------------------------------------------- categories

@@ -19,7 +19,7 @@ import msgspec
 
 from timebank.db import Conn
 from timebank.hours import repo
-from timebank.hours.confirm import Item, post_confirmations
+from timebank.hours.earnings import Item, post_confirmations
 from timebank.ids import uuid7
 from timebank.ledger.schemas import SYSTEM
 
@@ -105,7 +105,7 @@ async def load_activities(
                 "id": activity_id,
                 "region_id": region_id,
                 "organisation_id": org_ids[act.organisation],
-                "category_id": category["id"],
+                "category_id": category.id,
                 "beneficiary_id": volunteer_ids[act.beneficiary] if act.beneficiary else None,
                 "title": act.title,
                 "description": act.description,
@@ -131,7 +131,7 @@ async def load_activities(
                     "region_id": region_id,
                     "activity_id": activity_id,
                     "organisation_id": org_ids[act.organisation],
-                    "category_id": category["id"],
+                    "category_id": category.id,
                     "volunteer_id": vid,
                     "role": rec.role,
                     "check_in_at": starts,
@@ -154,9 +154,9 @@ async def load_activities(
                         volunteer_id=vid,
                         organisation_id=org_ids[act.organisation],
                         minutes=rec.minutes,
-                        points_rate=category["points_per_hour"],
-                        multiplier_pct=category["multiplier_pct"],
-                        counts_for_time_bank=category["counts_for_time_bank"],
+                        points_rate=category.points_per_hour,
+                        multiplier_pct=category.multiplier_pct,
+                        counts_for_time_bank=category.counts_for_time_bank,
                         organiser=rec.role == "organiser",
                     )
                 )
