@@ -33,7 +33,7 @@ from reportlab.pdfgen import canvas
 
 from timebank.db import Conn
 from timebank.hours import errors, repo
-from timebank.hours.rows import CertificateRow
+from timebank.hours.rows import CertificateRow, OrganisationRow, VolunteerRow
 from timebank.hours.schemas import Certificate, CertificateRequest, Verification, hours_display
 from timebank.hours.service import region_org, require_org, require_volunteer
 from timebank.identity.scope import org_in_scope
@@ -71,6 +71,18 @@ def urls(base_url: str, certificate_id: UUID) -> tuple[str, str]:
     return root + "/verify", root + "/pdf"
 
 
+async def _parties(
+    conn: Conn, principal: Principal, data: CertificateRequest
+) -> tuple[VolunteerRow, OrganisationRow]:
+    """The volunteer and the organisation of a certificate, if the caller may ask for it."""
+    vol = await require_volunteer(conn, principal, data.volunteer_id)
+    if principal.kind != "volunteer":
+        return vol, await require_org(conn, principal, data.organisation_id)
+    if data.volunteer_id != principal.sub:
+        raise NotInScope("volunteers ask for their own certificates")
+    return vol, await region_org(conn, principal, data.organisation_id)
+
+
 async def issue(
     conn: Conn, principal: Principal, keys: KeyRing, base_url: str, data: CertificateRequest
 ) -> Certificate:
@@ -81,13 +93,7 @@ async def issue(
     """
     if data.period_to < data.period_from or (data.period_to - data.period_from).days > MAX_PERIOD_DAYS:
         raise errors.BadTimes("period_to must not be before period_from (and at most ten years later)")
-    vol = await require_volunteer(conn, principal, data.volunteer_id)
-    if principal.kind == "volunteer":
-        if data.volunteer_id != principal.sub:
-            raise NotInScope("volunteers ask for their own certificates")
-        org = await region_org(conn, principal, data.organisation_id)
-    else:
-        org = await require_org(conn, principal, data.organisation_id)
+    vol, org = await _parties(conn, principal, data)
     zone = (await region_rules(conn, principal.region_id)).zone
     period = local_days(data.period_from, data.period_to, zone)
     rows = await repo.certificate_records(

@@ -228,10 +228,22 @@ def _order(first: UUID | None) -> Callable[[_Lot], tuple[Any, ...]]:
     return key
 
 
+_Consumed = dict[UUID, list[tuple[int, tuple[UUID, int], int]]]
+"""Debit transfer → its lot consumptions (ordinal, lot key, amount)."""
+
+
 async def _lots(conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress) -> None:
+    expected, consumed = await _replay_lots(conn, region_id, report, progress)
+    await _compare_lots(conn, region_id, report, expected, consumed)
+
+
+async def _replay_lots(
+    conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress
+) -> tuple[dict[tuple[UUID, int], _Lot], _Consumed]:
+    """The lots and consumptions that replaying every lot account's movements gives."""
     expected: dict[tuple[UUID, int], _Lot] = {}
     open_lots: dict[UUID, list[_Lot]] = {}
-    consumed: dict[UUID, list[tuple[int, tuple[UUID, int], int]]] = {}
+    consumed: _Consumed = {}
     async for m in chain_repo.verify_lot_moves(conn, region_id):
         report.lot_moves += 1
         if report.lot_moves % PROGRESS_EVERY == 0:
@@ -283,6 +295,17 @@ async def _lots(conn: Conn, region_id: UUID | None, report: VerifyReport, progre
             for lot in restored:
                 expected[lot.key] = lot
                 lots.append(lot)
+    return expected, consumed
+
+
+async def _compare_lots(
+    conn: Conn,
+    region_id: UUID | None,
+    report: VerifyReport,
+    expected: dict[tuple[UUID, int], _Lot],
+    consumed: _Consumed,
+) -> None:
+    """Report every stored lot or consumption that differs from the replay."""
     stored = {(r["transfer_id"], r["ordinal"]): r for r in await chain_repo.verify_lots(conn, region_id)}
     report.lots = len(stored)
     for key in sorted(set(expected) | set(stored)):
@@ -306,7 +329,7 @@ async def _lots(conn: Conn, region_id: UUID | None, report: VerifyReport, progre
                 report.add(
                     "lots", f"{label}: stored {got[2:]} ≠ {exp[2:]} (origin, expiry, amount, remaining)"
                 )
-    stored_used: dict[UUID, list[tuple[int, tuple[UUID, int], int]]] = {}
+    stored_used: _Consumed = {}
     for r in await chain_repo.verify_consumptions(conn, region_id):
         stored_used.setdefault(r["transfer_id"], []).append(
             (r["ordinal"], (r["lot_transfer_id"], r["lot_ordinal"]), int(r["amount"]))
