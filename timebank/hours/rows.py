@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 import msgspec
+
+from timebank.hours.schemas import ActivityFields
 
 
 class VolunteerRow(msgspec.Struct, kw_only=True, frozen=True):
@@ -31,35 +34,16 @@ class OrganisationRow(msgspec.Struct, kw_only=True, frozen=True):
     status: str
 
 
-class ActivityRow(msgspec.Struct, kw_only=True, frozen=True):
+class ActivityRow(ActivityFields, kw_only=True):
     """An activity with its organisation's and category's names (and, read alone, the region's
-    time zone)."""
+    time zone); ``max_counted_minutes`` is None where the region's rule applies."""
 
-    id: UUID
     region_id: UUID
-    organisation_id: UUID
-    organisation_name: str
-    category_id: UUID
-    category_code: str
-    category_name: str
-    one_to_one: bool
-    required_training: str | None
-    beneficiary_id: UUID | None
-    title: str
-    description: str
-    place: str
-    starts_at: datetime
-    ends_at: datetime
-    capacity: int
-    signed_up: int
-    min_age: int
     max_counted_minutes: int | None
-    status: str
-    created_at: datetime
     timezone: str | None = None
 
 
-class MyActivityRow(ActivityRow, kw_only=True, frozen=True):
+class MyActivityRow(ActivityRow, kw_only=True):
     """An activity a volunteer signed up for, with their sign-up and record."""
 
     signup_status: str
@@ -76,46 +60,6 @@ class ActivityLock(msgspec.Struct, kw_only=True, frozen=True):
     ends_at: datetime
     signed_up: int
     capacity: int
-
-
-class RecordRow(msgspec.Struct, kw_only=True, frozen=True):
-    """A service record with its volunteer, activity, category and live confirmation."""
-
-    id: UUID
-    region_id: UUID
-    kind: str
-    activity_id: UUID | None
-    activity_title: str | None
-    organisation_id: UUID
-    category_id: UUID | None
-    category_code: str | None
-    category_name: str | None
-    one_to_one: bool | None
-    points_per_hour: int | None
-    multiplier_pct: int | None
-    counts_for_time_bank: bool | None
-    volunteer_id: UUID
-    volunteer_name: str
-    role: str
-    check_in_at: datetime | None
-    check_out_at: datetime | None
-    check_in_method: str | None
-    travel_minutes: int
-    attended_minutes: int
-    counted_minutes: int
-    adjusted: bool
-    status: str
-    reason: str
-    completed_at: datetime | None
-    updated_at: datetime
-    starts_at: datetime | None
-    ends_at: datetime | None
-    max_counted_minutes: int | None
-    beneficiary_id: UUID | None
-    activity_status: str | None
-    confirmation_id: UUID | None
-    points: int | None
-    confirmed_at: datetime | None
 
 
 class RecordLine(msgspec.Struct, kw_only=True, frozen=True):
@@ -142,6 +86,25 @@ class RecordLine(msgspec.Struct, kw_only=True, frozen=True):
     points: int | None
     confirmed_at: datetime | None
     updated_at: datetime
+
+
+class RecordRow(RecordLine, kw_only=True, frozen=True):
+    """A service record with its volunteer, activity, category and live confirmation."""
+
+    region_id: UUID
+    category_id: UUID | None
+    one_to_one: bool | None
+    points_per_hour: int | None
+    multiplier_pct: int | None
+    counts_for_time_bank: bool | None
+    check_in_method: str | None
+    completed_at: datetime | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    max_counted_minutes: int | None
+    beneficiary_id: UUID | None
+    activity_status: str | None
+    confirmation_id: UUID | None
 
 
 class RecordLock(msgspec.Struct, kw_only=True, frozen=True):
@@ -248,3 +211,16 @@ class ExportRow(msgspec.Struct, kw_only=True, frozen=True):
     points: int | None
     status: str
     organisation_name: str
+
+
+R = TypeVar("R")
+
+
+def one(row: asyncpg.Record | None, kind: type[R]) -> R | None:
+    """A row as a Struct (None stays None)."""
+    return None if row is None else msgspec.convert(dict(row), kind)
+
+
+def many(rows: list[asyncpg.Record], kind: type[R]) -> list[R]:
+    """Rows as Structs."""
+    return [msgspec.convert(dict(r), kind) for r in rows]

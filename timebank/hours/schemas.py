@@ -101,7 +101,9 @@ class ActivityTransition(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     status: Literal["published", "closed", "settled", "cancelled"]
 
 
-class Activity(msgspec.Struct, kw_only=True):
+class ActivityFields(msgspec.Struct, kw_only=True):
+    """What an activity shows of itself, as stored (its region's rules fill in the rest)."""
+
     id: UUID
     organisation_id: UUID
     organisation_name: str
@@ -118,12 +120,15 @@ class Activity(msgspec.Struct, kw_only=True):
     ends_at: datetime
     capacity: int
     signed_up: int
-    places_left: int
     min_age: int
-    max_counted_minutes: int
-    max_counted_hours: str
     status: str
     created_at: datetime
+
+
+class Activity(ActivityFields, kw_only=True):
+    places_left: int
+    max_counted_minutes: int
+    max_counted_hours: str
 
 
 class MyActivity(msgspec.Struct, kw_only=True):

@@ -31,6 +31,7 @@ from timebank.ledger.schemas import (
     AccountRef,
     Actor,
     HoldSpec,
+    Movement,
     Operation,
     Owner,
     PostHold,
@@ -248,7 +249,17 @@ async def post(
                 "only a capped credit has an overflow account", reason="overflow-without-cap", index=index
             )
     batch = batch_id or uuid7()
+    if len(postings) <= BATCH_LIMIT and all(_plain(p) for p in postings):
+        # Nothing to open or settle: as execute() posts it (one statement outside a transaction).
+        return await _post_chunk(conn, region_id, actor, postings, 0, {}, batch)
     return await run(conn, lambda c: _post(c, region_id, actor, postings, batch))
+
+
+def _plain(p: Posting) -> bool:
+    """Whether a posting names its accounts by id and asks the ledger to settle nothing."""
+    return (
+        isinstance(p.debit, UUID) and isinstance(p.credit, UUID) and not (p.up_to_cap or p.within is not None)
+    )
 
 
 async def _post(
@@ -327,16 +338,9 @@ async def _post_chunk(
 ) -> list[Settled]:
     specs = [
         TransferSpec(
-            ledger=p.ledger,
+            **{name: getattr(p, name) for name in Movement.__struct_fields__},
             debit_account_id=_id(ids, p.debit, p.ledger),
             credit_account_id=_id(ids, p.credit, p.ledger),
-            amount=p.amount,
-            code=p.code,
-            subject_id=p.subject_id,
-            memo=p.memo,
-            metadata=p.metadata,
-            lot_origin=p.lot_origin,
-            lot_expires_on=p.lot_expires_on,
         )
         for p in chunk
     ]

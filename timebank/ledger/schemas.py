@@ -162,16 +162,14 @@ SYSTEM = Actor(kind="system")
 
 
 # ------------------------------------------------------------------------------------ operations
-class TransferSpec(msgspec.Struct, kw_only=True, frozen=True):
-    """Move ``amount`` from the debit account to the credit account now (a posted transfer).
+class Movement(msgspec.Struct, kw_only=True, frozen=True):
+    """What every transfer a domain asks for says besides its accounts.
 
     ``lot_origin`` (and optionally ``lot_expires_on``) is required when the credit account keeps
     lots (volunteer accounts): it is where the amount comes from.
     """
 
     ledger: Ledger
-    debit_account_id: UUID
-    credit_account_id: UUID
     amount: Amount
     code: Code
     subject_id: UUID | None = None
@@ -179,6 +177,13 @@ class TransferSpec(msgspec.Struct, kw_only=True, frozen=True):
     metadata: dict[str, Any] = {}
     lot_origin: LotOrigin | None = None
     lot_expires_on: date | None = None
+
+
+class TransferSpec(Movement, kw_only=True, frozen=True):
+    """Move ``amount`` from the debit account to the credit account now (a posted transfer)."""
+
+    debit_account_id: UUID
+    credit_account_id: UUID
 
 
 class HoldSpec(TransferSpec, kw_only=True, frozen=True):
@@ -240,7 +245,7 @@ AccountRef = UUID | Owner
 """An account by id, or by owner (opened on first use)."""
 
 
-class Posting(msgspec.Struct, kw_only=True, frozen=True):
+class Posting(Movement, kw_only=True, frozen=True):
     """A posted transfer a domain owes, which the ledger settles under its row locks.
 
     Attributes:
@@ -252,16 +257,8 @@ class Posting(msgspec.Struct, kw_only=True, frozen=True):
             fresh earnings).
     """
 
-    ledger: Ledger
     debit: AccountRef
     credit: AccountRef
-    amount: Amount
-    code: Code
-    subject_id: UUID | None = None
-    memo: Memo = ""
-    metadata: dict[str, Any] = {}
-    lot_origin: LotOrigin | None = None
-    lot_expires_on: date | None = None
     up_to_cap: bool = False
     overflow: AccountRef | None = None
     within: int | None = None

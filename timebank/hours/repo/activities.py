@@ -6,10 +6,16 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from timebank.db import Conn
-from timebank.hours.rows import ActivityLock, ActivityRow, MyActivityRow, OrganisationRow, VolunteerRow
+from timebank.hours.rows import (
+    ActivityLock,
+    ActivityRow,
+    MyActivityRow,
+    OrganisationRow,
+    VolunteerRow,
+    many,
+    one,
+)
 from timebank.hours.schemas import Category, SignupLine, Training
 
 # --------------------------------------------------------------------------- categories
@@ -247,28 +253,22 @@ async def upsert_category(
 
 async def categories(conn: Conn, region_id: UUID, after: str | None, limit: int) -> list[Category]:
     """Categories of a region ordered by code, after ``after``."""
-    return [
-        msgspec.convert(dict(r), Category)
-        for r in await conn.fetch(SELECT_CATEGORIES, region_id, after, limit)
-    ]
+    return many(await conn.fetch(SELECT_CATEGORIES, region_id, after, limit), Category)
 
 
 async def category_by_code(conn: Conn, region_id: UUID, code: str) -> Category | None:
     """One category by its code."""
-    row = await conn.fetchrow(SELECT_CATEGORY_BY_CODE, region_id, code)
-    return None if row is None else msgspec.convert(dict(row), Category)
+    return one(await conn.fetchrow(SELECT_CATEGORY_BY_CODE, region_id, code), Category)
 
 
 async def volunteer(conn: Conn, volunteer_id: UUID) -> VolunteerRow | None:
     """Id, region, community, name, birth date, status, masked mobile."""
-    row = await conn.fetchrow(SELECT_VOLUNTEER, volunteer_id)
-    return None if row is None else msgspec.convert(dict(row), VolunteerRow)
+    return one(await conn.fetchrow(SELECT_VOLUNTEER, volunteer_id), VolunteerRow)
 
 
 async def organisation(conn: Conn, org_id: UUID) -> OrganisationRow | None:
     """Id, region, name, ancestor path, status."""
-    row = await conn.fetchrow(SELECT_ORGANISATION, org_id)
-    return None if row is None else msgspec.convert(dict(row), OrganisationRow)
+    return one(await conn.fetchrow(SELECT_ORGANISATION, org_id), OrganisationRow)
 
 
 async def insert_training(
@@ -283,24 +283,25 @@ async def insert_training(
     recorded_by: UUID,
 ) -> Training | None:
     """Record a completed training; None when the same one is already recorded."""
-    row = await conn.fetchrow(
-        INSERT_TRAINING,
-        region_id,
-        volunteer_id,
-        code,
-        name,
-        organisation_id,
-        completed_on,
-        valid_until,
-        recorded_by,
+    return one(
+        await conn.fetchrow(
+            INSERT_TRAINING,
+            region_id,
+            volunteer_id,
+            code,
+            name,
+            organisation_id,
+            completed_on,
+            valid_until,
+            recorded_by,
+        ),
+        Training,
     )
-    return None if row is None else msgspec.convert(dict(row), Training)
 
 
 async def trainings(conn: Conn, volunteer_id: UUID, before: UUID | None, limit: int) -> list[Training]:
     """A volunteer's trainings, newest first."""
-    rows = await conn.fetch(SELECT_TRAININGS, volunteer_id, before, limit)
-    return [msgspec.convert(dict(r), Training) for r in rows]
+    return many(await conn.fetch(SELECT_TRAININGS, volunteer_id, before, limit), Training)
 
 
 async def has_training(conn: Conn, volunteer_id: UUID, code: str, on: date) -> bool:
@@ -332,14 +333,12 @@ async def insert_activity(conn: Conn, values: dict[str, Any]) -> None:
 
 async def activity(conn: Conn, activity_id: UUID) -> ActivityRow | None:
     """An activity with its organisation's and category's names and the region's time zone."""
-    row = await conn.fetchrow(SELECT_ACTIVITY, activity_id)
-    return None if row is None else msgspec.convert(dict(row), ActivityRow)
+    return one(await conn.fetchrow(SELECT_ACTIVITY, activity_id), ActivityRow)
 
 
 async def lock_activity(conn: Conn, activity_id: UUID) -> ActivityLock | None:
     """Lock an activity row (status changes, bulk confirmation)."""
-    row = await conn.fetchrow(SELECT_ACTIVITY_FOR_UPDATE, activity_id)
-    return None if row is None else msgspec.convert(dict(row), ActivityLock)
+    return one(await conn.fetchrow(SELECT_ACTIVITY_FOR_UPDATE, activity_id), ActivityLock)
 
 
 async def activity_secret(conn: Conn, activity_id: UUID) -> bytes:
@@ -361,20 +360,22 @@ async def browse(
     limit: int,
 ) -> list[ActivityRow]:
     """Activities ordered by start, keyset-paginated on (starts_at, id)."""
-    rows = await conn.fetch(
-        BROWSE_ACTIVITIES,
-        region_id,
-        statuses,
-        community_id,
-        category_id,
-        after,
-        before,
-        cursor[0] if cursor else None,
-        cursor[1] if cursor else None,
-        scope_root,
-        limit,
+    return many(
+        await conn.fetch(
+            BROWSE_ACTIVITIES,
+            region_id,
+            statuses,
+            community_id,
+            category_id,
+            after,
+            before,
+            cursor[0] if cursor else None,
+            cursor[1] if cursor else None,
+            scope_root,
+            limit,
+        ),
+        ActivityRow,
     )
-    return [msgspec.convert(dict(r), ActivityRow) for r in rows]
 
 
 async def update_activity(conn: Conn, activity_id: UUID, values: dict[str, Any]) -> None:
@@ -440,15 +441,16 @@ async def signup_status(conn: Conn, activity_id: UUID, volunteer_id: UUID) -> st
 
 async def signups(conn: Conn, activity_id: UUID, after: UUID | None, limit: int) -> list[SignupLine]:
     """Sign-ups of an activity in order."""
-    rows = await conn.fetch(SELECT_SIGNUPS, activity_id, after, limit)
-    return [msgspec.convert(dict(r), SignupLine) for r in rows]
+    return many(await conn.fetch(SELECT_SIGNUPS, activity_id, after, limit), SignupLine)
 
 
 async def my_activities(
     conn: Conn, volunteer_id: UUID, cursor: tuple[datetime, UUID] | None, limit: int
 ) -> list[MyActivityRow]:
     """Activities a volunteer signed up for, latest first."""
-    rows = await conn.fetch(
-        MY_ACTIVITIES, volunteer_id, cursor[0] if cursor else None, cursor[1] if cursor else None, limit
+    return many(
+        await conn.fetch(
+            MY_ACTIVITIES, volunteer_id, cursor[0] if cursor else None, cursor[1] if cursor else None, limit
+        ),
+        MyActivityRow,
     )
-    return [msgspec.convert(dict(r), MyActivityRow) for r in rows]

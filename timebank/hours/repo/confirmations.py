@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-import msgspec
-
 from timebank.db import Conn
-from timebank.hours.rows import Confirmable, Debt, LiveConfirmation
+from timebank.hours.rows import Confirmable, Debt, LiveConfirmation, many, one
 
 # --------------------------------------------------------------------------- confirmation
 # What confirm._item needs of a record to confirm it, shared by bulk and auto-confirmation.
@@ -121,8 +119,7 @@ SELECT count(*) FROM service_records r JOIN service_categories c ON c.id = r.cat
 
 async def lock_attended(conn: Conn, activity_id: UUID) -> list[Confirmable]:
     """Lock the activity's attended records with their category's points rule."""
-    rows = await conn.fetch(LOCK_ATTENDED, activity_id)
-    return [msgspec.convert(dict(r), Confirmable) for r in rows]
+    return many(await conn.fetch(LOCK_ATTENDED, activity_id), Confirmable)
 
 
 async def pending_counts(conn: Conn, activity_id: UUID) -> dict[str, int]:
@@ -178,8 +175,7 @@ async def mark_confirmed(
 
 async def open_debts(conn: Conn, volunteer_ids: list[UUID]) -> list[Debt]:
     """Unsettled recovery debts of the volunteers, oldest first."""
-    rows = await conn.fetch(SELECT_OPEN_DEBTS, volunteer_ids)
-    return [msgspec.convert(dict(r), Debt) for r in rows]
+    return many(await conn.fetch(SELECT_OPEN_DEBTS, volunteer_ids), Debt)
 
 
 async def recover_debts(conn: Conn, debt_ids: list[UUID], amounts: list[int]) -> None:
@@ -218,8 +214,7 @@ async def insert_honour(
 
 async def live_confirmation(conn: Conn, record_id: UUID) -> LiveConfirmation | None:
     """The record's confirmation that is not reversed."""
-    row = await conn.fetchrow(SELECT_LIVE_CONFIRMATION, record_id)
-    return None if row is None else msgspec.convert(dict(row), LiveConfirmation)
+    return one(await conn.fetchrow(SELECT_LIVE_CONFIRMATION, record_id), LiveConfirmation)
 
 
 async def mark_reversed(
@@ -243,8 +238,7 @@ async def lock_auto_confirmable(
     conn: Conn, region_id: UUID, days: int, now: datetime | None, limit: int
 ) -> list[Confirmable]:
     """Lock one-to-one records completed at least ``days`` ago, unconfirmed and undisputed."""
-    rows = await conn.fetch(LOCK_AUTO_CONFIRMABLE, region_id, days, now, limit)
-    return [msgspec.convert(dict(r), Confirmable) for r in rows]
+    return many(await conn.fetch(LOCK_AUTO_CONFIRMABLE, region_id, days, now, limit), Confirmable)
 
 
 async def count_attended_one_to_one(conn: Conn) -> int:

@@ -6,10 +6,8 @@ from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from timebank.db import Conn
-from timebank.hours.rows import CertificateLine, CertificateRow, ExportRow
+from timebank.hours.rows import CertificateLine, CertificateRow, ExportRow, many, one
 
 # --------------------------------------------------------------------------- certificates and exports
 CERTIFICATE_RECORDS = """
@@ -61,8 +59,9 @@ async def certificate_records(
     conn: Conn, volunteer_id: UUID, organisation_id: UUID, start: datetime | None, end: datetime | None
 ) -> list[CertificateLine]:
     """Confirmed (not reversed) service of a volunteer with an organisation, by activity start."""
-    rows = await conn.fetch(CERTIFICATE_RECORDS, volunteer_id, organisation_id, start, end)
-    return [msgspec.convert(dict(r), CertificateLine) for r in rows]
+    return many(
+        await conn.fetch(CERTIFICATE_RECORDS, volunteer_id, organisation_id, start, end), CertificateLine
+    )
 
 
 async def id_number_masked(conn: Conn, volunteer_id: UUID) -> str:
@@ -105,8 +104,7 @@ async def insert_certificate(
 
 async def certificate(conn: Conn, certificate_id: UUID) -> CertificateRow | None:
     """One certificate row."""
-    row = await conn.fetchrow(SELECT_CERTIFICATE, certificate_id)
-    return None if row is None else msgspec.convert(dict(row), CertificateRow)
+    return one(await conn.fetchrow(SELECT_CERTIFICATE, certificate_id), CertificateRow)
 
 
 async def export_records(
@@ -118,8 +116,7 @@ async def export_records(
     limit: int,
 ) -> list[ExportRow]:
     """Service records of an activity, or of an organisation's subtree over a period, in start order."""
-    rows = await conn.fetch(EXPORT_RECORDS, activity_id, org_root, start, end, limit)
-    return [msgspec.convert(dict(r), ExportRow) for r in rows]
+    return many(await conn.fetch(EXPORT_RECORDS, activity_id, org_root, start, end, limit), ExportRow)
 
 
 # --------------------------------------------------------------------------- seeds

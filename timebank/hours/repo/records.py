@@ -6,10 +6,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from timebank.db import Conn
-from timebank.hours.rows import RecordLine, RecordLock, RecordRow, VolunteerRecord
+from timebank.hours.rows import RecordLine, RecordLock, RecordRow, VolunteerRecord, many, one
 from timebank.hours.schemas import RecordEvent
 
 # --------------------------------------------------------------------------- service records
@@ -123,20 +121,17 @@ SELECT r.id, r.kind, r.activity_id, a.title AS activity_title, r.organisation_id
 
 async def record(conn: Conn, record_id: UUID) -> RecordRow | None:
     """A service record with its activity, category, volunteer and live confirmation."""
-    row = await conn.fetchrow(SELECT_RECORD, record_id)
-    return None if row is None else msgspec.convert(dict(row), RecordRow)
+    return one(await conn.fetchrow(SELECT_RECORD, record_id), RecordRow)
 
 
 async def record_for_volunteer(conn: Conn, activity_id: UUID, volunteer_id: UUID) -> VolunteerRecord | None:
     """Lock and return the volunteer's record of an activity."""
-    row = await conn.fetchrow(SELECT_RECORD_BY_VOLUNTEER, activity_id, volunteer_id)
-    return None if row is None else msgspec.convert(dict(row), VolunteerRecord)
+    return one(await conn.fetchrow(SELECT_RECORD_BY_VOLUNTEER, activity_id, volunteer_id), VolunteerRecord)
 
 
 async def lock_record(conn: Conn, record_id: UUID) -> RecordLock | None:
     """Lock a record (status changes) and return its status and counted minutes."""
-    row = await conn.fetchrow(LOCK_RECORD, record_id)
-    return None if row is None else msgspec.convert(dict(row), RecordLock)
+    return one(await conn.fetchrow(LOCK_RECORD, record_id), RecordLock)
 
 
 async def insert_check_in(
@@ -226,8 +221,7 @@ async def insert_event(
 
 async def events(conn: Conn, record_id: UUID) -> list[RecordEvent]:
     """A record's history, oldest first."""
-    rows = await conn.fetch(SELECT_EVENTS, record_id)
-    return [msgspec.convert(dict(r), RecordEvent) for r in rows]
+    return many(await conn.fetch(SELECT_EVENTS, record_id), RecordEvent)
 
 
 async def list_records(
@@ -239,5 +233,4 @@ async def list_records(
     limit: int,
 ) -> list[RecordLine]:
     """Records of an activity or of a volunteer, newest first."""
-    rows = await conn.fetch(LIST_RECORDS, activity_id, volunteer_id, status, before, limit)
-    return [msgspec.convert(dict(r), RecordLine) for r in rows]
+    return many(await conn.fetch(LIST_RECORDS, activity_id, volunteer_id, status, before, limit), RecordLine)
