@@ -301,12 +301,13 @@ def _unique_violation(request: Request[Any, Any, Any], exc: asyncpg.UniqueViolat
 
 
 def _check_violation(request: Request[Any, Any, Any], exc: asyncpg.CheckViolationError) -> Response[Any]:
+    rule = exc.constraint_name or ""
     return problem_response(
         409,
         "rule-violated",
         "违反业务规则",
-        "The change would break a rule of the ledger.",
-        {"rule": exc.constraint_name or ""},
+        f"The change would break the rule {rule}." if rule else "The change would break a rule.",
+        {"rule": rule},
     )
 
 

@@ -30,7 +30,6 @@ UNCLAIMED = {
     "timebank.hours_per_coin",
     "timebank.recipient_min_age",
     "timebank.recipient_min_age_hardship",
-    "timebank.storage_cap_hours",
     "timebank.withdraw_min_age",
 }
 

@@ -24,9 +24,7 @@ import logging
 from functools import cache
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
-import asyncpg
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -41,12 +39,16 @@ from reportlab.pdfgen import canvas
 
 from timebank.db import Conn
 from timebank.hours import errors, repo
+from timebank.hours.rows import CertificateRow, OrganisationRow, VolunteerRow
 from timebank.hours.schemas import Certificate, CertificateRequest, Verification, hours_display
-from timebank.hours.service import day_bounds, region_org, require_org, require_volunteer
+from timebank.hours.service import region_org, require_org, require_volunteer
 from timebank.identity.scope import org_in_scope
 from timebank.identity.tokens import KeyRing
 from timebank.ids import uuid7
+from timebank.kit.dates import local_day, local_days
+from timebank.kit.errors import NotInScope
 from timebank.kit.principal import Principal
+from timebank.kit.rules import region_rules
 
 log = logging.getLogger("timebank.certificates")
 TITLE = "志愿服务记录证明"
@@ -62,9 +64,9 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _stored_content(row: asyncpg.Record) -> dict[str, Any]:
+def _stored_content(row: CertificateRow) -> dict[str, Any]:
     """The stored content as a dict (a connection without the pool's JSON codec returns text)."""
-    stored = row["content"]
+    stored = row.content
     content: dict[str, Any] = stored if isinstance(stored, dict) else json.loads(stored)
     return content
 
@@ -73,6 +75,18 @@ def urls(base_url: str, certificate_id: UUID) -> tuple[str, str]:
     """(verification URL, PDF URL) under the API prefix."""
     root = base_url.rstrip("/") + "/api/v1/certificates/" + str(certificate_id)
     return root + "/verify", root + "/pdf"
+
+
+async def _parties(
+    conn: Conn, principal: Principal, data: CertificateRequest
+) -> tuple[VolunteerRow, OrganisationRow]:
+    """The volunteer and the organisation of a certificate, if the caller may ask for it."""
+    vol = await require_volunteer(conn, principal, data.volunteer_id)
+    if principal.kind != "volunteer":
+        return vol, await require_org(conn, principal, data.organisation_id)
+    if data.volunteer_id != principal.sub:
+        raise NotInScope("volunteers ask for their own certificates")
+    return vol, await region_org(conn, principal, data.organisation_id)
 
 
 async def issue(
@@ -85,28 +99,23 @@ async def issue(
     """
     if data.period_to < data.period_from or (data.period_to - data.period_from).days > MAX_PERIOD_DAYS:
         raise errors.BadTimes("period_to must not be before period_from (and at most ten years later)")
-    vol = await require_volunteer(conn, principal, data.volunteer_id)
-    if principal.kind == "volunteer":
-        if data.volunteer_id != principal.sub:
-            raise errors.NotInScope("volunteers ask for their own certificates")
-        org = await region_org(conn, principal, data.organisation_id)
-    else:
-        org = await require_org(conn, principal, data.organisation_id)
-    tz = await repo.region_timezone(conn, principal.region_id)
-    start, end = day_bounds(data.period_from, data.period_to, tz)
-    rows = await repo.certificate_records(conn, data.volunteer_id, data.organisation_id, start, end)
-    zone = ZoneInfo(tz)
+    vol, org = await _parties(conn, principal, data)
+    zone = (await region_rules(conn, principal.region_id)).zone
+    period = local_days(data.period_from, data.period_to, zone)
+    rows = await repo.certificate_records(
+        conn, data.volunteer_id, data.organisation_id, period.since, period.until
+    )
     records = [
         {
-            "date": r["served_at"].astimezone(zone).date().isoformat(),
-            "activity": r["title"],
-            "category": r["category"],
-            "minutes": r["minutes"],
-            "hours": hours_display(r["minutes"]),
+            "date": local_day(r.served_at, zone).isoformat(),
+            "activity": r.title,
+            "category": r.category,
+            "minutes": r.minutes,
+            "hours": hours_display(r.minutes),
         }
         for r in rows
     ]
-    total = sum(r["minutes"] for r in rows)
+    total = sum(r.minutes for r in rows)
     certificate_id = uuid7()
     verify_url, pdf_url = urls(base_url, certificate_id)
     issued_at = await repo.db_now(conn)
@@ -114,11 +123,11 @@ async def issue(
         "type": TITLE,
         "certificate_id": str(certificate_id),
         "volunteer": {
-            "id": str(vol["id"]),
-            "name": vol["real_name"],
-            "id_number_masked": await repo.id_number_masked(conn, vol["id"]),
+            "id": str(vol.id),
+            "name": vol.real_name,
+            "id_number_masked": await repo.id_number_masked(conn, vol.id),
         },
-        "organisation": {"id": str(org["id"]), "name": org["name"]},
+        "organisation": {"id": str(org.id), "name": org.name},
         "period": {"from": data.period_from.isoformat(), "to": data.period_to.isoformat()},
         "records": records,
         "total_minutes": total,
@@ -172,16 +181,16 @@ async def verify(conn: Conn, keys: KeyRing, certificate_id: UUID) -> Verificatio
     digest = hashlib.sha256(body).digest()
     reason = "内容完整，签名有效 (content unchanged, signature valid)"
     valid = True
-    key = keys.public_keys.get(row["key_id"])
-    if digest != bytes(row["content_sha256"]):
+    key = keys.public_keys.get(row.key_id)
+    if digest != row.content_sha256:
         valid, reason = False, "内容已被篡改 (the content does not match its digest)"
     elif key is None:
         valid, reason = False, "签名密钥未知 (the signing key is not among the service's keys)"
-    elif content.get("certificate_id") != str(certificate_id) or content.get("key_id") != row["key_id"]:
+    elif content.get("certificate_id") != str(certificate_id) or content.get("key_id") != row.key_id:
         valid, reason = False, "证明编号或密钥不符 (id or key in the content differ)"
     else:
         try:
-            key.verify(bytes(row["signature"]), body, ec.ECDSA(hashes.SHA256()))
+            key.verify(row.signature, body, ec.ECDSA(hashes.SHA256()))
         except InvalidSignature:
             valid, reason = False, "签名无效 (the signature does not match the content)"
     return Verification(
@@ -190,24 +199,24 @@ async def verify(conn: Conn, keys: KeyRing, certificate_id: UUID) -> Verificatio
         reason=reason,
         content=content if valid else None,
         content_sha256=digest.hex(),
-        key_id=row["key_id"],
-        signature=_b64(bytes(row["signature"])),
+        key_id=row.key_id,
+        signature=_b64(row.signature),
     )
 
 
 async def reach(conn: Conn, principal: Principal, certificate_id: UUID) -> dict[str, Any]:
     """A certificate's stored content, for its volunteer, staff in scope of its organisation, admins."""
     row = await repo.certificate(conn, certificate_id)
-    if row is None or row["region_id"] != principal.region_id:
+    if row is None or row.region_id != principal.region_id:
         raise errors.CertificateNotFound(f"no certificate {certificate_id}")
     if principal.kind == "volunteer":
-        if row["volunteer_id"] != principal.sub or not principal.may("view"):
+        if row.volunteer_id != principal.sub or not principal.may("view"):
             raise errors.CertificateNotFound(f"no certificate {certificate_id}")
-    elif not await org_in_scope(conn, principal, row["organisation_id"]):
+    elif not await org_in_scope(conn, principal, row.organisation_id):
         # out of reach reads as absent: personal data is not probed for existence
         raise errors.CertificateNotFound(f"no certificate {certificate_id}")
     content = _stored_content(row)
-    content["_sha256"] = bytes(row["content_sha256"]).hex()
+    content["_sha256"] = row.content_sha256.hex()
     return content
 
 

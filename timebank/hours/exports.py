@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -24,9 +24,12 @@ from openpyxl.utils import get_column_letter
 
 from timebank.db import Conn
 from timebank.hours import errors, repo
+from timebank.hours.rows import ExportRow
 from timebank.hours.schemas import hours_display
-from timebank.hours.service import day_bounds, mask_name, require_org, staff_activity
+from timebank.hours.service import mask_name, require_org, staff_activity
+from timebank.kit.dates import local_days
 from timebank.kit.principal import Principal
+from timebank.kit.rules import region_rules
 
 if TYPE_CHECKING:
     from openpyxl.worksheet._write_only import WriteOnlyWorksheet
@@ -75,31 +78,30 @@ MEDIA_TYPES = {
 Value = str | int | datetime | None
 
 
-def _rows(records: list[Any], tz: str) -> list[list[Value]]:
-    """One row per record, typed by :data:`COLUMNS` (date-times local to ``tz``, without zone)."""
-    zone = ZoneInfo(tz)
+def _rows(records: list[ExportRow], zone: ZoneInfo) -> list[list[Value]]:
+    """One row per record, typed by :data:`COLUMNS` (date-times local to ``zone``, without zone)."""
 
     def local(value: datetime | None) -> datetime | None:
         return value.astimezone(zone).replace(tzinfo=None) if value else None
 
     return [
         [
-            str(r["id"]),
-            r["organisation_name"],
-            r["activity_title"],
-            r["category_name"],
-            local(r["starts_at"]),
-            str(r["volunteer_id"]),
-            mask_name(r["real_name"]),
-            r["mobile_masked"] or "",
-            ROLE_NAMES.get(r["role"], r["role"]),
-            local(r["check_in_at"]),
-            local(r["check_out_at"]),
-            r["travel_minutes"],
-            r["counted_minutes"],
-            r["counted_minutes"],
-            r["points"],
-            STATUS_NAMES.get(r["status"], r["status"]),
+            str(r.id),
+            r.organisation_name,
+            r.activity_title,
+            r.category_name,
+            local(r.starts_at),
+            str(r.volunteer_id),
+            mask_name(r.real_name),
+            r.mobile_masked or "",
+            ROLE_NAMES.get(r.role, r.role),
+            local(r.check_in_at),
+            local(r.check_out_at),
+            r.travel_minutes,
+            r.counted_minutes,
+            r.counted_minutes,
+            r.points,
+            STATUS_NAMES.get(r.status, r.status),
         ]
         for r in records
     ]
@@ -150,7 +152,8 @@ async def activity_export(
     """An activity's records; returns (bytes, file name)."""
     act = await staff_activity(conn, principal, activity_id)
     records = await repo.export_records(conn, activity_id, None, None, None, MAX_ROWS)
-    rows = _rows(records, act["timezone"])
+    assert act.timezone is not None  # an activity read alone carries its region's zone
+    rows = _rows(records, ZoneInfo(act.timezone))
     return encode(rows, fmt, "服务记录"), f"activity-{activity_id}.{fmt}"
 
 
@@ -164,9 +167,9 @@ async def period_export(
 ) -> tuple[bytes, str]:
     """Records of an organisation (and the organisations under it) for activities in a period."""
     if (day_to - day_from).days > 366:
-        raise errors.BadPeriod("export at most one year at a time")
+        raise errors.PeriodTooLong("export at most one year at a time")
     await require_org(conn, principal, organisation_id)
-    tz = await repo.region_timezone(conn, principal.region_id)
-    start, end = day_bounds(day_from, day_to, tz)
-    records = await repo.export_records(conn, None, organisation_id, start, end, MAX_ROWS)
-    return encode(_rows(records, tz), fmt, "服务记录"), f"service-records-{day_from}-{day_to}.{fmt}"
+    zone = (await region_rules(conn, principal.region_id)).zone
+    period = local_days(day_from, day_to, zone)
+    records = await repo.export_records(conn, None, organisation_id, period.since, period.until, MAX_ROWS)
+    return encode(_rows(records, zone), fmt, "服务记录"), f"service-records-{day_from}-{day_to}.{fmt}"

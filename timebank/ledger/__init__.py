@@ -21,13 +21,13 @@ def register() -> Domain:
     """Ledger routes, ``timebank verify``, sealing after value-moving responses, periodic work."""
     from timebank.ledger import cli, tasks
     from timebank.ledger.controllers import LEDGER_CONTROLLERS
-    from timebank.ledger.rules import LedgerRules
+    from timebank.ledger.rules import LedgerRules, StorageRules
 
     return Domain(
         name="ledger",
         api=LEDGER_CONTROLLERS,
         commands=cli.add_commands,
-        rules=[LedgerRules],
+        rules=[LedgerRules, StorageRules],
         tasks=tasks.TASKS,
         after_value_moved=[_seal_soon],
     )

@@ -12,13 +12,13 @@ from timebank.settings import Settings
 
 async def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
     """Verify every chain (or one region's); exit 1 on any finding."""
-    from timebank.ledger import repo
+    from timebank.ledger.repo import chain
     from timebank.ledger.verify import verify
 
     async with database(settings) as dsn, connect(dsn) as conn:
         region_id = None
         if args.region:
-            region_id = await repo.region_by_code(conn, args.region)
+            region_id = await chain.region_by_code(conn, args.region)
             if region_id is None:
                 say(f"timebank: no region with code {args.region}")
                 return 2

@@ -45,7 +45,7 @@ class AccountClosed(Conflict):
     slug, title = "account-closed", "账户已关闭"
 
 
-class LedgerMismatch(InvalidInput):
+class LedgerMismatch(Conflict):
     """The accounts are not of the transfer's ledger (minutes and points never mix)."""
 
     slug, title = "ledger-mismatch", "账户类型不一致"
@@ -69,7 +69,7 @@ class NotAHold(Conflict):
     slug, title = "not-a-hold", "该转账不是预留"
 
 
-class AmountExceedsHold(InvalidInput):
+class AmountExceedsHold(Conflict):
     """A hold cannot be posted for more than it reserved."""
 
     slug, title = "amount-exceeds-hold", "金额超过预留"
@@ -94,14 +94,15 @@ class ReversalLotsSpent(Conflict):
     slug, title = "reversal-lots-spent", "冲正金额已被使用"
 
 
-class LotOriginRequired(InvalidInput):
-    """A credit to a volunteer account must say where the amount comes from."""
+class LotOriginRequired(Conflict):
+    """A credit to an account that keeps lots (a volunteer's) must say where the amount comes from."""
 
     slug, title = "lot-origin-required", "缺少时长/积分来源"
 
 
 class InvalidTransfer(InvalidInput):
-    """A transfer that can never be valid (same account twice, bad expiry, empty batch …)."""
+    """A transfer that can never be valid, whatever the accounts hold (same account twice, bad expiry,
+    empty batch …): the only ledger refusal that is a 422."""
 
     slug, title = "invalid-transfer", "转账参数无效"
 

@@ -28,7 +28,7 @@ import asyncpg
 import msgspec
 
 from timebank.db import Conn, in_transaction
-from timebank.ledger import repo
+from timebank.ledger.repo import chain
 from timebank.ledger.schemas import LEDGERS, Transfer
 
 log = logging.getLogger("timebank.ledger.sealer")
@@ -54,7 +54,7 @@ def _ts(value: datetime | str | None) -> datetime | str | None:
 
 class _Record(msgspec.Struct):
     """A canonical record (version 1): the version, the sequence number and the sealed columns
-    (``repo.SEALED_COLUMNS``, in this order); the encoder writes the fields sorted by name."""
+    (``chain.SEALED_COLUMNS``, in this order); the encoder writes the fields sorted by name."""
 
     v: int
     seq: int
@@ -86,7 +86,7 @@ class _Record(msgspec.Struct):
 
 # Sorted: the record's keys and those of every object in its metadata, at any depth.
 _ENCODER = msgspec.json.Encoder(order="sorted")
-_sealed_values = operator.attrgetter(*repo.SEALED_COLUMNS)
+_sealed_values = operator.attrgetter(*chain.SEALED_COLUMNS)
 
 
 def _canonical(seq: int, values: tuple[Any, ...]) -> bytes:
@@ -117,13 +117,15 @@ async def seal_chain(conn: Conn, region_id: UUID, ledger: str, *, batch_size: in
     processes) take turns and never fork the chain. Each batch moves the chain's mark as far as it
     may (:func:`_next_mark`), so later batches do not read again what it sealed.
     """
-    state = await repo.chain_state(conn, region_id, ledger)
+    state = await chain.chain_state(conn, region_id, ledger)
     return await _seal_if_waiting(conn, region_id, ledger, state.mark, batch_size)
 
 
-async def _seal_if_waiting(conn: Conn, region_id: UUID, ledger: str, mark: repo.Mark, batch_size: int) -> int:
+async def _seal_if_waiting(
+    conn: Conn, region_id: UUID, ledger: str, mark: chain.Mark, batch_size: int
+) -> int:
     # The check reads from the mark without a lock or a transaction: nothing to seal, nothing written.
-    if not await repo.has_unsealed(conn, region_id, ledger, mark):
+    if not await chain.has_unsealed(conn, region_id, ledger, mark):
         return 0
     return await _seal_waiting(conn, region_id, ledger, batch_size)
 
@@ -133,10 +135,10 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
     while True:
 
         async def work(c: Conn) -> int:
-            await repo.lock_chain(c, region_id, ledger)
-            state = await repo.chain_state(c, region_id, ledger)
+            await chain.lock_chain(c, region_id, ledger)
+            state = await chain.chain_state(c, region_id, ledger)
             after = state.last if state.last is not None else (0, GENESIS)
-            waiting = await repo.unsealed_batch(c, region_id, ledger, state.mark, batch_size)
+            waiting = await chain.unsealed_batch(c, region_id, ledger, state.mark, batch_size)
             seq, prev = after
             hashes: list[bytes] = []
             for values in waiting.transfers:
@@ -145,7 +147,7 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
                 hashes.append(prev)
             ids = [values[0] for values in waiting.transfers]
             mark = _next_mark(state.mark, waiting, batch_size)
-            await repo.append_seals(c, region_id, ledger, after, ids, hashes, mark)
+            await chain.append_seals(c, region_id, ledger, after, ids, hashes, mark)
             return len(hashes)
 
         sealed = await in_transaction(conn, work)
@@ -154,7 +156,7 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
             return total
 
 
-def _next_mark(mark: repo.Mark, waiting: repo.Waiting, batch_size: int) -> repo.Mark:
+def _next_mark(mark: chain.Mark, waiting: chain.Waiting, batch_size: int) -> chain.Mark:
     """The chain's mark once the transfers ``waiting`` found are sealed (see sql/0017).
 
     A transaction below the snapshot's xmax and not in its xip had ended, its transfers all
@@ -164,12 +166,12 @@ def _next_mark(mark: repo.Mark, waiting: repo.Waiting, batch_size: int) -> repo.
     below L only xip may add more; from L on, what the old mark left open stays open.
     """
     if len(waiting.transfers) < batch_size or waiting.last_txid is None:
-        return repo.Mark(waiting.xmax, waiting.xip)
+        return chain.Mark(waiting.xmax, waiting.xip)
     last = waiting.last_txid
     below = tuple(x for x in waiting.xip if x < last)
     if last >= mark.through:
-        return repo.Mark(last, below)
-    return repo.Mark(mark.through, below + tuple(x for x in mark.pending if x >= last))
+        return chain.Mark(last, below)
+    return chain.Mark(mark.through, below + tuple(x for x in mark.pending if x >= last))
 
 
 async def seal_region(conn: Conn, region_id: UUID) -> int:
@@ -180,7 +182,7 @@ async def seal_region(conn: Conn, region_id: UUID) -> int:
 async def seal_all(conn: Conn) -> int:
     """Seal every chain that has transfers waiting (the periodic job)."""
     total = 0
-    for region_id, ledger, mark in await repo.chains(conn):
+    for region_id, ledger, mark in await chain.chains(conn):
         total += await _seal_if_waiting(conn, region_id, ledger, mark, BATCH_SIZE)
     return total
 

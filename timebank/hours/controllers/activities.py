@@ -1,19 +1,28 @@
-"""HTTP routes of the hours domain: categories, trainings, activities, attendance, records."""
+"""HTTP routes of categories, trainings, activities (sign-ups, attendance, confirmation) and a
+volunteer's own hours."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.datastructures import State
-from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from timebank.db import Conn
-from timebank.hours import certificates, confirm, exports, service
+from timebank.hours import confirm, exports, service
+from timebank.hours.controllers.common import (
+    ADMIN,
+    MANAGE,
+    PEOPLE,
+    REVIEW,
+    SIGN_UP,
+    STAFF,
+    VIEW,
+    VOLUNTEER,
+    Db,
+    download,
+)
 from timebank.hours.schemas import (
     Activity,
     ActivityCode,
@@ -21,51 +30,24 @@ from timebank.hours.schemas import (
     ActivityStatus,
     ActivityTransition,
     ActivityUpdate,
-    Adjustment,
     AttendanceRecord,
     BulkConfirmation,
     Category,
     CategoryWrite,
-    Certificate,
-    CertificateRequest,
     CheckCode,
-    Confirmation,
-    ConfirmOne,
-    HonourGrant,
     MyActivity,
-    Page,
     RecordStatus,
-    Reversal,
     ServiceRecord,
-    ServiceRecordDetail,
     Signup,
     SignupLine,
     SignupRequest,
     Training,
     TrainingCreate,
-    Verification,
-    WithReason,
 )
-from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated, require
+from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated
+from timebank.kit.dates import FromDay, ToDay
+from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
-
-Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothing to validate
-
-# Who may do what (kinds, then staff roles; administrators carry region_admin).
-MANAGE = require("staff", "admin", roles=("coordinator", "org_admin", "region_admin"))
-REVIEW = require("staff", "admin", roles=("reviewer", "org_admin", "region_admin"))
-STAFF = require("staff", "admin")
-ADMIN = require("admin")
-VOLUNTEER = require("volunteer")
-PEOPLE = require("volunteer", "staff", "admin")
-
-# Routes a family proxy may call for the subject (X-Act-For), with the grant action they need.
-VIEW = {"proxy_action": "view"}
-SIGN_UP = {"proxy_action": "sign_up"}
-CONFIRM = {"proxy_action": "confirm_service"}
-
-Limit = Annotated[int, QueryParameter(ge=1, le=100, description="page size")]
-Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page", max_length=200)]
 
 
 class CategoryController(Controller):
@@ -77,7 +59,11 @@ class CategoryController(Controller):
 
     @get("", operation_id="list_categories", guards=[authenticated], summary="List service categories")
     async def list_categories(
-        self, db: Db, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 50
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Category]:
         """Categories by code, with points rate, difficulty multiplier and required training."""
         return await service.list_categories(db, principal, cursor, limit)
@@ -114,8 +100,8 @@ class TrainingController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         volunteer_id: FromQuery[UUID],
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Training]:
         """Newest first; a volunteer sees their own, staff those of their subtree."""
         return await service.list_trainings(db, principal, volunteer_id, cursor, limit)
@@ -142,11 +128,11 @@ class ActivityController(Controller):
         principal: CurrentPrincipal,
         community_id: FromQuery[UUID | None] = None,
         category: Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{2,60}$")] = None,
-        day_from: Annotated[date | None, QueryParameter(name="from", description="first local day")] = None,
-        day_to: Annotated[date | None, QueryParameter(name="to", description="last local day")] = None,
+        day_from: FromDay = None,
+        day_to: ToDay = None,
         status: FromQuery[ActivityStatus | None] = None,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Activity]:
         """By start time; filter by community (own, sub- and parent organisations), category, days."""
         return await service.browse_activities(
@@ -221,8 +207,8 @@ class ActivityController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
-        cursor: Cursor = None,
-        limit: Limit = 50,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[SignupLine]:
         """Who holds or gave back a place (mobiles masked)."""
         return await service.list_signups(db, principal, activity_id, cursor, limit)
@@ -289,8 +275,8 @@ class ActivityController(Controller):
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
         status: FromQuery[RecordStatus | None] = None,
-        cursor: Cursor = None,
-        limit: Limit = 50,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[ServiceRecord]:
         """The activity's service records, newest first."""
         return await service.list_activity_records(db, principal, activity_id, status, cursor, limit)
@@ -347,243 +333,6 @@ class ActivityController(Controller):
         return download(body, name, exports.MEDIA_TYPES[format])
 
 
-def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
-    """A file download response."""
-    return Response(
-        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
-
-
-class ServiceRecordController(Controller):
-    """One service record: history, adjustment, dispute, rejection."""
-
-    path = "/service-records"
-    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
-    tags = ("hours",)
-
-    @get(
-        "/{record_id:uuid}",
-        operation_id="get_service_record",
-        guards=[PEOPLE],
-        opt=VIEW,
-        summary="A record and its history",
-    )
-    async def get_record(
-        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID]
-    ) -> ServiceRecordDetail:
-        """The volunteer's own, the served person's, or staff's in scope."""
-        return await service.get_record(db, principal, record_id)
-
-    @post(
-        "/{record_id:uuid}/adjust",
-        operation_id="adjust_service_record",
-        guards=[REVIEW],
-        status_code=200,
-        summary="Adjust counted minutes",
-    )
-    async def adjust(
-        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[Adjustment]
-    ) -> ServiceRecord:
-        """With a reason, kept in the history; resolves a dispute."""
-        return await service.adjust(db, principal, record_id, data)
-
-    @post(
-        "/{record_id:uuid}/dispute",
-        operation_id="dispute_service_record",
-        guards=[VOLUNTEER],
-        opt=CONFIRM,
-        status_code=200,
-        summary="Dispute a record",
-    )
-    async def dispute(
-        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[WithReason]
-    ) -> ServiceRecord:
-        """The served person (or their proxy) or the volunteer; staff then decide."""
-        return await service.dispute(db, principal, record_id, data.reason)
-
-    @post(
-        "/{record_id:uuid}/reject",
-        operation_id="reject_service_record",
-        guards=[REVIEW],
-        status_code=200,
-        summary="Reject a record",
-    )
-    async def reject(
-        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID], data: JSONBody[WithReason]
-    ) -> ServiceRecord:
-        """It never counts; the reason is kept."""
-        return await service.reject(db, principal, record_id, data.reason)
-
-    @post(
-        "/{record_id:uuid}/confirm",
-        operation_id="confirm_service_record",
-        guards=[PEOPLE],
-        opt=CONFIRM,
-        status_code=200,
-        summary="Confirm one record",
-        responses={
-            200: ResponseSpec(
-                data_container=Confirmation, generate_examples=False, description="What was credited"
-            )
-        },
-    )
-    async def confirm(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        record_id: FromPath[UUID],
-        data: JSONBody[ConfirmOne],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """Staff reviewers (optionally with corrected minutes), or the person served (one-to-one)."""
-        return await moves_value(
-            request,
-            db,
-            principal,
-            idempotency_key,
-            lambda conn: confirm.confirm_record(conn, principal, record_id, data),
-            status_code=200,
-        )
-
-    @post(
-        "/{record_id:uuid}/reverse",
-        operation_id="reverse_service_record",
-        guards=[REVIEW],
-        status_code=200,
-        summary="Reverse a confirmed record",
-        responses={
-            200: ResponseSpec(
-                data_container=Reversal, generate_examples=False, description="Taken back and still owed"
-            )
-        },
-    )
-    async def reverse(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        record_id: FromPath[UUID],
-        data: JSONBody[WithReason],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """Reversal transfers on both statements; what was spent becomes a recovery debt (or 409, by rule)."""
-        return await moves_value(
-            request,
-            db,
-            principal,
-            idempotency_key,
-            lambda conn: confirm.reverse_record(conn, principal, record_id, data.reason),
-            status_code=200,
-        )
-
-    @get(
-        "/export",
-        operation_id="export_service_records",
-        guards=[STAFF],
-        summary="Download a period's records",
-    )
-    async def export(
-        self,
-        db: Db,
-        principal: CurrentPrincipal,
-        organisation_id: FromQuery[UUID],
-        day_from: Annotated[date, QueryParameter(name="from", description="first local day")],
-        day_to: Annotated[date, QueryParameter(name="to", description="last local day")],
-        format: FromQuery[exports.Format] = "csv",
-    ) -> Response[bytes]:
-        """Records of an organisation's subtree for activities in the period; CSV or XLSX, masked."""
-        body, name = await exports.period_export(db, principal, organisation_id, day_from, day_to, format)
-        return download(body, name, exports.MEDIA_TYPES[format])
-
-
-class HonourController(Controller):
-    """Honour hours (荣誉时长) granted by administrators."""
-
-    path = "/honour-hours"
-    dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
-    tags = ("hours",)
-
-    @post(
-        "",
-        operation_id="grant_honour_hours",
-        guards=[ADMIN],
-        summary="Grant honour hours",
-        responses={
-            201: ResponseSpec(
-                data_container=Confirmation, generate_examples=False, description="What was credited"
-            )
-        },
-    )
-    async def grant(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        data: JSONBody[HonourGrant],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """TIME with lot origin honour; no points unless the rule points.honour_hours_earn_points says so."""
-        return await moves_value(
-            request,
-            db,
-            principal,
-            idempotency_key,
-            lambda conn: confirm.grant_honour(conn, principal, data),
-        )
-
-
-class CertificateController(Controller):
-    """志愿服务记录证明: issue, download as PDF, verify (public)."""
-
-    path = "/certificates"
-    tags = ("hours",)
-
-    @post(
-        "",
-        operation_id="issue_certificate",
-        guards=[PEOPLE],
-        dependencies=AFTER_PRINCIPAL,
-        summary="Issue a service certificate",
-    )
-    async def issue(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        state: State,
-        data: JSONBody[CertificateRequest],
-    ) -> Certificate:
-        """Confirmed service with one organisation over a period, signed by the service key."""
-        return await certificates.issue(db, principal, state.runtime.keys, str(request.base_url), data)
-
-    @get(
-        "/{certificate_id:uuid}/pdf",
-        operation_id="certificate_pdf",
-        guards=[PEOPLE],
-        dependencies=AFTER_PRINCIPAL,
-        opt=VIEW,
-        summary="PDF",
-    )
-    async def pdf(
-        self, db: Db, state: State, principal: CurrentPrincipal, certificate_id: FromPath[UUID]
-    ) -> Response[bytes]:
-        """The certificate in Chinese, its font embedded, with a QR code of its verification URL."""
-        content = await certificates.reach(db, principal, certificate_id)
-        pdf = certificates.render_pdf(content, state.runtime.settings.certificate_font_file)
-        return download(pdf, certificates.filename(content), "application/pdf")
-
-    @get(
-        "/{certificate_id:uuid}/verify",
-        operation_id="verify_certificate",
-        summary="Verify a certificate (public)",
-        security=[],
-    )
-    async def verify(self, db: Db, state: State, certificate_id: FromPath[UUID]) -> Verification:
-        """Anyone holding the QR code checks that the content is authentic and unchanged."""
-        return await certificates.verify(db, state.runtime.keys, certificate_id)
-
-
 class MyHoursController(Controller):
     """The volunteer's own activities and service records (balances and statement: the ledger)."""
 
@@ -593,7 +342,11 @@ class MyHoursController(Controller):
 
     @get("/activities", operation_id="my_activities", guards=[VOLUNTEER], opt=VIEW, summary="My activities")
     async def my_activities(
-        self, db: Db, principal: CurrentPrincipal, cursor: Cursor = None, limit: Limit = 20
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[MyActivity]:
         """Activities I signed up for, latest first, with my record's status."""
         return await service.my_activities(db, principal, cursor, limit)
@@ -610,19 +363,8 @@ class MyHoursController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         status: FromQuery[RecordStatus | None] = None,
-        cursor: Cursor = None,
-        limit: Limit = 20,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[ServiceRecord]:
         """Newest first, with status, counted hours and points once confirmed."""
         return await service.my_records(db, principal, status, cursor, limit)
-
-
-CONTROLLERS = [
-    CategoryController,
-    TrainingController,
-    ActivityController,
-    ServiceRecordController,
-    HonourController,
-    CertificateController,
-    MyHoursController,
-]
