@@ -49,28 +49,6 @@ COMPOSITION = {"app", "cli", "domains", "seeding"}
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 80
 
-# Modules over MAX_MODULE_LINES, and functions over MAX_FUNCTION_LINES without a `# long:` reason,
-# that the move of ledger and hours onto the kit splits. Empty these after merging that work.
-LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_MODULES = {
-    "timebank/hours/confirm.py",
-    "timebank/hours/controllers.py",
-    "timebank/hours/repo.py",
-    "timebank/hours/service.py",
-    "timebank/ledger/repo.py",
-    "timebank/ledger/service.py",
-}
-LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_FUNCTIONS = {
-    "timebank/hours/certificates.py:issue",
-    "timebank/hours/confirm.py:attempt",
-    "timebank/hours/confirm.py:post_confirmations",
-    "timebank/hours/confirm.py:reverse_record",
-    "timebank/hours/seed.py:load_activities",
-    "timebank/ledger/service.py:statement",
-    "timebank/ledger/verify.py:_lots",
-}
-# The kit's own: shorten it, or write its `# long:` reason, then empty this.
-KIT_OFFENDERS_FUNCTIONS = {"timebank/kit/idempotency.py:idempotent"}
-
 # Places outside repo modules whose SQL is allowed, and why.
 SQL_OUTSIDE_REPOS = {
     "timebank/db.py": "the migration runner's history table and lock exist before any repo can run",
@@ -87,16 +65,7 @@ PAYLOAD_VALIDATION_SLUGS = {
     "invalid-transfer": "a transfer that can never be valid (same account twice, empty batch …)",
     "invalid-code": "a category code outside the allowed alphabet",
     "invalid-times": "times that cannot be right (end before start …)",
-}
-# Refusals answering 422 today because of the data's state (the accounts, the hold, the activity),
-# which the move of ledger and hours onto the kit turns into 409s — or lists above, after review.
-# Empty this after merging that work.
-LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_422_SLUGS = {
-    "amount-exceeds-hold",
-    "beneficiary-mismatch",
-    "ledger-mismatch",
-    "lot-origin-required",
-    "over-cap",
+    "period-too-long": "an export period longer than a year, whatever the data",
 }
 
 
@@ -343,18 +312,12 @@ class TestSize:
 
     def test_no_module_over_the_limit(self) -> None:
         big = {m.path for m in MODULES if len(m.lines) > MAX_MODULE_LINES}
-        assert sorted(big - LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_MODULES) == [], "split these by feature"
-        assert sorted(LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_MODULES - big) == [], (
-            "these are small now: remove them from LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_MODULES"
-        )
+        assert sorted(big) == [], "split these by feature"
 
     def test_no_function_over_the_limit_without_a_reason(self) -> None:
-        long = _long_functions()
-        known = LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_FUNCTIONS | KIT_OFFENDERS_FUNCTIONS
-        assert sorted(long - known) == [], (
+        assert sorted(_long_functions()) == [], (
             f"shorten these, or write `# long: <why>` beside the def (limit {MAX_FUNCTION_LINES} lines)"
         )
-        assert sorted(known - long) == [], "these are short now: remove them from their allow-list"
 
 
 # --------------------------------------------------------------------------- refusals
@@ -393,12 +356,10 @@ class TestOneAnswerPerRefusal:
 
     def test_422_only_for_payload_validation(self) -> None:
         unprocessable = {cls.slug: _name(cls) for cls in ERRORS if cls.status == 422}
-        reviewed = set(PAYLOAD_VALIDATION_SLUGS) | LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_422_SLUGS
-        business = {slug: where for slug, where in unprocessable.items() if slug not in reviewed}
+        business = {
+            slug: where for slug, where in unprocessable.items() if slug not in PAYLOAD_VALIDATION_SLUGS
+        }
         assert business == {}, (
             "a refusal because of the data's state is a 409; list a 422 in PAYLOAD_VALIDATION_SLUGS "
             "only when the request's own values are at fault"
-        )
-        assert sorted(LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_422_SLUGS - set(unprocessable)) == [], (
-            "these answer another status now: remove them from LEDGER_HOURS_OFFENDERS_UNTIL_MERGED_422_SLUGS"
         )

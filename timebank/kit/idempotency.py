@@ -95,7 +95,7 @@ def _caller(principal: Principal) -> tuple[str, Any]:
     return principal.kind, principal.sub
 
 
-async def idempotent(
+async def idempotent(  # long: claim, replay, run and store read top to bottom as the draft states them
     request: Request[Any, Any, Any],
     conn: Conn,
     principal: Principal,
