@@ -8,7 +8,8 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from timebank.db import (
     EmbeddedDatabase,
     Migration,
     MigrationError,
+    ServerSupervisor,
     connect,
+    connect_failed,
     load_migrations,
     migrate,
     migration_status,
@@ -172,9 +175,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     embedded = EmbeddedDatabase(settings.data_dir) if settings.embedded else None
     dsn = embedded.start() if embedded else settings.database_url
+    # The embedded server belongs to this (parent) process, which also restarts it when it dies;
+    # workers only see its DSN, as they would an external server's.
+    supervisor = ServerSupervisor(embedded, settings.db_supervise_s) if embedded else None
     try:
-        asyncio.run(prepare())
-        # Workers inherit the DSN: the embedded server belongs to this (parent) process.
+        if supervisor:
+            supervisor.start()
+        asyncio.run(_when_reachable(prepare))
         os.environ["TIMEBANK_DATABASE_URL"] = dsn
         host = args.host or settings.host
         port = args.port or settings.port
@@ -194,9 +201,28 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             proxy_headers=True,
         )
     finally:
+        if supervisor:
+            supervisor.stop()
         if embedded:
             embedded.stop()
     return 0
+
+
+STARTUP_WAIT_S = 60.0
+
+
+async def _when_reachable(step: Callable[[], Awaitable[None]]) -> None:
+    """Run ``step``; again while the database is out of reach (starting, recovering), for a while."""
+    deadline, delay = time.monotonic() + STARTUP_WAIT_S, 0.5
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            if not connect_failed(exc) or time.monotonic() + delay > deadline:
+                raise
+            _say(f"database not reachable yet ({type(exc).__name__}); trying again in {delay:.1f} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

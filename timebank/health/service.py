@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from timebank.db import Migration
+from timebank.db import Migration, connect_failed
 from timebank.health import repo
 from timebank.health.errors import NotReady
 from timebank.health.schemas import Readiness
@@ -22,7 +22,9 @@ async def readiness(pool: asyncpg.Pool | None, migrations: list[Migration]) -> R
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             async with pool.acquire() as conn:
                 applied = await repo.applied_migrations(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except Exception as exc:
+        if not (isinstance(exc, asyncpg.PostgresError) or connect_failed(exc)):
+            raise
         raise NotReady(f"database unreachable ({type(exc).__name__})") from None
     pending = [m.filename for m in migrations if m.version not in applied]
     if pending:

@@ -420,8 +420,9 @@ REGION_TIMEZONE = "SELECT timezone FROM regions WHERE id = $1"
 
 # ------------------------------------------------------------------------------------ idempotency
 # Claim a key: a new key, or one whose retention ran out, or an abandoned in-flight claim of the
-# same request (its lease expired: the worker died, and its transaction with it). Returns the
-# claim id when claimed, nothing when the key is held.
+# same request: its lease expired (the worker died, and its transaction with it), or no
+# transaction holds the key's advisory lock ($8), which the claimant's working transaction takes
+# first (LOCK_IDEMPOTENCY_KEY). Returns the claim id when claimed, nothing when the key is held.
 CLAIM_IDEMPOTENCY_KEY = """
 INSERT INTO idempotency_keys AS k
        (region_id, caller_kind, caller_id, key, fingerprint, state, claim_id, lease_until, expires_at)
@@ -435,9 +436,12 @@ ON CONFLICT (caller_kind, caller_id, key) DO UPDATE
        created_at = now(), completed_at = NULL, response_status = NULL, response_media_type = NULL,
        response_body = NULL, response_headers = NULL
  WHERE k.expires_at <= now()
-    OR (k.state = 'in_flight' AND k.lease_until <= now() AND k.fingerprint = EXCLUDED.fingerprint)
+    OR (k.state = 'in_flight' AND k.fingerprint = EXCLUDED.fingerprint
+        AND (k.lease_until <= now() OR pg_try_advisory_xact_lock($8)))
 RETURNING claim_id
 """
+
+LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1)"
 
 SELECT_IDEMPOTENCY_KEY = """
 SELECT fingerprint, state, response_status, response_media_type, response_body, response_headers
@@ -835,12 +839,26 @@ async def claim_idempotency_key(
     fingerprint: bytes,
     claim_id: UUID,
     lease_s: float,
+    lock_key: int,
 ) -> bool:
     """Claim the key for this request; False when another request holds it."""
     got: UUID | None = await conn.fetchval(
-        CLAIM_IDEMPOTENCY_KEY, region_id, caller_kind, caller_id, key, fingerprint, claim_id, lease_s
+        CLAIM_IDEMPOTENCY_KEY,
+        region_id,
+        caller_kind,
+        caller_id,
+        key,
+        fingerprint,
+        claim_id,
+        lease_s,
+        lock_key,
     )
     return got == claim_id
+
+
+async def lock_idempotency_key(conn: Conn, lock_key: int) -> None:
+    """Hold the key's advisory lock until the end of the transaction: the claim is alive."""
+    await conn.execute(LOCK_IDEMPOTENCY_KEY, lock_key)
 
 
 async def idempotency_key(conn: Conn, caller_kind: str, caller_id: UUID, key: str) -> asyncpg.Record | None:
