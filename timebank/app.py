@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -22,13 +24,24 @@ from litestar.types import ASGIApp
 
 from timebank import __version__, metrics
 from timebank.boundary import BoundaryMiddleware
-from timebank.db import Conn, EmbeddedDatabase, MigrationSet, connect, create_pool, load_migrations, migrate
+from timebank.db import (
+    Conn,
+    EmbeddedDatabase,
+    MigrationSet,
+    ServerSupervisor,
+    connect,
+    connect_failed,
+    connection_lost,
+    create_pool,
+    load_migrations,
+    migrate,
+)
 from timebank.domains import domains
 from timebank.identity.tokens import KeyRing, load_key_ring
 from timebank.kit.contract import document_problems
 from timebank.kit.value import AfterValueMoved
 from timebank.observability import RequestContextMiddleware, configure_logging
-from timebank.problems import EXCEPTION_HANDLERS, Busy
+from timebank.problems import EXCEPTION_HANDLERS, Busy, DatabaseUnavailable
 from timebank.settings import Settings, load_settings
 
 log = logging.getLogger("timebank.app")
@@ -60,8 +73,13 @@ class Runtime:
         maximum of 300 ms at a median of 2 ms. A semaphore of the pool's size in front of it
         serves waiters in order (asyncio's Semaphore lets no newcomer pass a waiter, Python ≥
         3.11): p99 14–17 ms, maximum under 20 ms, same throughput.
+
+        A database out of reach, whether opening the connection fails or the connection breaks
+        while in use, raises :class:`DatabaseUnavailable` (a 503 the client may retry); the pool
+        replaces broken connections by itself.
         """
-        assert self.pool is not None and self.gate is not None, "created in the lifespan"
+        if self.pool is None or self.gate is None:
+            raise DatabaseUnavailable("The database has not been reachable since the service started.")
         # A bounded wait: when every connection stays busy (a stuck query, a burst far above the
         # pool), the request gets a 503 problem it can retry instead of hanging on.
         started = time.perf_counter()
@@ -73,15 +91,70 @@ class Runtime:
             log.warning("no database connection within %.1f s", self.settings.pool_wait_s)
             raise Busy("All database connections stayed busy; please retry shortly.") from None
         try:
-            async with self.pool.acquire() as conn:
-                metrics.pool_waited(time.perf_counter() - started)
-                metrics.pool_in_use(1)
-                try:
-                    yield conn
-                finally:
-                    metrics.pool_in_use(-1)
+            conn = await self._acquire(self.pool)
+            metrics.pool_waited(time.perf_counter() - started)
+            metrics.pool_in_use(1)
+            try:
+                yield conn
+            except Exception as exc:
+                if await connection_lost(conn, exc):
+                    log.warning("database connection lost", extra={"error": type(exc).__name__})
+                    raise DatabaseUnavailable() from exc
+                raise
+            finally:
+                metrics.pool_in_use(-1)
+                await _release(self.pool, conn)
         finally:
             self.gate.release()
+
+    @staticmethod
+    async def _acquire(pool: asyncpg.Pool) -> PoolConnectionProxy[asyncpg.Record]:
+        try:
+            conn: PoolConnectionProxy[asyncpg.Record] = await pool.acquire()
+        except Exception as exc:
+            if not connect_failed(exc):
+                raise
+            log.warning("database unreachable", extra={"error": type(exc).__name__})
+            raise DatabaseUnavailable() from exc
+        return conn
+
+    async def open(self) -> None:
+        """Apply pending migrations, then open the pool (raises when the database is out of reach)."""
+        async with connect(self.dsn, connect_timeout_s=self.settings.db_connect_timeout_s) as conn:
+            await migrate(conn, self.migrations)
+        self.pool = await create_pool(self.dsn, self.settings)
+        self.gate = asyncio.Semaphore(self.settings.pool_max_size)
+        metrics.pool_size(self.settings.pool_max_size)
+
+    async def open_when_reachable(self) -> None:
+        """:meth:`open`, tried again every few seconds until the database answers."""
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.open()
+            except Exception as exc:
+                if not connect_failed(exc):
+                    log.exception("database not opened")
+                    raise
+                delay = min(delay * 2, 5.0)
+            else:
+                log.info("database reachable; serving requests again")
+                return
+
+    async def close(self) -> None:
+        """Close the pool."""
+        pool, self.pool, self.gate = self.pool, None, None
+        metrics.pool_size(0)
+        if pool is not None:
+            await pool.close()
+
+
+async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+    try:
+        await pool.release(conn)
+    except Exception as exc:  # asyncpg terminated it; the pool opens another when needed
+        log.warning("database connection dropped on release", extra={"error": type(exc).__name__})
 
 
 def runtime_of(state: State) -> Runtime:
@@ -100,26 +173,35 @@ def _database_lifespan(runtime: Runtime) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings = runtime.settings
+        supervisor: ServerSupervisor | None = None
         if settings.embedded:
             runtime.embedded = EmbeddedDatabase(settings.data_dir)
-            runtime.dsn = runtime.embedded.start()
+            runtime.dsn = await asyncio.to_thread(runtime.embedded.start)
+            supervisor = ServerSupervisor(runtime.embedded, settings.db_supervise_s)
+            supervisor.start()
         else:
             runtime.dsn = settings.database_url
+        opener: asyncio.Task[None] | None = None
         try:
-            async with connect(runtime.dsn) as conn:
-                await migrate(conn, runtime.migrations)
-            runtime.pool = await create_pool(runtime.dsn, settings)
-            runtime.gate = asyncio.Semaphore(settings.pool_max_size)
-            metrics.pool_size(settings.pool_max_size)
             try:
-                yield
-            finally:
-                metrics.pool_size(0)
-                metrics.process_exited()
-                await runtime.pool.close()
-                runtime.pool = None
-                runtime.gate = None
+                await runtime.open()
+            except Exception as exc:
+                if not connect_failed(exc):
+                    raise
+                # Serve (503 database-unavailable, readiness not ready) rather than fail to start:
+                # a worker restarted while the database is down must not take the service with it.
+                log.warning("database unreachable at start-up", extra={"error": type(exc).__name__})
+                opener = asyncio.create_task(runtime.open_when_reachable())
+            yield
         finally:
+            if opener is not None:
+                opener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await opener
+            metrics.process_exited()
+            await runtime.close()
+            if supervisor is not None:
+                supervisor.stop()
             if runtime.embedded is not None:
                 runtime.embedded.stop()
                 runtime.embedded = None

@@ -7,13 +7,22 @@ import asyncio
 import json
 import os
 import signal
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import asyncpg
 
 from timebank import __version__
-from timebank.db import EmbeddedDatabase, MigrationError, connect, load_migrations, migration_status
+from timebank.db import (
+    EmbeddedDatabase,
+    MigrationError,
+    ServerSupervisor,
+    connect,
+    connect_failed,
+    load_migrations,
+    migration_status,
+)
 from timebank.domains import domains
 from timebank.kit.cli import apply_migrations, database, say
 from timebank.settings import PROJECT_ROOT, Settings, SettingsError, env_name, load_settings
@@ -82,8 +91,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     embedded = EmbeddedDatabase(settings.data_dir) if settings.embedded else None
     dsn = embedded.start() if embedded else settings.database_url
+    # The embedded server belongs to this (parent) process, which also restarts it when it dies;
+    # workers only see its DSN, as they would an external server's.
+    supervisor = ServerSupervisor(embedded, settings.db_supervise_s) if embedded else None
     try:
-        asyncio.run(prepare())
+        if supervisor:
+            supervisor.start()
+        asyncio.run(_when_reachable(prepare))
         # Workers inherit the DSN: the embedded server belongs to this (parent) process.
         os.environ["TIMEBANK_DATABASE_URL"] = dsn
         host = args.host or settings.host
@@ -106,9 +120,28 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             proxy_headers=True,
         )
     finally:
+        if supervisor:
+            supervisor.stop()
         if embedded:
             embedded.stop()
     return 0
+
+
+STARTUP_WAIT_S = 60.0
+
+
+async def _when_reachable(step: Callable[[], Awaitable[None]]) -> None:
+    """Run ``step``; again while the database is out of reach (starting, recovering), for a while."""
+    deadline, delay = time.monotonic() + STARTUP_WAIT_S, 0.5
+    while True:
+        try:
+            return await step()
+        except Exception as exc:
+            if not connect_failed(exc) or time.monotonic() + delay > deadline:
+                raise
+            say(f"database not reachable yet ({type(exc).__name__}); trying again in {delay:.1f} s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 5.0)
 
 
 def _serve_metrics(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from litestar import Request, Response
 from litestar.exceptions import ClientException, HTTPException, ValidationException
 
 from timebank import metrics
+from timebank.db import CONNECTION_ERRORS
 
 log = logging.getLogger("timebank.errors")
 
@@ -127,6 +128,20 @@ class Busy(DomainError):
     """Every database connection stayed busy for longer than the configured wait."""
 
     status, slug, title = 503, "busy", "服务繁忙，请稍后重试"
+
+
+DATABASE_RETRY_AFTER_S = 2
+"""``Retry-After`` of a ``database-unavailable`` problem: about how long a restart takes."""
+
+
+class DatabaseUnavailable(DomainError):
+    """The database is out of reach (down, restarting, refusing connections); nothing was done."""
+
+    status, slug, title = 503, "database-unavailable", "数据库暂不可用，请稍后重试"
+
+    def __init__(self, detail: str = "The database is not reachable; retry shortly.", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
 
 
 def problem_response(
@@ -325,13 +340,20 @@ def _unavailable(request: Request[Any, Any, Any], exc: BaseException) -> Respons
     log.warning(
         "database unavailable", extra={"request_id": request_id_of(request), "error": type(exc).__name__}
     )
-    return problem_response(
-        503,
-        "unavailable",
-        "服务暂不可用",
-        "The database is not reachable; try again shortly.",
-        headers={"Retry-After": "5"},
-    )
+    return _domain_handler(request, DatabaseUnavailable())
+
+
+def _group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[Any]:
+    # Litestar gathers what the clean-up of generator dependencies raises into a group: the
+    # connection dependency turns a connection that broke into DatabaseUnavailable there.
+    if len(exc.exceptions) == 1 and not isinstance(exc.exceptions[0], ExceptionGroup):
+        leaf = exc.exceptions[0]
+        for cls in type(leaf).__mro__:
+            if cls in EXCEPTION_HANDLERS and cls is not Exception:
+                handler: Any = EXCEPTION_HANDLERS[cls]
+                response: Response[Any] = handler(request, leaf)
+                return response
+    return _internal(request, exc)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
@@ -341,8 +363,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     asyncpg.UniqueViolationError: _unique_violation,
     asyncpg.CheckViolationError: _check_violation,
     asyncpg.ForeignKeyViolationError: _fk_violation,
-    asyncpg.CannotConnectNowError: _unavailable,
-    asyncpg.TooManyConnectionsError: _unavailable,
-    ConnectionRefusedError: _unavailable,
+    **dict.fromkeys(CONNECTION_ERRORS, _unavailable),
+    ExceptionGroup: _group,
     Exception: _internal,
 }

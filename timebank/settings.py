@@ -54,6 +54,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         pool_max_size: Maximum size of the asyncpg pool.
         pool_wait_s: How long a request waits for a pooled connection before it is answered 503
             (``busy``) instead of hanging on.
+        db_connect_timeout_s: How long opening a database connection may take before the attempt
+            counts as failed (the request gets a 503 ``database-unavailable``).
+        db_supervise_s: How often the embedded server's postmaster is checked (and restarted when it
+            died); only with the embedded server.
         sql_dir: Directory of forward-only migrations, with the repeatable files in functions/.
         seeds_dir: Directory of seed data.
         pii_key_file: JSON key file for personal data (AES-256-GCM keys by id, the current id, the
@@ -91,6 +95,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     pool_min_size: Annotated[int, msgspec.Meta(ge=0, le=200)] = 2
     pool_max_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
     pool_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    db_connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
+    db_supervise_s: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 1.0
     sql_dir: str = str(PROJECT_ROOT / "sql")
     seeds_dir: str = str(PROJECT_ROOT / "seeds")
     pii_key_file: str = ""

@@ -3,6 +3,10 @@ the helper reads only its method, URL and body)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -11,9 +15,13 @@ from uuid import UUID
 import asyncpg
 import msgspec
 import pytest
+import pytest_asyncio
 
 from tests.ledger.conftest import Books
+from tests.support import TestDatabase
+from timebank.db import connect
 from timebank.ids import uuid7
+from timebank.kit import repo as kit_repo
 from timebank.kit.idempotency import fingerprint, idempotent, purge_expired_keys
 from timebank.kit.principal import Principal
 from timebank.ledger import errors
@@ -168,3 +176,130 @@ class TestIdempotent:
         assert await purge_expired_keys(books.conn) == 1
         left = [r["key"] for r in await books.conn.fetch("SELECT key FROM idempotency_keys")]
         assert left == ["new"]
+
+
+@pytest_asyncio.fixture
+async def app_conns(database: TestDatabase) -> AsyncIterator[list[asyncpg.Connection]]:
+    """Eight more connections as the application role, for requests racing each other."""
+    async with contextlib.AsyncExitStack() as stack:
+        conns = [await stack.enter_async_context(connect(database.dsn)) for _ in range(8)]
+        for conn in conns:
+            await conn.execute("SET ROLE timebank_app")
+        yield conns
+
+
+@pytest_asyncio.fixture
+async def effects(owner_conn: asyncpg.Connection) -> str:
+    """A table the work writes to, to count the effects that committed."""
+    await owner_conn.execute("CREATE TABLE effects (key text NOT NULL)")
+    await owner_conn.execute("GRANT SELECT, INSERT ON effects TO timebank_app")
+    return "INSERT INTO effects (key) VALUES ($1)"
+
+
+class TestClaimTakeOver:
+    """A retry takes over a claim whose transaction is gone, at once; never a live one."""
+
+    @pytest.mark.asyncio
+    async def test_a_claim_whose_session_died_is_taken_over_at_once(
+        self, books: Books, owner_conn: asyncpg.Connection, app_conns: list[asyncpg.Connection]
+    ) -> None:
+        key, doomed = f"k-{uuid7()}", app_conns[0]
+        pid = await doomed.fetchval("SELECT pg_backend_pid()")
+
+        async def die(conn: Any) -> Done:
+            await owner_conn.execute("SELECT pg_terminate_backend($1)", pid)  # the database ends it
+            await conn.execute("SELECT 1")
+            return Done(n=0)
+
+        with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)):
+            await idempotent(request(), doomed, caller(books), key, die)
+        row = await owner_conn.fetchrow(
+            "SELECT state, lease_until > now() + interval '1 minute' AS leased FROM idempotency_keys"
+            " WHERE key = $1",
+            key,
+        )
+        assert (row["state"], row["leased"]) == ("in_flight", True)  # the claim outlived its request
+        counter = Counter()
+        resp = await idempotent(request(), books.conn, caller(books), key, counter.work)
+        assert (resp.status_code, counter.calls) == (201, 1)
+
+    @pytest.mark.asyncio
+    async def test_a_live_claim_is_never_taken_over(
+        self, books: Books, app_conns: list[asyncpg.Connection], effects: str
+    ) -> None:
+        key, working, finish = f"k-{uuid7()}", asyncio.Event(), asyncio.Event()
+
+        async def slow(conn: Any) -> Done:
+            await conn.execute(effects, key)
+            working.set()
+            await finish.wait()
+            return Done(n=1)
+
+        first = asyncio.create_task(idempotent(request(), app_conns[0], caller(books), key, slow))
+        await working.wait()
+        retries = [idempotent(request(), conn, caller(books), key, Counter().work) for conn in app_conns[1:]]
+        outcomes = await asyncio.gather(*retries, return_exceptions=True)
+        assert all(isinstance(o, errors.IdempotencyInFlight) for o in outcomes), outcomes
+        finish.set()
+        done = await first
+        again = await idempotent(request(), books.conn, caller(books), key, Counter().work)
+        assert (done.status_code, again.content, again.headers["Idempotent-Replayed"]) == (
+            201,
+            done.content,
+            "true",
+        )
+        assert await books.conn.fetchval("SELECT count(*) FROM effects WHERE key = $1", key) == 1
+
+    @pytest.mark.asyncio
+    async def test_one_key_sent_many_times_at_once_commits_one_effect(
+        self, books: Books, app_conns: list[asyncpg.Connection], effects: str
+    ) -> None:
+        async def send(conn: Any, key: str) -> int:
+            async def effect(c: Any) -> Done:
+                await c.execute(effects, key)
+                await asyncio.sleep(random.uniform(0, 0.01))
+                return Done(n=1)
+
+            await asyncio.sleep(random.uniform(0, 0.005))
+            try:
+                return (await idempotent(request(), conn, caller(books), key, effect)).status_code
+            except errors.IdempotencyInFlight:
+                return 409
+
+        keys = [f"k-{uuid7()}" for _ in range(10)]
+        for key in keys:
+            outcomes = await asyncio.gather(*(send(conn, key) for conn in app_conns))
+            assert set(outcomes) <= {201, 409} and 201 in outcomes, outcomes
+        rows = await books.conn.fetch("SELECT key, count(*) AS n FROM effects GROUP BY key")
+        assert {r["key"]: r["n"] for r in rows} == dict.fromkeys(keys, 1)
+
+    @pytest.mark.asyncio
+    async def test_a_claimant_overtaken_before_its_transaction_began_undoes_its_work(
+        self, books: Books, app_conns: list[asyncpg.Connection], effects: str, monkeypatch: Any
+    ) -> None:
+        # The one window where a live claimant can lose its claim: committed, its transaction not
+        # yet holding the key's lock. Its work then rolls back and it answers 409.
+        key, paused, resume = f"k-{uuid7()}", asyncio.Event(), asyncio.Event()
+        lock = kit_repo.lock_idempotency_key
+
+        async def lock_late(conn: Any, lock_key: int) -> None:
+            if not paused.is_set():
+                paused.set()
+                await resume.wait()
+            await lock(conn, lock_key)
+
+        monkeypatch.setattr(kit_repo, "lock_idempotency_key", lock_late)
+
+        async def effect(conn: Any) -> Done:
+            await conn.execute(effects, key)
+            return Done(n=1)
+
+        first = asyncio.create_task(idempotent(request(), app_conns[0], caller(books), key, effect))
+        await paused.wait()
+        retry = await idempotent(request(), app_conns[1], caller(books), key, effect)
+        resume.set()
+        with pytest.raises(errors.IdempotencyInFlight):
+            await first
+        again = await idempotent(request(), app_conns[2], caller(books), key, effect)
+        assert (retry.status_code, again.content) == (201, retry.content)
+        assert await books.conn.fetchval("SELECT count(*) FROM effects WHERE key = $1", key) == 1

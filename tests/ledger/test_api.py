@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from timebank.ledger.idempotency import lock_key
 
 from tests.support import assert_problem, auth
 from timebank.ids import uuid7
@@ -527,7 +528,11 @@ class TestReverseTransfer:
 
             real = fp("POST", self.url(world.gift_out), b'{"reason":"' + self.BODY["reason"].encode() + b'"}')
             await world.conn.execute("UPDATE idempotency_keys SET fingerprint = $1", real)
-            resp = await client.post(self.url(world.gift_out), json=self.BODY, headers=headers)
+            # the first request's transaction runs: it holds the key's lock
+            async with world.conn.transaction():
+                lock = lock_key("admin", UUID(int=6), headers["Idempotency-Key"])
+                await world.conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+                resp = await client.post(self.url(world.gift_out), json=self.BODY, headers=headers)
         body = assert_problem(resp, 409, "idempotency-request-in-flight")
         assert resp.headers["retry-after"] == "1" and body["status"] == 409
 

@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 
-from timebank.db import MigrationSet
+from timebank.db import MigrationSet, connect_failed
 from timebank.health import repo
 from timebank.health.errors import NotReady
 from timebank.health.schemas import Readiness
@@ -24,7 +24,9 @@ async def readiness(pool: asyncpg.Pool | None, migrations: MigrationSet) -> Read
             async with pool.acquire() as conn:
                 applied = await repo.applied_migrations(conn)
                 repeatables = await repo.applied_repeatables(conn)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except Exception as exc:
+        if not (isinstance(exc, asyncpg.PostgresError) or connect_failed(exc)):
+            raise
         raise NotReady(f"database unreachable ({type(exc).__name__})") from None
     pending = [m.filename for m in migrations.versioned if m.version not in applied]
     if pending:

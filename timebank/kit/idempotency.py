@@ -18,9 +18,14 @@ Rules:
 * refusals by the domain (4xx problems) are stored and replayed like successes; unexpected
   failures (5xx, database down) release the key so that the client can retry;
 * a key is kept for the region rule ``ledger.idempotency_retention_hours`` (default 48, at least
-  24); :func:`purge_expired_keys` deletes older ones in bounded batches (a periodic task). A claim whose
-  lease ran out (its worker died, and its transaction with it) may be taken over by a retry of
-  the same request.
+  24); :func:`purge_expired_keys` deletes older ones in bounded batches (a periodic task);
+* an in-flight claim whose claimant is gone (its worker or the database died mid-request) is taken
+  over by a retry of the same request at once: the transaction doing the work holds an advisory
+  lock derived from the key (:func:`lock_key`), and a retry that can take that lock knows no such
+  transaction runs. The claim's lease (``LEASE_S``) remains the backstop (should two keys' locks
+  collide, a retry waits for the lease). A claimant whose claim was taken over before its
+  transaction began finds its claim gone when it stores the response, so its work rolls back
+  and it answers 409: one request's work commits, whatever the interleaving.
 """
 
 from __future__ import annotations
@@ -89,6 +94,12 @@ def _problem_body(exc: DomainError) -> bytes:
     return msgspec.json.encode(body)
 
 
+def lock_key(kind: str, caller: Any, key: str) -> int:
+    """The advisory lock (a signed 64-bit key) held by the transaction working on a claimed key."""
+    digest = hashlib.sha256(f"idempotency\0{kind}\0{caller}\0{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def _caller(principal: Principal) -> tuple[str, Any]:
     if principal.is_proxy and principal.actor_kind is not None:
         return principal.actor_kind, principal.actor
@@ -125,10 +136,10 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
     path = request.url.path + (f"?{query}" if query else "")
     print_ = fingerprint(request.method, path, await request.body())
     kind, caller = _caller(principal)
-    claim = uuid7()
+    claim, lock = uuid7(), lock_key(kind, caller, key)
     for _ in range(3):
         if await repo.claim_idempotency_key(
-            conn, principal.region_id, kind, caller, key, print_, claim, LEASE_S, _default_retention()
+            conn, principal.region_id, kind, caller, key, print_, claim, LEASE_S, _default_retention(), lock
         ):
             break
         row = await repo.idempotency_key(conn, kind, caller, key)
@@ -139,9 +150,7 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
                 f"this {HEADER} was used for a different request; use a new key for a new operation"
             )
         if row["state"] == "in_flight":
-            exc = IdempotencyInFlight(f"a request with this {HEADER} is still being processed; retry shortly")
-            exc.headers = {"Retry-After": "1"}
-            raise exc
+            raise _in_flight()
         metrics.idempotency_replayed()
         headers = {**dict(row["response_headers"] or {}), REPLAYED_HEADER: "true"}
         return Response(
@@ -154,12 +163,13 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
         raise IdempotencyInFlight(f"the {HEADER} could not be claimed; retry shortly")
 
     async def unit(c: Conn) -> bytes:
+        await repo.lock_idempotency_key(c, lock)
         result = await work(c)
         payload = msgspec.json.encode(result)
         if not await repo.complete_idempotency_key(
             c, kind, caller, key, claim, status_code, "application/json", payload, {}
         ):
-            raise IdempotencyInFlight(f"the claim on this {HEADER} expired while the request ran; retry")
+            raise IdempotencyInFlight(f"the claim on this {HEADER} was lost while the request ran; retry")
         return payload
 
     try:
@@ -169,9 +179,10 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
             await _release(conn, kind, caller, key, claim)
             raise
         body = _problem_body(exc)
-        await repo.complete_idempotency_key(
+        if not await repo.complete_idempotency_key(
             conn, kind, caller, key, claim, exc.status, PROBLEM_MEDIA_TYPE, body, dict(exc.headers)
-        )
+        ):  # a retry took the claim over meanwhile: its answer is the one to replay
+            raise _in_flight() from None
         return Response(body, status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)
     except BaseException:
         await _release(conn, kind, caller, key, claim)
@@ -182,6 +193,12 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
         media_type="application/json",
         background=BackgroundTask(after) if after is not None else None,
     )
+
+
+def _in_flight() -> IdempotencyInFlight:
+    exc = IdempotencyInFlight(f"a request with this {HEADER} is still being processed; retry shortly")
+    exc.headers = {"Retry-After": "1"}
+    return exc
 
 
 async def _release(conn: Conn, kind: str, caller: Any, key: str, claim: Any) -> None:

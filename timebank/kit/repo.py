@@ -36,9 +36,11 @@ async def db_now(conn: Conn) -> datetime:
 
 # --------------------------------------------------------------------------------- idempotency
 # Claim a key: a new key, or one whose retention ran out, or an abandoned in-flight claim of the
-# same request (its lease expired: the worker died, and its transaction with it). Returns the
-# claim id when claimed, nothing when the key is held. The retention is the region's rule
-# ledger.idempotency_retention_hours, else the shipped default ($8), and at least 24 hours.
+# same request: its lease expired (the worker died, and its transaction with it), or no
+# transaction holds the key's advisory lock ($9), which the claimant's working transaction takes
+# first (LOCK_IDEMPOTENCY_KEY). Returns the claim id when claimed, nothing when the key is held.
+# The retention is the region's rule ledger.idempotency_retention_hours, else the shipped default
+# ($8), and at least 24 hours.
 CLAIM_IDEMPOTENCY_KEY = """
 INSERT INTO idempotency_keys AS k
        (region_id, caller_kind, caller_id, key, fingerprint, state, claim_id, lease_until, expires_at)
@@ -52,9 +54,12 @@ ON CONFLICT (caller_kind, caller_id, key) DO UPDATE
        created_at = now(), completed_at = NULL, response_status = NULL, response_media_type = NULL,
        response_body = NULL, response_headers = NULL
  WHERE k.expires_at <= now()
-    OR (k.state = 'in_flight' AND k.lease_until <= now() AND k.fingerprint = EXCLUDED.fingerprint)
+    OR (k.state = 'in_flight' AND k.fingerprint = EXCLUDED.fingerprint
+        AND (k.lease_until <= now() OR pg_try_advisory_xact_lock($9)))
 RETURNING claim_id
 """
+
+LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1)"
 
 SELECT_IDEMPOTENCY_KEY = """
 SELECT fingerprint, state, response_status, response_media_type, response_body, response_headers
@@ -91,6 +96,7 @@ async def claim_idempotency_key(
     claim_id: UUID,
     lease_s: float,
     default_retention_hours: int,
+    lock_key: int,
 ) -> bool:
     """Claim the key for this request; False when another request holds it."""
     got: UUID | None = await conn.fetchval(
@@ -103,8 +109,14 @@ async def claim_idempotency_key(
         claim_id,
         lease_s,
         default_retention_hours,
+        lock_key,
     )
     return got == claim_id
+
+
+async def lock_idempotency_key(conn: Conn, lock_key: int) -> None:
+    """Hold the key's advisory lock until the end of the transaction: the claim is alive."""
+    await conn.execute(LOCK_IDEMPOTENCY_KEY, lock_key)
 
 
 async def idempotency_key(conn: Conn, caller_kind: str, caller_id: UUID, key: str) -> asyncpg.Record | None:

@@ -15,6 +15,7 @@ running sealer per process and region, coalescing requests), and the jobs issue 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import operator
@@ -27,7 +28,7 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from timebank.db import Conn, in_transaction
+from timebank.db import Conn, connect_failed, in_transaction
 from timebank.ledger.repo import chain
 from timebank.ledger.schemas import LEDGERS, Transfer
 
@@ -200,7 +201,9 @@ async def seal_region_soon(pool: asyncpg.Pool, region_id: UUID) -> None:
 
     Meant as a response background task. If a sealer for the region already runs here, it is
     asked to go round once more (it may have read the queue before this commit) and this call
-    returns at once; so at most one pooled connection per region seals at a time.
+    returns at once; so at most one pooled connection per region seals at a time. It never
+    raises: when the database goes away it tries again after each of :data:`RETRY_WAITS_S`, then
+    leaves the transfers to the next sealer (the next value-moving response, or ``seal_all``).
     """
     key = (id(pool), region_id)
     running = _running.get(key)
@@ -209,17 +212,36 @@ async def seal_region_soon(pool: asyncpg.Pool, region_id: UUID) -> None:
         return
     running = _running[key] = _Running()
     try:
-        while True:
-            running.again = False
-            async with pool.acquire() as conn:
-                await seal_region(conn, region_id)
-            if not running.again:
-                break
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        # The periodic seal_all picks the transfers up later; nothing is lost.
-        log.warning("sealing deferred", extra={"region_id": str(region_id), "error": type(exc).__name__})
+        await _seal_until_quiet(pool, region_id, running)
     finally:
         del _running[key]
+
+
+RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0)
+"""Pauses before sealing again after the database was lost (about a restart's length in all)."""
+
+
+async def _seal_until_quiet(pool: asyncpg.Pool, region_id: UUID, running: _Running) -> None:
+    waits = iter(RETRY_WAITS_S)
+    while True:
+        running.again = False
+        try:
+            async with pool.acquire() as conn:
+                await seal_region(conn, region_id)
+        except Exception as exc:
+            wait = next(waits, None)
+            if not connect_failed(exc):
+                log.exception("sealing failed", extra={"region_id": str(region_id)})
+                return
+            if wait is None or pool.is_closing():
+                # Nothing is lost: the transfers wait for the next sealer.
+                error = type(exc).__name__
+                log.warning("sealing deferred", extra={"region_id": str(region_id), "error": error})
+                return
+            await asyncio.sleep(wait)
+            continue
+        if not running.again:
+            return
 
 
 def seal_after_response(pool: asyncpg.Pool, region_id: UUID) -> Callable[[], Awaitable[None]]:
