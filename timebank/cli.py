@@ -14,16 +14,9 @@ from pathlib import Path
 import asyncpg
 
 from timebank import __version__
-from timebank.db import (
-    EmbeddedDatabase,
-    MigrationError,
-    ServerSupervisor,
-    connect,
-    connect_failed,
-    load_migrations,
-    migration_status,
-)
+from timebank.db import MigrationError, connect, connect_failed, load_migrations, migration_status
 from timebank.domains import domains
+from timebank.embedded import EmbeddedDatabase, ServerSupervisor
 from timebank.kit.cli import apply_migrations, database, say
 from timebank.settings import PROJECT_ROOT, Settings, SettingsError, env_name, load_settings
 

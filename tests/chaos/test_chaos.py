@@ -37,7 +37,8 @@ import psutil
 import pytest
 
 from tests.own_server import kill9, server_dir
-from timebank.db import EmbeddedDatabase, connect
+from timebank.db import connect
+from timebank.embedded import EmbeddedDatabase
 
 pytestmark = pytest.mark.chaos
 

@@ -13,7 +13,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from timebank.app import create_app
-from timebank.db import EmbeddedDatabase
+from timebank.embedded import EmbeddedDatabase
 from timebank.settings import load_settings
 
 

@@ -32,7 +32,8 @@ from tests.ledger.conftest import make_books
 from tests.own_server import OwnServer, kill9, server_dir
 from tests.support import TestDatabase, assert_problem, auth
 from timebank.app import create_app, runtime_of
-from timebank.db import CONNECTION_ERRORS, EmbeddedDatabase, connect, create_pool
+from timebank.db import CONNECTION_ERRORS, connect, create_pool
+from timebank.embedded import EmbeddedDatabase
 from timebank.ledger import sealer
 from timebank.problems import DatabaseUnavailable
 from timebank.settings import Settings, load_settings

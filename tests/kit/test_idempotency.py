@@ -21,6 +21,7 @@ from tests.ledger.conftest import Books
 from tests.support import TestDatabase
 from timebank.db import connect
 from timebank.ids import uuid7
+from timebank.kit import errors as kit_errors
 from timebank.kit import repo as kit_repo
 from timebank.kit.idempotency import fingerprint, idempotent, purge_expired_keys
 from timebank.kit.principal import Principal
@@ -239,7 +240,7 @@ class TestClaimTakeOver:
         await working.wait()
         retries = [idempotent(request(), conn, caller(books), key, Counter().work) for conn in app_conns[1:]]
         outcomes = await asyncio.gather(*retries, return_exceptions=True)
-        assert all(isinstance(o, errors.IdempotencyInFlight) for o in outcomes), outcomes
+        assert all(isinstance(o, kit_errors.IdempotencyInFlight) for o in outcomes), outcomes
         finish.set()
         done = await first
         again = await idempotent(request(), books.conn, caller(books), key, Counter().work)
@@ -263,7 +264,7 @@ class TestClaimTakeOver:
             await asyncio.sleep(random.uniform(0, 0.005))
             try:
                 return (await idempotent(request(), conn, caller(books), key, effect)).status_code
-            except errors.IdempotencyInFlight:
+            except kit_errors.IdempotencyInFlight:
                 return 409
 
         keys = [f"k-{uuid7()}" for _ in range(10)]
@@ -298,7 +299,7 @@ class TestClaimTakeOver:
         await paused.wait()
         retry = await idempotent(request(), app_conns[1], caller(books), key, effect)
         resume.set()
-        with pytest.raises(errors.IdempotencyInFlight):
+        with pytest.raises(kit_errors.IdempotencyInFlight):
             await first
         again = await idempotent(request(), app_conns[2], caller(books), key, effect)
         assert (retry.status_code, again.content) == (201, retry.content)

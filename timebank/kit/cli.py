@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from timebank.db import EmbeddedDatabase, SqlFile, connect, load_migrations, migrate
+from timebank.db import SqlFile, connect, load_migrations, migrate
+from timebank.embedded import EmbeddedDatabase
 from timebank.settings import Settings
 
 
