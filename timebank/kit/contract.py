@@ -6,7 +6,8 @@ from such a document (openapi-typescript, the mini-program's and the console's) 
 error wrongly. :func:`document_problems` runs once on the built application and gives each
 operation:
 
-* ``400`` (malformed), ``422`` (validation, with ``errors``), ``503`` (database unavailable or busy);
+* ``400`` (malformed), ``414``/``431`` (query or headers too large), ``422`` (validation, with
+  ``errors``), ``503`` (database unavailable or busy); ``413`` (body too large) where there is a body;
 * ``401`` and ``403`` and the ``BearerToken`` security requirement when a guard protects it;
 * ``404`` when it names a resource (in its path, query or body); ``409`` when it changes state;
 * ``401`` and ``429`` on the authentication routes (wrong credentials; rate limits and login
@@ -69,13 +70,14 @@ def _spec(status: int) -> ResponseSpec:
 
 
 def _statuses(path: str, method: str, protected: bool, names: bool, opt: dict[str, Any]) -> list[int]:
-    statuses = {400, 422, 503}
+    # The request boundary may refuse any request: a query or headers too large (414, 431).
+    statuses = {400, 414, 422, 431, 503}
     if protected:
         statuses |= {401, 403}
     if names:
         statuses.add(404)
     if method not in ("GET", "HEAD"):
-        statuses.add(409)
+        statuses |= {409, 413}
     if path.startswith(RATE_LIMITED_PREFIX) or opt.get("rate_limited"):
         statuses |= {401, 429}  # wrong credentials or tokens; rate limits and login locks
     return sorted(statuses)
