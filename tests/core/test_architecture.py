@@ -43,6 +43,7 @@ FOUNDATION = {
     "metrics",
     "boundary",
     "fonts",
+    "embedded",
 }
 COMPOSITION = {"app", "cli", "domains", "seeding"}
 

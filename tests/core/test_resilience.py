@@ -152,7 +152,7 @@ class TestEmbeddedSupervisor:
         go = short_dir / "go"
         child = (
             "import json, sys, time, pathlib\n"
-            "from timebank.db import EmbeddedDatabase\n"
+            "from timebank.embedded import EmbeddedDatabase\n"
             "db = EmbeddedDatabase(sys.argv[1]); db.start(); print('attached', flush=True)\n"
             "while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.005)\n"
             "restarted = db.ensure_running()\n"
