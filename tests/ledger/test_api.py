@@ -15,10 +15,10 @@ import pytest
 import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from timebank.ledger.idempotency import lock_key
 
 from tests.support import assert_problem, auth
 from timebank.ids import uuid7
+from timebank.kit.idempotency import lock_key
 from timebank.kit.principal import Principal
 from timebank.ledger import service
 from timebank.ledger.schemas import Account, Actor, HoldSpec, TransferSpec
