@@ -117,7 +117,6 @@ async def connect(dsn: str, *, connect_timeout_s: float = 60.0) -> AsyncIterator
 
 # --------------------------------------------------------------------------- lost connections
 CONNECTION_ERRORS: tuple[type[Exception], ...] = (
-    ConnectionError,  # refused, reset, aborted, broken pipe
     asyncpg.PostgresConnectionError,  # class 08, and asyncpg's "connection was closed in the middle"
     asyncpg.AdminShutdownError,  # 57P01: the server is shutting down, or the session was terminated
     asyncpg.CrashShutdownError,  # 57P02: another server process crashed
@@ -158,7 +157,7 @@ async def connection_lost(conn: Conn, exc: BaseException) -> bool:
     connection raises ``InternalClientError: cannot switch to state …; another operation (2) is in
     progress``. A bug (two coroutines on one connection, a bad argument) leaves it open.
     """
-    if any(is_connection_error(e) for e in _chain(exc)):
+    if isinstance(exc, CONNECTION_ERRORS):
         return True
     if not isinstance(exc, _MAYBE_LOST):
         return False
