@@ -9,6 +9,9 @@ new domain is added — and take from each what it declares:
 * ``commands`` — adds its ``timebank <domain> …`` sub-commands to the argument parser;
 * ``rules`` — its typed rule sections (:class:`timebank.kit.rules.RuleSection`);
 * ``tasks`` — its periodic work (:class:`PeriodicTask`), scheduled by the jobs domain;
+* ``transfers`` — the ledger transfer codes it posts (:class:`TransferCode`): their title, the
+  route that corrects them (the generic ledger reversal refuses a domain-owned code) and whether a
+  credit under the code counts as service the volunteer gave (the star rating sums those);
 * ``after_value_moved`` — work to run after a value-moving response (see :mod:`timebank.kit.value`);
 * ``middleware`` / ``dependencies`` / ``lifespan`` — application-level pieces (authentication).
 
@@ -72,6 +75,27 @@ class PeriodicTask:
 
 
 @dataclass(frozen=True)
+class TransferCode:
+    """A ledger transfer code a domain posts, and what the rest of the service must know about it.
+
+    Attributes:
+        code: The ledger code (``^[a-z][a-z0-9_]*$``), e.g. ``service_confirmed``.
+        title: What people read on a statement (Chinese), e.g. ``服务时长确认``.
+        corrected_by: The route that corrects such a transfer (e.g.
+            ``POST /api/v1/service-records/{id}/reverse``), or ``None`` when the generic
+            ``POST /api/v1/ledger/transfers/{id}/reversal`` may reverse it. A domain-owned transfer
+            reversed behind its domain's back leaves the domain's state wrong, so the ledger refuses.
+        counts_as_service: A credit under this code to a volunteer is service they gave (star rating,
+            lifetime hours); its reversal subtracts. Gifts, refunds and care received are not.
+    """
+
+    code: str
+    title: str
+    corrected_by: str | None = None
+    counts_as_service: bool = False
+
+
+@dataclass(frozen=True)
 class Domain:
     """What one domain package contributes to the service."""
 
@@ -81,6 +105,7 @@ class Domain:
     commands: Callable[[Any], None] | None = None
     rules: Sequence[type[RuleSection]] = ()
     tasks: Sequence[PeriodicTask] = ()
+    transfers: Sequence[TransferCode] = ()
     after_value_moved: Sequence[AfterValueMoved] = ()
     middleware: Callable[[Any], Sequence[Any]] | None = None
     dependencies: Mapping[str, Any] = field(default_factory=dict)
@@ -98,6 +123,12 @@ def load(names: Sequence[str]) -> list[Domain]:
         domains.append(domain)
     for domain in domains:
         declare(domain.rules)
+    codes: set[str] = set()
+    for domain in domains:
+        for transfer in domain.transfers:
+            if transfer.code in codes:
+                raise RuntimeError(f"transfer code {transfer.code!r} is declared twice")
+            codes.add(transfer.code)
     seen: set[str] = set()
     for domain in domains:
         for task in domain.tasks:
