@@ -34,10 +34,11 @@ import httpx
 import uvicorn
 
 from timebank.app import create_app
-from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate
-from timebank.identity.principal import Principal
+from timebank.db import connect, database_dsn, load_migrations, migrate
+from timebank.embedded import EmbeddedDatabase
 from timebank.identity.tokens import issue_access_token
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.seeding import load_seed_file
 from timebank.settings import PROJECT_ROOT, load_settings
 

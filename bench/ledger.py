@@ -54,15 +54,8 @@ import asyncpg
 import uvloop
 
 from timebank.app import freeze_startup_heap
-from timebank.db import (
-    APP_ROLE,
-    EmbeddedDatabase,
-    connect,
-    database_dsn,
-    init_connection,
-    load_migrations,
-    migrate,
-)
+from timebank.db import APP_ROLE, connect, database_dsn, init_connection, load_migrations, migrate
+from timebank.embedded import EmbeddedDatabase
 from timebank.ledger import sealer, service
 from timebank.ledger.schemas import Actor, TransferSpec
 from timebank.settings import PROJECT_ROOT, load_settings

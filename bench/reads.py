@@ -40,10 +40,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from timebank.app import create_app  # noqa: E402
-from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate  # noqa: E402
+from timebank.db import connect, database_dsn, load_migrations, migrate  # noqa: E402
+from timebank.embedded import EmbeddedDatabase  # noqa: E402
 from timebank.identity.pii import load_pii_keys  # noqa: E402
-from timebank.identity.principal import Principal  # noqa: E402
 from timebank.identity.tokens import issue_access_token, load_key_ring  # noqa: E402
+from timebank.kit.principal import Principal  # noqa: E402
 from timebank.ledger import service as ledger  # noqa: E402
 from timebank.ledger.schemas import Actor, TransferSpec  # noqa: E402
 from timebank.seeding import load_seed_file  # noqa: E402

@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -34,9 +33,10 @@ import pytest
 import pytest_asyncio
 from litestar import Litestar
 
-from tests.support import ARGON2_PROFILE_ENV, ServerInfo, TestDatabase, scratch_dir
+from tests.support import ARGON2_PROFILE_ENV, ServerInfo, TestDatabase, schema_digest, scratch_dir
 from timebank.app import create_app, new_runtime, runtime_of
-from timebank.db import EmbeddedDatabase, connect, database_dsn, load_migrations, migrate
+from timebank.db import connect, database_dsn, load_migrations, migrate
+from timebank.embedded import EmbeddedDatabase
 from timebank.identity.guards import AuthenticationMiddleware
 from timebank.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -131,10 +131,10 @@ def pg_server(request: pytest.FixtureRequest) -> Iterator[ServerInfo]:
 
 @pytest.fixture(scope="session")
 def template_db(pg_server: ServerInfo) -> Iterator[str]:
-    """Name of this worker's database holding the migrated schema."""
+    """Name of a database holding the migrated schema, rebuilt when sql/ (repeatable files
+    included) changes."""
     migrations = load_migrations(PROJECT_ROOT / "sql")
-    digest = hashlib.sha256("".join(m.checksum for m in migrations).encode()).hexdigest()[:10]
-    name = f"tb_template_{digest}_{os.getpid()}"
+    name = f"tb_template_{schema_digest(migrations)}_{os.getpid()}"
 
     async def build() -> None:
         async with connect(pg_server.admin_dsn) as admin:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,9 +19,9 @@ import pytest
 import pytest_asyncio
 from litestar import Litestar
 
-from timebank.db import connect, database_dsn
-from timebank.identity.principal import Principal
+from timebank.db import MigrationSet, connect, database_dsn
 from timebank.identity.tokens import issue_access_token
+from timebank.kit.principal import Principal
 from timebank.settings import env_name
 
 ARGON2_PROFILE_ENV = env_name("argon2_profile")
@@ -107,6 +108,13 @@ async def rolled_back_owner_conn(
             yield conn
         finally:
             await transaction.rollback()
+
+
+def schema_digest(migrations: MigrationSet) -> str:
+    """A short digest of every file in sql/, repeatable files included: names the template database,
+    so that a change to any of them builds a new template."""
+    files = "".join(f"{f.filename} {f.checksum}\n" for f in migrations.files)
+    return hashlib.sha256(files.encode()).hexdigest()[:10]
 
 
 def token_for(app: Litestar, principal: Principal) -> str:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -19,16 +22,25 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp
 
-from timebank import __version__
-from timebank.db import Conn, EmbeddedDatabase, Migration, connect, create_pool, load_migrations, migrate
-from timebank.health.controllers import HealthController
-from timebank.hours.controllers import CONTROLLERS as HOURS_CONTROLLERS
-from timebank.identity.controllers import IDENTITY_CONTROLLERS, JwksController
-from timebank.identity.guards import AuthenticationMiddleware, provide_principal
+from timebank import __version__, metrics
+from timebank.boundary import BoundaryMiddleware
+from timebank.db import (
+    Conn,
+    MigrationSet,
+    connect,
+    connect_failed,
+    connection_lost,
+    create_pool,
+    load_migrations,
+    migrate,
+)
+from timebank.domains import domains
+from timebank.embedded import EmbeddedDatabase, ServerSupervisor
 from timebank.identity.tokens import KeyRing, load_key_ring
-from timebank.ledger.controllers import LEDGER_CONTROLLERS
+from timebank.kit.contract import document_problems
+from timebank.kit.value import AfterValueMoved
 from timebank.observability import RequestContextMiddleware, configure_logging
-from timebank.problems import EXCEPTION_HANDLERS, Busy
+from timebank.problems import EXCEPTION_HANDLERS, Busy, DatabaseUnavailable
 from timebank.settings import Settings, load_settings
 
 log = logging.getLogger("timebank.app")
@@ -41,13 +53,14 @@ class Runtime:
     """What the lifespan sets up and handlers reach through ``app.state.runtime``."""
 
     settings: Settings
-    migrations: list[Migration]
+    migrations: MigrationSet
     keys: KeyRing
     dsn: str = ""
     pool: asyncpg.Pool | None = None
     embedded: EmbeddedDatabase | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     gate: asyncio.Semaphore | None = None
+    after_value_moved: list[AfterValueMoved] = field(default_factory=list)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
@@ -59,21 +72,88 @@ class Runtime:
         maximum of 300 ms at a median of 2 ms. A semaphore of the pool's size in front of it
         serves waiters in order (asyncio's Semaphore lets no newcomer pass a waiter, Python ≥
         3.11): p99 14–17 ms, maximum under 20 ms, same throughput.
+
+        A database out of reach, whether opening the connection fails or the connection breaks
+        while in use, raises :class:`DatabaseUnavailable` (a 503 the client may retry); the pool
+        replaces broken connections by itself.
         """
-        assert self.pool is not None and self.gate is not None, "created in the lifespan"
+        if self.pool is None or self.gate is None:
+            raise DatabaseUnavailable("The database has not been reachable since the service started.")
         # A bounded wait: when every connection stays busy (a stuck query, a burst far above the
         # pool), the request gets a 503 problem it can retry instead of hanging on.
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.pool_wait_s):
                 await self.gate.acquire()
         except TimeoutError:
+            metrics.pool_waited(time.perf_counter() - started)
             log.warning("no database connection within %.1f s", self.settings.pool_wait_s)
             raise Busy("All database connections stayed busy; please retry shortly.") from None
         try:
-            async with self.pool.acquire() as conn:
+            conn = await self._acquire(self.pool)
+            metrics.pool_waited(time.perf_counter() - started)
+            metrics.pool_in_use(1)
+            try:
                 yield conn
+            except Exception as exc:
+                if await connection_lost(conn, exc):
+                    log.warning("database connection lost", extra={"error": type(exc).__name__})
+                    raise DatabaseUnavailable() from exc
+                raise
+            finally:
+                metrics.pool_in_use(-1)
+                await _release(self.pool, conn)
         finally:
             self.gate.release()
+
+    @staticmethod
+    async def _acquire(pool: asyncpg.Pool) -> PoolConnectionProxy[asyncpg.Record]:
+        try:
+            conn: PoolConnectionProxy[asyncpg.Record] = await pool.acquire()
+        except Exception as exc:
+            if not connect_failed(exc):
+                raise
+            log.warning("database unreachable", extra={"error": type(exc).__name__})
+            raise DatabaseUnavailable() from exc
+        return conn
+
+    async def open(self) -> None:
+        """Apply pending migrations, then open the pool (raises when the database is out of reach)."""
+        async with connect(self.dsn, connect_timeout_s=self.settings.db_connect_timeout_s) as conn:
+            await migrate(conn, self.migrations)
+        self.pool = await create_pool(self.dsn, self.settings)
+        self.gate = asyncio.Semaphore(self.settings.pool_max_size)
+        metrics.pool_size(self.settings.pool_max_size)
+
+    async def open_when_reachable(self) -> None:
+        """:meth:`open`, tried again every few seconds until the database answers."""
+        delay = 0.5
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.open()
+            except Exception as exc:
+                if not connect_failed(exc):
+                    log.exception("database not opened")
+                    raise
+                delay = min(delay * 2, 5.0)
+            else:
+                log.info("database reachable; serving requests again")
+                return
+
+    async def close(self) -> None:
+        """Close the pool."""
+        pool, self.pool, self.gate = self.pool, None, None
+        metrics.pool_size(0)
+        if pool is not None:
+            await pool.close()
+
+
+async def _release(pool: asyncpg.Pool, conn: PoolConnectionProxy[asyncpg.Record]) -> None:
+    try:
+        await pool.release(conn)
+    except Exception as exc:  # asyncpg terminated it; the pool opens another when needed
+        log.warning("database connection dropped on release", extra={"error": type(exc).__name__})
 
 
 def runtime_of(state: State) -> Runtime:
@@ -88,27 +168,39 @@ async def provide_db(state: State) -> AsyncIterator[Conn]:
         yield conn
 
 
-def _lifespan(runtime: Runtime) -> Any:
+def _database_lifespan(runtime: Runtime) -> Any:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings = runtime.settings
+        supervisor: ServerSupervisor | None = None
         if settings.embedded:
             runtime.embedded = EmbeddedDatabase(settings.data_dir)
-            runtime.dsn = runtime.embedded.start()
+            runtime.dsn = await asyncio.to_thread(runtime.embedded.start)
+            supervisor = ServerSupervisor(runtime.embedded, settings.db_supervise_s)
+            supervisor.start()
         else:
             runtime.dsn = settings.database_url
+        opener: asyncio.Task[None] | None = None
         try:
-            async with connect(runtime.dsn) as conn:
-                await migrate(conn, runtime.migrations)
-            runtime.pool = await create_pool(runtime.dsn, settings)
-            runtime.gate = asyncio.Semaphore(settings.pool_max_size)
             try:
-                yield
-            finally:
-                await runtime.pool.close()
-                runtime.pool = None
-                runtime.gate = None
+                await runtime.open()
+            except Exception as exc:
+                if not connect_failed(exc):
+                    raise
+                # Serve (503 database-unavailable, readiness not ready) rather than fail to start:
+                # a worker restarted while the database is down must not take the service with it.
+                log.warning("database unreachable at start-up", extra={"error": type(exc).__name__})
+                opener = asyncio.create_task(runtime.open_when_reachable())
+            yield
         finally:
+            if opener is not None:
+                opener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await opener
+            metrics.process_exited()
+            await runtime.close()
+            if supervisor is not None:
+                supervisor.stop()
             if runtime.embedded is not None:
                 runtime.embedded.stop()
                 runtime.embedded = None
@@ -123,20 +215,18 @@ class TimebankApp(Litestar):
         return RequestContextMiddleware(super()._create_asgi_handler())
 
 
-def api_routers() -> list[Router]:
-    """Domain routers mounted under ``/api/v1``; each domain issue adds its controllers here."""
-    return [
-        Router(
-            path=API_PREFIX,
-            route_handlers=[*IDENTITY_CONTROLLERS, *HOURS_CONTROLLERS, *LEDGER_CONTROLLERS],
-        )
-    ]
+def api_router() -> Router:
+    """Every domain's API handlers, mounted under ``/api/v1``."""
+    return Router(path=API_PREFIX, route_handlers=[h for d in domains() for h in d.api])
 
 
 def new_runtime(settings: Settings) -> Runtime:
     """The runtime of an application for ``settings``, before its lifespan starts."""
     return Runtime(
-        settings=settings, migrations=load_migrations(settings.sql_dir), keys=load_key_ring(settings)
+        settings=settings,
+        migrations=load_migrations(settings.sql_dir),
+        keys=load_key_ring(settings),
+        after_value_moved=[hook for d in domains() for hook in d.after_value_moved],
     )
 
 
@@ -145,6 +235,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     configure_logging(settings)
     runtime = new_runtime(settings)
+    registered = domains()
+    dependencies: dict[str, Any] = {"db": Provide(provide_db)}
+    for domain in registered:
+        dependencies.update(domain.dependencies)
     openapi = OpenAPIConfig(
         title="timebank API",
         version=__version__,
@@ -157,19 +251,25 @@ def create_app(settings: Settings | None = None) -> Litestar:
             }
         ),
         create_examples=False,
+        use_handler_docstrings=True,
     )
-    return TimebankApp(
-        route_handlers=[HealthController, JwksController, *api_routers()],
-        dependencies={"db": Provide(provide_db), "principal": Provide(provide_principal)},
-        middleware=[AuthenticationMiddleware(runtime.keys, settings)],
+    app = TimebankApp(
+        route_handlers=[*(h for d in registered for h in d.root), api_router()],
+        dependencies=dependencies,
+        middleware=[
+            BoundaryMiddleware,
+            *(m for d in registered if d.middleware for m in d.middleware(runtime)),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=[_lifespan(runtime)],
+        lifespan=[_database_lifespan(runtime), *(life(runtime) for d in registered for life in d.lifespan)],
         state=State({"runtime": runtime}),
         openapi_config=openapi,
         logging_config=None,
         debug=False,
         request_max_body_size=4 * 1024 * 1024,
     )
+    document_problems(app)
+    return app
 
 
 def freeze_startup_heap() -> None:

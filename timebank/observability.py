@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from timebank import metrics
 from timebank.settings import Settings
 
 access_log = logging.getLogger("timebank.access")
@@ -128,6 +129,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.observe_request(scope, status, elapsed)
             access_log.info(
                 "request",
                 extra={
@@ -135,6 +138,6 @@ class RequestContextMiddleware:
                     "method": scope.get("method", ""),
                     "path": scope.get("path", ""),
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "duration_ms": round(elapsed * 1000, 2),
                 },
             )

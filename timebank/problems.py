@@ -12,10 +12,14 @@ import logging
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
+from uuid import UUID
 
 import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import ClientException, HTTPException, ValidationException
+
+from timebank import metrics
+from timebank.db import CONNECTION_ERRORS
 
 log = logging.getLogger("timebank.errors")
 
@@ -32,9 +36,11 @@ STATUS_TITLES: dict[int, tuple[str, str]] = {
     406: ("not-acceptable", "无法提供所要求的格式"),
     409: ("conflict", "操作与当前状态冲突"),
     413: ("payload-too-large", "请求内容过大"),
+    414: ("uri-too-long", "请求地址过长"),
     415: ("unsupported-media-type", "不支持的内容类型"),
     422: ("validation-failed", "请求参数校验失败"),
     429: ("too-many-requests", "请求过于频繁，请稍后再试"),
+    431: ("headers-too-large", "请求头过大"),
     500: ("internal-error", "服务器内部错误"),
     503: ("unavailable", "服务暂不可用"),
 }
@@ -100,9 +106,16 @@ class BadRequest(DomainError):
 
 
 class InvalidInput(DomainError):
-    """The payload is well-formed but a value is not acceptable."""
+    """The payload is well-formed but a value is not acceptable.
+
+    Like every 422 it lists the invalid fields in ``errors`` (empty when no single field is to blame).
+    """
 
     status, slug, title = 422, "validation-failed", "请求参数校验失败"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        extra.setdefault("errors", [])
+        super().__init__(detail, **extra)
 
 
 class Unavailable(DomainError):
@@ -117,6 +130,20 @@ class Busy(DomainError):
     status, slug, title = 503, "busy", "服务繁忙，请稍后重试"
 
 
+DATABASE_RETRY_AFTER_S = 2
+"""``Retry-After`` of a ``database-unavailable`` problem: about how long a restart takes."""
+
+
+class DatabaseUnavailable(DomainError):
+    """The database is out of reach (down, restarting, refusing connections); nothing was done."""
+
+    status, slug, title = 503, "database-unavailable", "数据库暂不可用，请稍后重试"
+
+    def __init__(self, detail: str = "The database is not reachable; retry shortly.", **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+
+
 def problem_response(
     status: int,
     slug: str,
@@ -126,6 +153,8 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     """Build an RFC 9457 response."""
+    if status == 503:
+        metrics.db_unavailable(slug)
     body: dict[str, Any] = {"type": problem_type(slug), "title": title, "status": status, "detail": detail}
     if extra:
         for key, value in extra.items():
@@ -143,32 +172,87 @@ def _domain_handler(request: Request[Any, Any, Any], exc: DomainError) -> Respon
 
 
 _FIELD_IN_MESSAGE = re.compile(r"field `([^`]+)`")
+_MISSING_BODY = "'data'"  # Litestar's message when a required body is absent
 
 
-def _validation_errors(extra: Any) -> list[dict[str, str]]:
+def _client_name(request: Request[Any, Any, Any], field: str) -> str:
+    """The name the client used for parameter ``field`` (its query/header alias, e.g. ``from``)."""
+    handler = request.scope.get("route_handler")
+    params = getattr(getattr(handler, "parsed_fn_signature", None), "parameters", {})
+    definition = getattr(params.get(field), "kwarg_definition", None)
+    for attr in ("name", "query", "header", "cookie"):
+        alias = getattr(definition, attr, None)
+        if isinstance(alias, str) and alias:
+            return alias
+    return field
+
+
+def _validation_errors(request: Request[Any, Any, Any], extra: Any) -> list[dict[str, str]]:
     errors: list[dict[str, str]] = []
     for item in extra if isinstance(extra, list) else []:
         if not isinstance(item, dict):
             continue
         message = str(item.get("message") or "")
         field = str(item.get("key") or "")
+        raw_source = item.get("source") or "body"
+        source = str(getattr(raw_source, "value", raw_source))
         named = _FIELD_IN_MESSAGE.search(message)
+        if source == "body" and field == "data" and message == _MISSING_BODY:
+            field, message = "body", "the request body is empty: send a JSON object"
         # For unknown or missing fields Litestar reports the whole body ("data"); msgspec's
         # message names the field itself.
-        if named and field in ("", "data"):
+        elif named and field in ("", "data"):
             field = named.group(1)
-        errors.append({"field": field, "source": str(item.get("source") or "body"), "message": message})
+        elif source != "body":
+            field = _client_name(request, field)
+        errors.append({"field": field, "source": source, "message": message})
     return errors
 
 
 def _validation_handler(
     request: Request[Any, Any, Any], exc: ValidationException
 ) -> Response[dict[str, Any]]:
-    errors = _validation_errors(exc.extra)
+    errors = _validation_errors(request, exc.extra)
     fields = ", ".join(dict.fromkeys(e["field"] for e in errors if e["field"])) or "request"
     return problem_response(
         422, "validation-failed", "请求参数校验失败", f"Invalid value for: {fields}", {"errors": errors}
     )
+
+
+_TYPED_SEGMENT = re.compile(r"\{([a-z_]+):([a-z]+)\}")
+
+
+def _malformed_path_parameter(request: Request[Any, Any, Any]) -> dict[str, str] | None:
+    """A path that matches a route but for a typed segment (an id that is not a UUID, …)."""
+    segments = request.url.path.rstrip("/").split("/")
+    for route in request.app.routes:
+        template = route.path.rstrip("/").split("/")
+        if len(template) != len(segments):
+            continue
+        bad: dict[str, str] | None = None
+        for want, got in zip(template, segments, strict=True):
+            typed = _TYPED_SEGMENT.fullmatch(want)
+            if typed is None:
+                if want != got and not want.startswith("{"):
+                    break
+                continue
+            name, kind = typed.groups()
+            if kind == "uuid" and not _is_uuid(got) and bad is None:
+                bad = {"field": name, "source": "path", "message": "must be a UUID"}
+            elif kind == "int" and not got.lstrip("-").isdigit() and bad is None:
+                bad = {"field": name, "source": "path", "message": "must be an integer"}
+        else:
+            if bad is not None:
+                return bad
+    return None
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
@@ -186,6 +270,15 @@ def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         )
     # Litestar's router gives bare reason phrases; say what was asked for instead.
     if status == 404 and detail == "Not Found":
+        malformed = _malformed_path_parameter(request)
+        if malformed is not None:
+            return problem_response(
+                422,
+                "validation-failed",
+                "请求参数校验失败",
+                f"Invalid value for: {malformed['field']}",
+                {"errors": [malformed]},
+            )
         detail = f"No resource at {request.url.path}"
     elif status == 405:
         allowed = headers.get("allow") or headers.get("Allow") or ""
@@ -223,12 +316,13 @@ def _unique_violation(request: Request[Any, Any, Any], exc: asyncpg.UniqueViolat
 
 
 def _check_violation(request: Request[Any, Any, Any], exc: asyncpg.CheckViolationError) -> Response[Any]:
+    rule = exc.constraint_name or ""
     return problem_response(
         409,
         "rule-violated",
         "违反业务规则",
-        "The change would break a rule of the ledger.",
-        {"rule": exc.constraint_name or ""},
+        f"The change would break the rule {rule}." if rule else "The change would break a rule.",
+        {"rule": rule},
     )
 
 
@@ -246,13 +340,20 @@ def _unavailable(request: Request[Any, Any, Any], exc: BaseException) -> Respons
     log.warning(
         "database unavailable", extra={"request_id": request_id_of(request), "error": type(exc).__name__}
     )
-    return problem_response(
-        503,
-        "unavailable",
-        "服务暂不可用",
-        "The database is not reachable; try again shortly.",
-        headers={"Retry-After": "5"},
-    )
+    return _domain_handler(request, DatabaseUnavailable())
+
+
+def _group(request: Request[Any, Any, Any], exc: ExceptionGroup[Exception]) -> Response[Any]:
+    # Litestar gathers what the clean-up of generator dependencies raises into a group: the
+    # connection dependency turns a connection that broke into DatabaseUnavailable there.
+    if len(exc.exceptions) == 1 and not isinstance(exc.exceptions[0], ExceptionGroup):
+        leaf = exc.exceptions[0]
+        for cls in type(leaf).__mro__:
+            if cls in EXCEPTION_HANDLERS and cls is not Exception:
+                handler: Any = EXCEPTION_HANDLERS[cls]
+                response: Response[Any] = handler(request, leaf)
+                return response
+    return _internal(request, exc)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
@@ -262,8 +363,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     asyncpg.UniqueViolationError: _unique_violation,
     asyncpg.CheckViolationError: _check_violation,
     asyncpg.ForeignKeyViolationError: _fk_violation,
-    asyncpg.CannotConnectNowError: _unavailable,
-    asyncpg.TooManyConnectionsError: _unavailable,
-    ConnectionRefusedError: _unavailable,
+    **dict.fromkeys(CONNECTION_ERRORS, _unavailable),
+    ExceptionGroup: _group,
     Exception: _internal,
 }

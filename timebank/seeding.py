@@ -16,10 +16,12 @@ import msgspec
 import yaml
 
 from timebank.db import Conn
+from timebank.domains import domains
 from timebank.hours import repo as hours_repo
 from timebank.hours.seed import ActivitySeed, load_activities, validate_activities
-from timebank.identity import repo as identity_repo
 from timebank.identity.pii import PiiKeys, load_pii_keys
+from timebank.identity.repo import organisations as organisation_repo
+from timebank.identity.repo import regions as region_repo
 from timebank.identity.seed import (
     AdminSeed,
     PeopleSeed,
@@ -30,6 +32,7 @@ from timebank.identity.seed import (
     load_people,
     validate_people,
 )
+from timebank.kit import rules
 from timebank.settings import Settings, load_settings
 
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{2,60}$")]
@@ -121,9 +124,26 @@ def _read(path: Path, kind: type[Any]) -> Any:
         raise SeedError(f"{path.name}: {exc}") from None
 
 
+def check_rules(path: Path, values: dict[str, RuleSeed]) -> None:
+    """Refuse a rule value that does not fit the type its domain declares, naming the key.
+
+    A key no domain declares yet is accepted when the shipped defaults list it (its domain is
+    still to come); any other key is a typo.
+    """
+    domains()  # the domains declare their rule sections when they are loaded
+    for key, rule in values.items():
+        if key not in rules.DECLARED and key in rules.shipped_defaults():
+            continue
+        try:
+            rules.check_value(key, rule.value)
+        except ValueError as exc:
+            raise SeedError(f"{path.name}: rule {key}: {exc}") from None
+
+
 def parse_seed(path: Path) -> SeedFile:
-    """Validate a seed file, including references between its sections."""
+    """Validate a seed file, including its rule values and references between its sections."""
     seed: SeedFile = _read(path, SeedFile)
+    check_rules(path, seed.rules)
     codes: set[str] = set()
     for org in seed.organisations:
         if org.parent is not None and org.parent not in codes:
@@ -160,7 +180,9 @@ async def load_seed_file(
     hashed at the cost ``settings`` choose; ``settings`` default to the environment's, the same
     ones the server uses. ``people=False`` loads only organisations, rules and shops.
     """
-    defaults: DefaultRules = _read(seeds_dir / "default_rules.yaml", DefaultRules)
+    defaults_file = seeds_dir / "default_rules.yaml"
+    defaults: DefaultRules = _read(defaults_file, DefaultRules)
+    check_rules(defaults_file, defaults.rules)
     seed = parse_seed(path)
     load_people_too = people and not seed.people.empty
     if load_people_too:
@@ -168,19 +190,19 @@ async def load_seed_file(
         pii = pii or load_pii_keys(settings)
     progress(f"seeding {path.name}: region {seed.region.code}")
     async with conn.transaction():
-        region_id = await identity_repo.upsert_region(
+        region_id = await region_repo.upsert_region(
             conn, seed.region.code, seed.region.name, seed.region.timezone
         )
         for key, rule in defaults.rules.items():
             if key not in seed.rules:
-                await identity_repo.upsert_rule(conn, region_id, key, rule.value, rule.note, overwrite=False)
+                await region_repo.upsert_rule(conn, region_id, key, rule.value, rule.note, overwrite=False)
         for key, rule in seed.rules.items():
-            await identity_repo.upsert_rule(conn, region_id, key, rule.value, rule.note, overwrite=True)
+            await region_repo.upsert_rule(conn, region_id, key, rule.value, rule.note, overwrite=True)
         progress(f"  rules: {len(defaults.rules)} defaults, {len(seed.rules)} overrides")
         org_ids: dict[str, UUID] = {}
         for org in seed.organisations:
             parent_id = org_ids[org.parent] if org.parent else None
-            org_ids[org.code] = await identity_repo.upsert_organisation(
+            org_ids[org.code] = await organisation_repo.upsert_organisation(
                 conn, region_id, parent_id, org.kind, org.code, org.name
             )
         progress(f"  organisations: {len(org_ids)}")
@@ -201,7 +223,7 @@ async def load_seed_file(
         progress(f"  service categories: {len(seed.categories)}")
         shop_ids: dict[str, UUID] = {}
         for shop in seed.shops:
-            shop_ids[shop.code] = await identity_repo.upsert_shop(
+            shop_ids[shop.code] = await organisation_repo.upsert_shop(
                 conn, region_id, org_ids[shop.organisation], shop.code, shop.name, shop.address
             )
         progress(f"  shops: {len(seed.shops)}")

@@ -15,6 +15,10 @@ from typing import Annotated, Literal
 import msgspec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Package data (pyproject's package-data), so every install has it: see timebank/fonts/README.md.
+DEFAULT_CERTIFICATE_FONT = Path(__file__).resolve().parent / "fonts" / "wqy-microhei-gbk.ttf"
+# sfnt versions of fonts with TrueType (glyf) outlines; b"OTTO" (CFF outlines) reportlab cannot embed.
+_TRUETYPE_MAGIC = (b"\x00\x01\x00\x00", b"true")
 ENV_PREFIX = "TIMEBANK_"
 
 
@@ -53,7 +57,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         pool_max_size: Maximum size of the asyncpg pool.
         pool_wait_s: How long a request waits for a pooled connection before it is answered 503
             (``busy``) instead of hanging on.
-        sql_dir: Directory of forward-only migrations.
+        db_connect_timeout_s: How long opening a database connection may take before the attempt
+            counts as failed (the request gets a 503 ``database-unavailable``).
+        db_supervise_s: How often the embedded server's postmaster is checked (and restarted when it
+            died); only with the embedded server.
+        sql_dir: Directory of forward-only migrations, with the repeatable files in functions/.
         seeds_dir: Directory of seed data.
         pii_key_file: JSON key file for personal data (AES-256-GCM keys by id, the current id, the
             blind-index HMAC key); empty means a file generated once in data_dir/keys.
@@ -67,6 +75,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         wechat_api_base: Base URL of the WeChat API (code2session).
         argon2_profile: argon2id cost: ``rfc9106_low_memory`` (64 MiB, 3 passes) or
             ``cheapest`` (for test suites only; refused in production).
+        certificate_font_file: TrueType-outline font (.ttf) embedded in certificate PDFs; the default
+            is the bundled GBK subset of WenQuanYi Micro Hei. Characters it lacks print as their
+            code point (``[U+4DAE]``).
+        metrics_port: TCP port of the Prometheus ``/metrics`` listener ``timebank serve`` starts;
+            0 (the default) starts none. Never the API's port: metrics are not public.
+        metrics_host: Address the metrics listener binds to.
     """
 
     database_url: str = ""
@@ -86,6 +100,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     pool_min_size: Annotated[int, msgspec.Meta(ge=0, le=200)] = 2
     pool_max_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
     pool_wait_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 10.0
+    db_connect_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 5.0
+    db_supervise_s: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 1.0
     sql_dir: str = str(PROJECT_ROOT / "sql")
     seeds_dir: str = str(PROJECT_ROOT / "seeds")
     pii_key_file: str = ""
@@ -97,6 +113,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     wechat_secret_file: str = ""
     wechat_api_base: str = "https://api.weixin.qq.com"
     argon2_profile: Argon2Profile = "rfc9106_low_memory"
+    certificate_font_file: str = str(DEFAULT_CERTIFICATE_FONT)
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    metrics_host: str = "127.0.0.1"
 
     @property
     def embedded(self) -> bool:
@@ -177,5 +196,21 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"{env_name('wechat_api_base')}: must be an http(s) URL")
     if settings.argon2_profile == "cheapest" and settings.env == "production":
         raise SettingsError(f"{env_name('argon2_profile')}: cheapest is for test suites only")
+    _check_font(settings.certificate_font_file)
+    if settings.metrics_port and settings.metrics_port == settings.port:
+        raise SettingsError(f"{env_name('metrics_port')}: must differ from {env_name('port')}")
     if not Path(settings.sql_dir).is_dir():
         raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")
+
+
+def _check_font(path: str) -> None:
+    name = env_name("certificate_font_file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+    except OSError:
+        raise SettingsError(f"{name}: no such file {path}") from None
+    if magic == b"OTTO":
+        raise SettingsError(f"{name}: CFF (OpenType/PostScript) outlines cannot be embedded; use a .ttf")
+    if magic not in _TRUETYPE_MAGIC:
+        raise SettingsError(f"{name}: not a TrueType font (.ttf)")

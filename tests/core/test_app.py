@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Annotated
 
+import asyncpg
 import msgspec
 import pytest
 from litestar import Litestar, get, post
@@ -125,6 +126,24 @@ class TestInternalError:
             resp = await client.get("/healthz", headers={"X-Request-ID": "bad id\twith\x01junk"})
         assert resp.headers["x-request-id"] != "bad id\twith\x01junk"
         assert len(resp.headers["x-request-id"]) == 32
+
+
+class TestCheckViolation:
+    @pytest.mark.asyncio
+    async def test_409_names_the_rule_it_breaks(self, app: Litestar, owner_conn: asyncpg.Connection) -> None:
+        with pytest.raises(asyncpg.CheckViolationError) as caught:
+            await owner_conn.execute("INSERT INTO regions (code, name) VALUES ('rule-probe', '')")
+
+        @get("/api/v1/_rule", operation_id="rule_probe", include_in_schema=False)
+        async def rule_probe() -> None:
+            raise caught.value
+
+        app.register(rule_probe)
+        async with AsyncTestClient(app) as client:
+            resp = await client.get("/api/v1/_rule")
+        body = assert_problem(resp, 409, "rule-violated")
+        assert body["rule"] == caught.value.constraint_name and body["rule"] in body["detail"]
+        assert "ledger" not in body["detail"]
 
 
 class TestStartup:

@@ -22,6 +22,7 @@ class TestMigrateCommand:
         status = run_cli("migrate", "--status", env=env)
         assert status.returncode == 0, status.stderr
         assert "0001" in status.stdout and "applied" in status.stdout
+        assert "   R  applied" in status.stdout and "functions/ledger_post.sql" in status.stdout
         again = run_cli("migrate", env=env)
         assert "0 applied" in again.stderr
 

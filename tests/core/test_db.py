@@ -39,9 +39,11 @@ class TestMigrate:
         migrations = load_migrations(SQL)
         async with connect(empty_database.dsn) as conn:
             done = await migrate(conn, migrations)
-            assert [m.version for m in done] == [m.version for m in migrations]
+            assert done == list(migrations.files)  # versioned migrations, then repeatable files
             rows = await conn.fetch("SELECT version, checksum FROM schema_migrations ORDER BY version")
-        assert [(r["version"], r["checksum"]) for r in rows] == [(m.version, m.checksum) for m in migrations]
+        assert [(r["version"], r["checksum"]) for r in rows] == [
+            (m.version, m.checksum) for m in migrations.versioned
+        ]
 
     @pytest.mark.asyncio
     async def test_rerun_applies_nothing(self, empty_database: TestDatabase) -> None:
@@ -57,16 +59,17 @@ class TestMigrate:
     ) -> None:
         migrations = load_migrations(_copy_sql(tmp_path))
 
-        async def one() -> list[int]:
+        async def one() -> list[str]:
             async with connect(empty_database.dsn) as conn:
-                return [m.version for m in await migrate(conn, migrations)]
+                return [m.filename for m in await migrate(conn, migrations)]
 
         first, second = await asyncio.gather(one(), one())
         applied = sorted(first + second)
-        assert applied == [m.version for m in migrations]  # each version once, across both
+        assert applied == sorted(m.filename for m in migrations.files)  # each file once, across both
         async with connect(empty_database.dsn) as conn:
             count = await conn.fetchval("SELECT count(*) FROM schema_migrations")
-        assert count == len(migrations)
+            repeatables = await conn.fetchval("SELECT count(*) FROM schema_repeatables")
+        assert (count, repeatables) == (len(migrations.versioned), len(migrations.repeatable))
 
     @pytest.mark.asyncio
     async def test_failed_migration_rolls_back_alone(
@@ -144,7 +147,8 @@ class TestSchemaConventions:
             missing = await conn.fetch(
                 """
                 SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND c.relname <> 'schema_migrations'
+                 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                   AND c.relname NOT IN ('schema_migrations', 'schema_repeatables')
                    AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
                                     AND a.attname = 'region_id' AND NOT a.attisdropped)
                 """
@@ -259,7 +263,7 @@ class TestPool:
 # Session state that would outlive a request on a pooled connection (the pool sends no reset).
 _SESSION_STATE = re.compile(
     r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bLISTEN\s+[\"\w]|\bWITH\s+HOLD\b|\bSET\s+SESSION\b"
-    r"|set_config\s*\([^;]*,\s*false\s*\)|execute\(\s*f?[\"']SET\s",
+    r"|set_config\s*\([^;]*,\s*false\s*\)|execute\(\s*f?[\"']SET\s|[\"']SET\s+ROLE\b",
     re.IGNORECASE,
 )
 
@@ -273,11 +277,11 @@ def test_no_session_state_on_pooled_connections() -> None:
     allowed = {
         "timebank/db.py": {
             'await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK_KEY)',
-            'await conn.execute(f"SET ROLE {APP_ROLE}")',
+            'SET_APP_ROLE = "SET ROLE timebank_app"',
         }
     }
     found = []
-    files = [*PROJECT_ROOT.joinpath("timebank").rglob("*.py"), *SQL.glob("*.sql")]
+    files = [*PROJECT_ROOT.joinpath("timebank").rglob("*.py"), *SQL.rglob("*.sql")]
     for path in files:
         rel = path.relative_to(PROJECT_ROOT).as_posix()
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

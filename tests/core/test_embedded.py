@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.support import scratch_dir
 from timebank.app import create_app
-from timebank.db import EmbeddedDatabase
+from timebank.embedded import EmbeddedDatabase
 from timebank.settings import load_settings
 
 
@@ -53,7 +53,7 @@ class TestEmbeddedDatabase:
         pgdata = short_dir / "pgdata"
         # A process that starts the server and dies without detaching (as after SIGKILL).
         code = (
-            "import os, sys; from timebank.db import EmbeddedDatabase; "
+            "import os, sys; from timebank.embedded import EmbeddedDatabase; "
             "EmbeddedDatabase(sys.argv[1]).start(); os._exit(0)"
         )
         subprocess.run([sys.executable, "-c", code, str(short_dir)], check=True, timeout=120)

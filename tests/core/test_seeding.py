@@ -84,3 +84,47 @@ class TestInvalidSeed:
         bad.write_text("region: {code: x-region, name: X}\nvolunters: []\n")
         with pytest.raises(SeedError, match="volunters"):
             parse_seed(bad)
+
+
+class TestRuleValues:
+    def _seed(self, tmp_path: Path, rules: str) -> Path:
+        path = tmp_path / "rules.yaml"
+        path.write_text(f"region: {{code: x-region, name: X}}\nrules:\n{rules}")
+        return path
+
+    def test_a_value_of_the_wrong_type_is_refused_naming_the_key(self, tmp_path: Path) -> None:
+        path = self._seed(tmp_path, "  hours.auto_confirm_days: {value: soon}\n")
+        with pytest.raises(SeedError, match=r"rules\.yaml: rule hours\.auto_confirm_days: "):
+            parse_seed(path)
+
+    def test_a_value_outside_its_bounds_is_refused(self, tmp_path: Path) -> None:
+        path = self._seed(tmp_path, "  ledger.idempotency_retention_hours: {value: 1}\n")
+        with pytest.raises(SeedError, match=r"ledger\.idempotency_retention_hours"):
+            parse_seed(path)
+
+    def test_an_unknown_key_is_refused(self, tmp_path: Path) -> None:
+        path = self._seed(tmp_path, "  hours.auto_confirm_dayz: {value: 3}\n")
+        with pytest.raises(SeedError, match=r"unknown rule 'hours\.auto_confirm_dayz'"):
+            parse_seed(path)
+
+    def test_fitting_values_pass(self, tmp_path: Path) -> None:
+        path = self._seed(
+            tmp_path,
+            "  hours.auto_confirm_days: {value: 3}\n"
+            "  points.expiry: {value: {mode: never}}\n"
+            "  rating.star_thresholds_hours: {value: [50, 100, 200, 400, 800]}\n",
+        )
+        assert set(parse_seed(path).rules) == {
+            "hours.auto_confirm_days",
+            "points.expiry",
+            "rating.star_thresholds_hours",
+        }
+
+    @pytest.mark.asyncio
+    async def test_a_refused_value_loads_nothing(
+        self, owner_conn: asyncpg.Connection, tmp_path: Path
+    ) -> None:
+        path = self._seed(tmp_path, "  points.expiry: {value: {mode: someday}}\n")
+        with pytest.raises(SeedError, match=r"points\.expiry"):
+            await load_seed_file(owner_conn, path, SEEDS)
+        assert await owner_conn.fetchval("SELECT count(*) FROM region_rules") == 0

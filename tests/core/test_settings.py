@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from timebank.settings import SettingsError, load_settings
+from timebank.settings import DEFAULT_CERTIFICATE_FONT, SettingsError, load_settings
 
 
 class TestLoadSettings:
@@ -51,6 +52,32 @@ class TestLoadSettings:
         with pytest.raises(SettingsError) as err:
             load_settings(env)
         assert str(err.value).startswith(variable + ":")
+
+
+class TestCertificateFontFile:
+    def test_default_is_the_bundled_truetype_font(self) -> None:
+        s = load_settings({})
+        assert Path(s.certificate_font_file) == DEFAULT_CERTIFICATE_FONT
+        assert DEFAULT_CERTIFICATE_FONT.read_bytes()[:4] == b"\x00\x01\x00\x00"  # glyf outlines
+        assert (DEFAULT_CERTIFICATE_FONT.parent / "LICENSE-Apache-2.0.txt").is_file()
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            (b"OTTO\x00\x0b\x00\x80", "CFF"),  # an OpenType font with PostScript outlines
+            (b"%PDF-1.4\n", "not a TrueType font"),
+            (None, "no such file"),
+        ],
+    )
+    def test_unusable_font_names_the_variable(
+        self, tmp_path: Path, content: bytes | None, message: str
+    ) -> None:
+        font = tmp_path / "font.otf"
+        if content is not None:
+            font.write_bytes(content)
+        with pytest.raises(SettingsError) as err:
+            load_settings({"TIMEBANK_CERTIFICATE_FONT_FILE": str(font)})
+        assert str(err.value).startswith("TIMEBANK_CERTIFICATE_FONT_FILE:") and message in str(err.value)
 
 
 class TestCliSettingsError:

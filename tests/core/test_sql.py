@@ -1,4 +1,4 @@
-"""Every SQL constant in a repo module PREPAREs against the migrated schema."""
+"""Every SQL constant in a repo module (or a module of a repo package) PREPAREs against the schema."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def repo_sql_constants() -> list[tuple[str, str]]:
     """(module.NAME, sql) for every upper-case string constant that is a statement."""
     found: list[tuple[str, str]] = []
     for info in pkgutil.walk_packages(timebank.__path__, "timebank."):
-        if not info.name.endswith(".repo"):
+        if not (info.name.endswith(".repo") or ".repo." in info.name):
             continue
         module = importlib.import_module(info.name)
         for name, value in vars(module).items():

@@ -38,6 +38,19 @@ class TestReadyz:
         assert "pending" in body["detail"]
 
     @pytest.mark.asyncio
+    async def test_503_when_a_repeatable_file_is_not_applied_as_it_is_now(
+        self, app: Litestar, database: TestDatabase
+    ) -> None:
+        async with AsyncTestClient(app) as client:
+            async with connect(database.dsn) as conn:
+                await conn.execute(
+                    "UPDATE schema_repeatables SET checksum = 'older' WHERE name = 'ledger_post.sql'"
+                )
+            resp = await client.get("/readyz")
+        body = assert_problem(resp, 503, "not-ready")
+        assert body["stale"] == ["functions/ledger_post.sql"]
+
+    @pytest.mark.asyncio
     async def test_503_when_database_unreachable(self, app: Litestar, database: TestDatabase) -> None:
         async with AsyncTestClient(app) as client:
             async with connect(database.server.admin_dsn) as admin:

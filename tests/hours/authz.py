@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 from tests.authz_table import Entry, outcome
 from timebank.hours import certificates, repo
 from timebank.hours.schemas import CertificateRequest
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 
 if TYPE_CHECKING:
     from tests.identity.test_authorisation import Ctx
 
 
-async def hours_paths(ctx: Ctx) -> dict[str, str]:
+async def paths(ctx: Ctx) -> dict[str, str]:
     """Arrange the hours world; return the path parameter values."""
     conn, world = ctx.conn, ctx.world
     category = {r["code"]: r["id"] for r in await conn.fetch("SELECT code, id FROM service_categories")}
@@ -194,7 +194,7 @@ A = "/api/v1/activities/{activity_id:uuid}"
 R = "/api/v1/service-records/{record_id:uuid}"
 C = "/api/v1/certificates/{certificate_id:uuid}"
 # Routes a proxy may not call for the subject answer 403 to the proxy whatever the route.
-HOURS_TABLE: dict[str, Entry] = {
+TABLE: dict[str, Entry] = {
     # Categories: everyone reads; administrators write.
     "GET /api/v1/categories": Entry(outcome(401, 200, 403, 200, 200, 200, 200)),
     "PUT /api/v1/categories/{code:str}": Entry(outcome(401, 403, 403, 403, 403, 403, 200), category_body),

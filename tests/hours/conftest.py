@@ -12,8 +12,8 @@ import asyncpg
 import pytest_asyncio
 
 from timebank.hours import repo
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.seeding import load_seed_file
 from timebank.settings import PROJECT_ROOT
 

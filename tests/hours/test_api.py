@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import timedelta
 from typing import Any, ClassVar
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo
 
 import pytest
 from litestar import Litestar
@@ -13,8 +15,8 @@ from litestar.testing import AsyncTestClient
 
 from tests.hours.conftest import World, now
 from tests.support import assert_problem, auth
-from timebank.hours import certificates, service
-from timebank.identity.principal import Principal
+from timebank.hours import certificates
+from timebank.kit.principal import Principal
 
 API = "/api/v1"
 
@@ -40,7 +42,7 @@ class TestListCategories:
             first = await client.get(f"{API}/categories?limit=5", headers=h(app, world.volunteer(vid)))
             assert first.status_code == 200 and len(first.json()["items"]) == 5
             rest = await client.get(
-                f"{API}/categories?limit=50&cursor={first.json()['next_cursor']}",
+                f"{API}/categories?limit=100&cursor={first.json()['next_cursor']}",
                 headers=h(app, world.volunteer(vid)),
             )
         assert len(rest.json()["items"]) == 7 and rest.json()["next_cursor"] is None
@@ -211,7 +213,7 @@ class TestBrowseAndGetActivity:
         wanted = await world.activity(starts_at=start)
         await world.activity(starts_at=start + timedelta(days=2))
         (vid,) = await world.add_volunteers(1)
-        day = start.astimezone(service.ZoneInfo("Asia/Shanghai")).date().isoformat()
+        day = start.astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
         async with AsyncTestClient(app) as client:
             resp = await client.get(
                 f"{API}/activities",
@@ -227,14 +229,14 @@ class TestBrowseAndGetActivity:
         assert [a["id"] for a in resp.json()["items"]] == [str(wanted)]
 
     @pytest.mark.asyncio
-    async def test_400_bad_cursor_or_period(self, app: Litestar, world: World) -> None:
+    async def test_422_bad_cursor_or_period(self, app: Litestar, world: World) -> None:
         async with AsyncTestClient(app) as client:
             cursor = await client.get(f"{API}/activities?cursor=xyz", headers=h(app, world.admin()))
             period = await client.get(
                 f"{API}/activities?from=2025-03-02&to=2025-03-01", headers=h(app, world.admin())
             )
-        assert_problem(cursor, 400, "bad-query")
-        assert_problem(period, 400, "bad-query")
+        assert_problem(cursor, 422, "invalid-cursor")
+        assert assert_problem(period, 422, "invalid-period")["errors"][0]["field"] == "to"
 
     @pytest.mark.asyncio
     async def test_get_200_404_and_draft_hidden(self, app: Litestar, world: World) -> None:
@@ -454,7 +456,7 @@ class TestAttendanceApi:
         assert_problem(stranger, 404)
         assert [r["id"] for r in listed.json()["items"]] == [rid]
         assert adj.json()["counted_minutes"] == 70 and adj.json()["adjusted"] is True
-        assert_problem(over, 422, "over-cap")
+        assert_problem(over, 409, "over-cap")
         assert_problem(no_reason, 422)
         assert [e["kind"] for e in detail.json()["events"]] == ["recorded", "adjusted"]
         assert_problem(other, 404)
@@ -704,6 +706,47 @@ class TestConfirmApi:
         assert ok.status_code == 201 and (ok.json()["time_minutes"], ok.json()["points"]) == (300, 0)
         assert_problem(staff, 403)
         assert_problem(bad, 422)
+
+    @pytest.mark.asyncio
+    async def test_concurrent_grants_fill_the_storage_cap_and_none_is_refused(
+        self, app: Litestar, world: World
+    ) -> None:
+        await world.conn.execute(
+            "INSERT INTO region_rules (region_id, key, value) "
+            "VALUES ($1, 'timebank.storage_cap_hours', '10') "
+            "ON CONFLICT (region_id, key) DO UPDATE SET value = '10'",
+            world.region,
+        )
+        (vid,) = await world.add_volunteers(1)
+        body = {
+            "volunteer_id": str(vid),
+            "organisation_id": str(world.orgs["zhangyuan"]),
+            "reason": "防汛表彰",
+        }
+        admin = h(app, world.admin())
+        async with AsyncTestClient(app) as client:
+            first = await client.post(
+                f"{API}/honour-hours", json={**body, "minutes": 300}, headers={**admin, **key()}
+            )
+            grants = await asyncio.gather(
+                *(
+                    client.post(
+                        f"{API}/honour-hours", json={**body, "minutes": 60}, headers={**admin, **key()}
+                    )
+                    for _ in range(100)
+                )
+            )
+            full = await client.post(
+                f"{API}/honour-hours", json={**body, "minutes": 60}, headers={**admin, **key()}
+            )
+            balances = await client.get(f"{API}/me/balances", headers=h(app, world.volunteer(vid)))
+        assert first.json()["time_minutes"] == 300
+        assert [g.status_code for g in grants] == [201] * 100, [
+            g.text for g in grants if g.status_code != 201
+        ]
+        assert sum(g.json()["time_minutes"] for g in grants) == 300
+        assert full.status_code == 201 and full.json()["time_minutes"] == 0
+        assert balances.json()["time"]["posted"]["minutes"] == 600
 
 
 class TestCertificatesApi:

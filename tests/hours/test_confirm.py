@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, timedelta
 from uuid import UUID
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from tests.hours.conftest import World, now
-from timebank.hours import confirm, errors
+from tests.support import TestDatabase
+from timebank.db import create_pool
+from timebank.hours import confirm, earnings, errors
+from timebank.hours.rules import EndOfYear, NeverExpire, YearsAfterEarning
 from timebank.hours.schemas import ConfirmOne, HonourGrant
+from timebank.kit.errors import NotInScope
 from timebank.ledger import service as ledger
 from timebank.ledger.schemas import Actor, TransferSpec
+from timebank.problems import DomainError
+from timebank.settings import Settings
 
 
 async def balances(world: World, vid: UUID) -> tuple[int, int]:
@@ -42,17 +50,18 @@ async def record_of(world: World, aid: UUID, vid: UUID) -> UUID:
 class TestPointsRule:
     def test_rate_hours_multiplier(self) -> None:
         assert (
-            confirm.points_for(90, 2, 150, organiser=False, bonus_pct=50, rounding="half_up_per_record") == 5
+            earnings.points_for(90, 2, 150, organiser=False, bonus_pct=50, rounding="half_up_per_record") == 5
         )
         assert (
-            confirm.points_for(60, 1, 100, organiser=True, bonus_pct=50, rounding="half_up_per_record") == 2
+            earnings.points_for(60, 1, 100, organiser=True, bonus_pct=50, rounding="half_up_per_record") == 2
         )
-        assert confirm.points_for(60, 1, 100, organiser=True, bonus_pct=50, rounding="floor_per_record") == 1
+        assert earnings.points_for(60, 1, 100, organiser=True, bonus_pct=50, rounding="floor_per_record") == 1
         assert (
-            confirm.points_for(30, 1, 100, organiser=False, bonus_pct=0, rounding="half_even_per_record") == 0
+            earnings.points_for(30, 1, 100, organiser=False, bonus_pct=0, rounding="half_even_per_record")
+            == 0
         )
         with pytest.raises(ValueError):
-            confirm.points_for(60, 1, 100, organiser=False, bonus_pct=0, rounding="nearest")
+            earnings.points_for(60, 1, 100, organiser=False, bonus_pct=0, rounding="nearest")
 
     @settings(max_examples=100, deadline=None)
     @given(
@@ -64,21 +73,19 @@ class TestPointsRule:
     def test_organisers_never_earn_less_and_rounding_is_within_half(
         self, minutes: int, rate: int, mult: int, bonus: int
     ) -> None:
-        base = confirm.points_for(
+        base = earnings.points_for(
             minutes, rate, mult, organiser=False, bonus_pct=bonus, rounding="half_up_per_record"
         )
-        org = confirm.points_for(
+        org = earnings.points_for(
             minutes, rate, mult, organiser=True, bonus_pct=bonus, rounding="half_up_per_record"
         )
         assert org >= base >= 0
         assert abs(base - rate * minutes * mult / 6000) <= 0.5
 
     def test_lot_expiry(self) -> None:
-        assert confirm.lot_expiry({"mode": "end_of_year"}, date(2025, 3, 1)) == date(2025, 12, 31)
-        assert confirm.lot_expiry({"mode": "years_after_earning", "years": 3}, date(2024, 2, 29)) == date(
-            2027, 2, 28
-        )
-        assert confirm.lot_expiry(None, date(2025, 3, 1)) is None
+        assert earnings.lot_expiry(EndOfYear(), date(2025, 3, 1)) == date(2025, 12, 31)
+        assert earnings.lot_expiry(YearsAfterEarning(years=3), date(2024, 2, 29)) == date(2027, 2, 28)
+        assert earnings.lot_expiry(NeverExpire(), date(2025, 3, 1)) is None
 
 
 class TestConfirmActivity:
@@ -169,7 +176,7 @@ class TestConfirmOne:
     async def test_coordinator_without_reviewer_role_refused(self, world: World) -> None:
         (vid,) = await world.add_volunteers(1)
         aid = await closed_activity(world, [vid])
-        with pytest.raises(errors.NotInScope):
+        with pytest.raises(NotInScope):
             await confirm.confirm_record(
                 world.conn,
                 world.staff(roles=("coordinator",)),
@@ -206,7 +213,7 @@ class TestOneToOne:
             await confirm.confirm_record(
                 world.conn, world.volunteer((await world.add_volunteers(1))[0]), rid, ConfirmOne()
             )
-        with pytest.raises(errors.NotInScope):  # the helper cannot confirm their own service
+        with pytest.raises(NotInScope):  # the helper cannot confirm their own service
             await confirm.confirm_record(world.conn, world.volunteer(helper), rid, ConfirmOne())
         result = await confirm.confirm_record(world.conn, world.volunteer(elder), rid, ConfirmOne())
         assert (result.minutes, result.points) == (120, 2)  # 1 × 2 h × 1.2 = 2.4 → 2
@@ -279,6 +286,42 @@ class TestHonour:
             ),
         )
         assert result.points == 2
+
+    @pytest.mark.asyncio
+    async def test_concurrent_grants_fill_the_storage_cap_and_none_is_refused(
+        self, world: World, database: TestDatabase, settings: Settings
+    ) -> None:
+        await world.conn.execute(
+            "UPDATE region_rules SET value = '10'"
+            " WHERE region_id = $1 AND key = 'timebank.storage_cap_hours'",
+            world.region,
+        )
+        (vid,) = await world.add_volunteers(1)
+
+        def grant(minutes: int) -> HonourGrant:
+            return HonourGrant(
+                volunteer_id=vid, organisation_id=world.orgs["zhangyuan"], minutes=minutes, reason="防汛表彰"
+            )
+
+        assert (await confirm.grant_honour(world.conn, world.admin(), grant(300))).time_minutes == 300
+        pool = await create_pool(database.dsn, replace(settings, pool_min_size=20, pool_max_size=20))
+        try:
+
+            async def one() -> int | str:
+                async with pool.acquire() as conn:
+                    try:
+                        return (await confirm.grant_honour(conn, world.admin(), grant(60))).time_minutes
+                    except DomainError as exc:
+                        return exc.slug
+
+            outcomes = await asyncio.gather(*(one() for _ in range(100)))
+        finally:
+            await pool.close()
+        assert [o for o in outcomes if isinstance(o, str)] == []
+        assert sum(o for o in outcomes if isinstance(o, int)) == 300
+        assert await balances(world, vid) == (600, 0)
+        alone = await confirm.grant_honour(world.conn, world.admin(), grant(60))
+        assert alone.time_minutes == 0
 
 
 class TestReversal:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -14,6 +15,7 @@ from tests.support import TestDatabase
 from timebank.db import create_pool
 from timebank.hours import errors, service
 from timebank.hours.schemas import ActivityCreate, Adjustment, AttendanceRecord, TrainingCreate
+from timebank.kit.errors import InvalidCursor, NotInScope
 from timebank.settings import Settings
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -105,7 +107,7 @@ class TestCreateActivity:
     @pytest.mark.asyncio
     async def test_other_subtree_is_refused(self, world: World) -> None:
         start = now() + timedelta(days=2)
-        with pytest.raises(errors.NotInScope):
+        with pytest.raises(NotInScope):
             await service.create_activity(
                 world.conn,
                 world.staff("haifang"),
@@ -142,7 +144,7 @@ class TestSignUp:
     @pytest.mark.asyncio
     async def test_minimum_age_on_the_day(self, world: World) -> None:
         start = now() + timedelta(days=1)
-        day = start.astimezone(service.ZoneInfo("Asia/Shanghai")).date()
+        day = start.astimezone(ZoneInfo("Asia/Shanghai")).date()
         (young,) = await world.add_volunteers(1, born=day.replace(year=day.year - 18) + timedelta(days=1))
         aid = await world.activity(starts_at=start, min_age=18)
         with pytest.raises(errors.TooYoung):
@@ -189,7 +191,7 @@ class TestSignUp:
     async def test_proxy_needs_sign_up_action(self, world: World) -> None:
         subject, relative = await world.add_volunteers(2)
         aid = await world.activity()
-        with pytest.raises(errors.NotInScope):
+        with pytest.raises(NotInScope):
             await service.sign_up(world.conn, world.proxy(subject, relative, ("view",)), aid, None)
         signup = await service.sign_up(world.conn, world.proxy(subject, relative, ("sign_up",)), aid, None)
         assert signup.volunteer_id == subject
@@ -424,7 +426,7 @@ class TestBrowse:
                 break
             cursor = page.next_cursor
         assert seen == ids  # in start order, no draft, no other community, no other category
-        with pytest.raises(errors.BadPeriod):
+        with pytest.raises(InvalidCursor):
             await service.browse_activities(
                 world.conn,
                 vol,

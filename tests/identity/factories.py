@@ -10,8 +10,8 @@ import asyncpg
 from argon2 import PasswordHasher
 
 from timebank.identity.pii import PiiKeys, birth_date_of, id_check_character, load_pii_keys
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.principal import Principal
 from timebank.seeding import load_seed_file
 from timebank.settings import PROJECT_ROOT, Settings
 

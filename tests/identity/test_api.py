@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import assert_problem, auth
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 
 API = "/api/v1"
 PHONE = "13812345678"
@@ -148,11 +148,11 @@ class TestRegister:
         assert body["field"] == "id_number" and bad not in resp.text
 
     @pytest.mark.asyncio
-    async def test_422_community_must_be_a_community(self, app: Litestar, world: World) -> None:
+    async def test_409_community_must_be_a_community(self, app: Litestar, world: World) -> None:
         async with AsyncTestClient(app) as client:
             body = await register_body(client, app, world, community_id=str(world.orgs["nanjingxilu"]))
             resp = await client.post(f"{API}/auth/register", json=body)
-        assert_problem(resp, 422, "invalid-reference")
+        assert assert_problem(resp, 409, "invalid-reference")["field"] == "community_id"
 
     @pytest.mark.asyncio
     async def test_429_after_too_many_attempts_for_one_phone(self, app: Litestar, world: World) -> None:
@@ -412,80 +412,17 @@ class TestLogout:
 
 
 # --------------------------------------------------------------------------- me
-class TestMe:
-    @pytest.mark.asyncio
-    async def test_volunteer_profile_is_masked(self, app: Litestar, world: World) -> None:
-        id_number = make_id_number(date(1948, 2, 29), 5)
-        me = await world.volunteer(name="陈奶奶", mobile=PHONE, id_number=id_number)
-        async with AsyncTestClient(app) as client:
-            resp = await client.get(f"{API}/me", headers=auth(app, me))
-        body = resp.json()
-        assert resp.status_code == 200
-        assert (
-            body["mobile_masked"] == "138****5678"
-            and body["id_number_masked"] == id_number[:3] + "*" * 11 + id_number[-4:]
-        )
-        assert PHONE not in resp.text and id_number not in resp.text
-        assert body["roles"] == ["volunteer"] and body["region"]["code"] == "sh-jingan"
-
-    @pytest.mark.asyncio
-    async def test_volunteer_profile_carries_ledger_balances(
-        self, app: Litestar, world: World, owner_conn: asyncpg.Connection
-    ) -> None:
-        from timebank.ledger import service as ledger
-        from timebank.ledger.schemas import Actor, TransferSpec
-
-        me = await world.volunteer(mobile=PHONE)
-        issuance = await ledger.ensure_account(
-            owner_conn, world.region, "organisation", world.orgs["zhangyuan"], "TIME", "issuance"
-        )
-        mine = await ledger.ensure_account(owner_conn, world.region, "volunteer", me.sub, "TIME")
-        spec = TransferSpec(
-            ledger="TIME",
-            debit_account_id=issuance.id,
-            credit_account_id=mine.id,
-            amount=90,
-            code="service_confirmed",
-            lot_origin="earned",
-        )
-        await ledger.post_transfers(owner_conn, world.region, Actor(kind="system"), [spec])
-        async with AsyncTestClient(app) as client:
-            body = (await client.get(f"{API}/me", headers=auth(app, me))).json()
-        assert body["balances"]["time"]["available"]["minutes"] == 90
-        assert body["balances"]["points"]["available"]["points"] == 0
-
-    @pytest.mark.asyncio
-    async def test_staff_profile_names_the_organisation(self, app: Litestar, world: World) -> None:
-        staff = await world.operator("staff", PHONE, org="nanjingxilu", roles=("coordinator", "org_admin"))
-        async with AsyncTestClient(app) as client:
-            body = (await client.get(f"{API}/me", headers=auth(app, staff))).json()
-        assert body["organisation"]["name"] == "南京西路街道" and body["roles"] == [
-            "coordinator",
-            "org_admin",
-        ]
-
-    @pytest.mark.asyncio
-    async def test_proxy_sees_the_subject_and_is_named_as_actor(self, app: Litestar, world: World) -> None:
-        elder = await world.volunteer(name="陈奶奶", mobile=None)
-        son = await world.volunteer(name="陈建国", mobile=PHONE, community="wuding")
-        grant = await world.grant(elder, son, ("view", "redeem"))
-        async with AsyncTestClient(app) as client:
-            resp = await client.get(f"{API}/me", headers={**auth(app, son), "X-Act-For": str(elder.sub)})
-        body = resp.json()
-        assert resp.status_code == 200 and body["real_name"] == "陈奶奶"
-        assert body["acting"] == {
-            "id": str(son.sub),
-            "kind": "volunteer",
-            "grant_id": str(grant),
-            "actions": ["view", "redeem"],
-        }
+class TestActingFor:
+    """``X-Act-For`` (the authentication middleware), on identity's own routes."""
 
     @pytest.mark.asyncio
     async def test_403_acting_without_a_grant(self, app: Litestar, world: World) -> None:
         elder = await world.volunteer(name="陈奶奶")
         stranger = await world.volunteer(name="路人")
         async with AsyncTestClient(app) as client:
-            resp = await client.get(f"{API}/me", headers={**auth(app, stranger), "X-Act-For": str(elder.sub)})
+            resp = await client.get(
+                f"{API}/volunteers/{elder.sub}", headers={**auth(app, stranger), "X-Act-For": str(elder.sub)}
+            )
         assert_problem(resp, 403, "proxy-not-allowed")
 
     @pytest.mark.asyncio
@@ -505,14 +442,10 @@ class TestMe:
     async def test_400_malformed_act_for(self, app: Litestar, world: World) -> None:
         son = await world.volunteer(name="陈建国")
         async with AsyncTestClient(app) as client:
-            resp = await client.get(f"{API}/me", headers={**auth(app, son), "X-Act-For": "grandma"})
+            resp = await client.get(
+                f"{API}/volunteers/{son.sub}", headers={**auth(app, son), "X-Act-For": "grandma"}
+            )
         assert_problem(resp, 400)
-
-    @pytest.mark.asyncio
-    async def test_401_anonymous(self, app: Litestar, world: World) -> None:
-        async with AsyncTestClient(app) as client:
-            resp = await client.get(f"{API}/me")
-        assert_problem(resp, 401, "unauthenticated")
 
 
 class TestChangePassword:
@@ -623,12 +556,33 @@ class TestOrganisations:
             first = (await client.get(f"{API}/organisations?limit=2", headers=auth(app, street))).json()
             rest = (
                 await client.get(
-                    f"{API}/organisations?limit=2&after={first['next_after']}", headers=auth(app, street)
+                    f"{API}/organisations",
+                    params={"limit": 2, "cursor": first["next_cursor"]},
+                    headers=auth(app, street),
                 )
             ).json()
         names = {o["name"] for o in first["items"] + rest["items"]}
         assert names == {"南京西路街道", "张园社区", "武定坊社区", "银龄互助社"}
-        assert len(first["items"]) == 2
+        assert len(first["items"]) == 2 and rest["next_cursor"] is None
+
+    @pytest.mark.asyncio
+    async def test_422_limit_over_100(self, app: Litestar, world: World) -> None:
+        admin = await world.operator("admin", PHONE)
+        async with AsyncTestClient(app) as client:
+            resp = await client.get(f"{API}/organisations?limit=101", headers=auth(app, admin))
+        assert assert_problem(resp, 422, "validation-failed")["errors"][0]["field"] == "limit"
+
+    @pytest.mark.asyncio
+    async def test_422_a_cursor_of_another_list(self, app: Litestar, world: World) -> None:
+        admin = await world.operator("admin", PHONE)
+        await world.operator("staff", "13900000001", org="zhangyuan", roles=("coordinator",))
+        await world.operator("staff", "13900000002", org="haifang", roles=("coordinator",))
+        async with AsyncTestClient(app) as client:
+            staff = (await client.get(f"{API}/staff?limit=1", headers=auth(app, admin))).json()
+            resp = await client.get(
+                f"{API}/organisations", params={"cursor": staff["next_cursor"]}, headers=auth(app, admin)
+            )
+        assert assert_problem(resp, 422, "invalid-cursor")["errors"][0]["field"] == "cursor"
 
     @pytest.mark.asyncio
     async def test_404_reading_outside_scope_and_patch_inside(self, app: Litestar, world: World) -> None:
@@ -721,7 +675,7 @@ class TestStaff:
         async with AsyncTestClient(app) as client:
             page = (await client.get(f"{API}/staff", headers=auth(app, here))).json()
             missing = await client.get(f"{API}/staff/{there.sub}", headers=auth(app, here))
-        assert [s["real_name"] for s in page["items"]] == ["赵磊"] and page["next_after"] is None
+        assert [s["real_name"] for s in page["items"]] == ["赵磊"] and page["next_cursor"] is None
         assert_problem(missing, 404)
 
 
@@ -893,13 +847,13 @@ class TestVolunteers:
             await world.volunteer(name=f"志愿者{i}")
         async with AsyncTestClient(app) as client:
             seen: list[str] = []
-            after = None
+            cursor = None
             for _ in range(4):
-                params = {"limit": 2, **({"after": after} if after else {})}
+                params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
                 page = (await client.get(f"{API}/volunteers", params=params, headers=auth(app, admin))).json()
                 seen += [v["real_name"] for v in page["items"]]
-                after = page["next_after"]
-                if after is None:
+                cursor = page["next_cursor"]
+                if cursor is None:
                     break
         assert seen == [f"志愿者{i}" for i in range(5)]
 
@@ -1097,8 +1051,20 @@ class TestProxyGrants:
                 },
                 headers=auth(app, me),
             )
-        assert_problem(past, 422, "invalid-reference")
+        assert assert_problem(past, 422, "validation-failed")["errors"][0]["field"] == "valid_until"
         assert_problem(bad, 422, "validation-failed")
+
+    @pytest.mark.asyncio
+    async def test_409_the_proxy_phone_is_no_active_volunteer(self, app: Litestar, world: World) -> None:
+        me = await world.volunteer(name="我")
+        until = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/proxy-grants",
+                json={"proxy_phone": PHONE, "actions": ["view"], "valid_until": until},
+                headers=auth(app, me),
+            )
+        assert assert_problem(resp, 409, "invalid-reference")["field"] == "proxy_phone"
 
     @pytest.mark.asyncio
     async def test_proxy_cannot_grant_further(self, app: Litestar, world: World) -> None:
@@ -1219,7 +1185,7 @@ class TestIdentityAudit:
             ("revoked", "proxy_grant"),
             ("granted", "proxy_grant"),
         ]
-        assert page["items"][1]["detail"]["subject_id"] == str(elder.sub) and page["next_before"] is None
+        assert page["items"][1]["detail"]["subject_id"] == str(elder.sub) and page["next_cursor"] is None
 
 
 # --------------------------------------------------------------------------- rate limits

@@ -18,7 +18,7 @@ from tests.authz_table import ROLES, SETUPS, TABLE
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import auth
 from timebank.app import create_app
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 from timebank.settings import load_settings
 
 IGNORED_METHODS = {"OPTIONS", "HEAD"}
@@ -60,7 +60,7 @@ class Ctx:
     subject_phone: str = "13800000001"
     relative_phone: str = "13800000002"
     password: str = PASSWORD
-    paths: dict[str, str] = field(default_factory=dict)  # more path values, from the table's SETUPS
+    paths: dict[str, str] = field(default_factory=dict)  # path values, from each domain's setup
     _n: list[int] = field(default_factory=lambda: [0])
 
     def n(self) -> int:
@@ -89,17 +89,11 @@ class Ctx:
         return str(resp.json()["refresh_token"])
 
     def path_value(self, name: str) -> str:
-        values = {
-            "org_id": self.world.orgs["zhangyuan"],
-            "staff_id": self.principals["staff_here"].sub,
-            "shop_id": self.world.shops["zhangyuan-love-market"],
-            "volunteer_id": self.subject.sub,
-            "grant_id": self.grant_id,
-            "path": "scalar",
-            **self.paths,
-        }
-        assert name in values, f"tests/identity/test_authorisation.py: give path parameter {name!r} a value"
-        return str(values[name])
+        values = {"path": "scalar", **self.paths}
+        assert name in values, (
+            f"give path parameter {name!r} a value in the paths of its tests/<domain>/authz.py"
+        )
+        return values[name]
 
     def headers(self, role: str) -> dict[str, str]:
         if role == "anonymous":

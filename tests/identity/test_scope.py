@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 
 from tests.support import rolled_back_owner_conn  # noqa: F401  (owner_conn: rolled back)
-from timebank.identity.principal import Principal
 from timebank.identity.scope import org_in_scope, shop_in_scope, volunteer_in_scope
+from timebank.kit.principal import Principal
 from timebank.seeding import load_seed_file
 from timebank.settings import PROJECT_ROOT
 

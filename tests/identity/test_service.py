@@ -13,11 +13,12 @@ import pytest_asyncio
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import TestDatabase
 from timebank.db import connect, init_connection
-from timebank.identity import service
 from timebank.identity.errors import AlreadyRegistered, InvalidRefreshToken, TooManyRequests
 from timebank.identity.pii import load_pii_keys
 from timebank.identity.schemas import LoginRequest, OtpRequest, RegisterRequest
-from timebank.identity.service import IdentityContext, Limit, login_delay_s
+from timebank.identity.service import auth, housekeeping, sessions
+from timebank.identity.service.auth import Limit, check_limit, login_delay_s
+from timebank.identity.service.common import IdentityContext
 from timebank.identity.sms import ConsoleSender
 from timebank.identity.tokens import load_key_ring
 from timebank.identity.wechat import DisabledCode2Session
@@ -63,14 +64,14 @@ class TestRefreshRace:
     ) -> None:
         await world.volunteer(mobile="13812345678")
         async with app_pool.acquire() as conn:
-            pair = await service.login_password(
+            pair = await auth.login_password(
                 conn, ctx, LoginRequest(phone="13812345678", password=PASSWORD), "127.0.0.1"
             )
 
         async def use() -> str | None:
             async with app_pool.acquire() as conn:
                 try:
-                    return (await service.refresh(conn, ctx, pair.refresh_token)).refresh_token
+                    return (await sessions.refresh(conn, ctx, pair.refresh_token)).refresh_token
                 except InvalidRefreshToken:
                     return None
 
@@ -80,7 +81,7 @@ class TestRefreshRace:
         async with app_pool.acquire() as conn:
             # The losers presented a spent token: the winner's new token is revoked with the family.
             with pytest.raises(InvalidRefreshToken):
-                await service.refresh(conn, ctx, winners[0])
+                await sessions.refresh(conn, ctx, winners[0])
 
 
 class TestRegistrationRace:
@@ -92,7 +93,7 @@ class TestRegistrationRace:
         phones = ["13811110001", "13811110002"]
         for phone in phones:
             async with app_pool.acquire() as conn:
-                await service.send_otp(conn, ctx, OtpRequest(phone=phone, purpose="register"), "a")
+                await auth.send_otp(conn, ctx, OtpRequest(phone=phone, purpose="register"), "a")
                 await conn.execute("DELETE FROM rate_limits")
 
         async def register(phone: str) -> str:
@@ -106,7 +107,7 @@ class TestRegistrationRace:
             )
             async with app_pool.acquire() as conn:
                 try:
-                    await service.register(conn, ctx, req, "127.0.0.1")
+                    await auth.register(conn, ctx, req, "127.0.0.1")
                     return "created"
                 except AlreadyRegistered:
                     return "409"
@@ -125,7 +126,7 @@ class TestRateLimitRace:
         async def hit() -> bool:
             async with app_pool.acquire() as conn:
                 try:
-                    await service._limit(conn, ctx, limit, "same-key")
+                    await check_limit(conn, ctx, limit, "same-key")
                     return True
                 except TooManyRequests:
                     return False
@@ -140,7 +141,7 @@ class TestRateLimitRace:
     async def test_buckets_hold_no_plaintext(
         self, ctx: IdentityContext, owner_conn: asyncpg.Connection
     ) -> None:
-        await service._limit(owner_conn, ctx, Limit("login:phone", 5, 60), "13812345678")
+        await check_limit(owner_conn, ctx, Limit("login:phone", 5, 60), "13812345678")
         bucket = await owner_conn.fetchval("SELECT bucket FROM rate_limits")
         assert b"13812345678" not in bytes(bucket) and len(bucket) == 32
 
@@ -151,13 +152,13 @@ class TestPurge:
         self, ctx: IdentityContext, world: World, owner_conn: asyncpg.Connection
     ) -> None:
         await world.volunteer(mobile="13812345678")
-        await service.login_password(
+        await auth.login_password(
             owner_conn, ctx, LoginRequest(phone="13812345678", password=PASSWORD), "127.0.0.1"
         )
-        await service.send_otp(owner_conn, ctx, OtpRequest(phone="13812345678", purpose="login"), "a")
+        await auth.send_otp(owner_conn, ctx, OtpRequest(phone="13812345678", purpose="login"), "a")
         await owner_conn.execute("UPDATE refresh_tokens SET expires_at = now() - interval '2 days'")
         await owner_conn.execute("UPDATE otp_codes SET expires_at = now() - interval '2 days'")
         await owner_conn.execute("UPDATE rate_limits SET window_start = now() - interval '3 days'")
-        await service.purge(owner_conn)
+        await housekeeping.purge(owner_conn)
         for table in ("refresh_tokens", "otp_codes", "rate_limits"):
             assert await owner_conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table

@@ -20,7 +20,6 @@ from litestar.testing import AsyncTestClient
 from tests.identity.factories import World
 from tests.support import assert_problem
 from timebank.app import create_app
-from timebank.identity.principal import Principal
 from timebank.identity.tokens import (
     InvalidToken,
     KeyRing,
@@ -30,6 +29,7 @@ from timebank.identity.tokens import (
     verify_access_token,
     write_pem,
 )
+from timebank.kit.principal import Principal
 from timebank.settings import Settings, load_settings
 
 

@@ -149,8 +149,12 @@ class TestWeChatLogin:
         assert_problem(resp, 502, "wechat-unavailable")
 
     @pytest.mark.asyncio
-    async def test_502_when_not_configured(self, app: Litestar, world: World) -> None:
+    async def test_409_login_method_disabled_when_not_configured(self, app: Litestar, world: World) -> None:
+        me = await world.volunteer()
         async with AsyncTestClient(app) as client:
-            resp = await client.post("/api/v1/auth/login/wechat", json={"code": "good-1"})
-        body = assert_problem(resp, 502, "wechat-unavailable")
-        assert "TIMEBANK_WECHAT_APPID" in body["detail"]
+            login = await client.post("/api/v1/auth/login/wechat", json={"code": "good-1"})
+            bind = await client.put("/api/v1/me/wechat", json={"code": "good-1"}, headers=auth(app, me))
+        body = assert_problem(login, 409, "login-method-disabled")
+        assert body["method"] == "wechat" and "TIMEBANK_WECHAT_APPID" in body["detail"]
+        assert "Retry-After" not in login.headers  # not a passing outage: retrying will not help
+        assert assert_problem(bind, 409, "login-method-disabled")["method"] == "wechat"

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from tests.identity.test_authorisation import Ctx
 
 
-async def ledger_paths(ctx: Ctx) -> dict[str, str]:
+async def paths(ctx: Ctx) -> dict[str, str]:
     """Arrange the ledger world; return the path parameter values."""
     conn, world = ctx.conn, ctx.world
     accounts = await service.volunteer_accounts(conn, world.region, ctx.subject.sub)
@@ -48,7 +48,7 @@ SCOPED = outcome(401, 403, 403, 200, 404, 404, 200)
 # The volunteer's own routes; a family proxy with a view grant sees the subject's.
 MINE = outcome(401, 200, 200, 403, 403, 403, 403)
 
-LEDGER_TABLE: dict[str, Entry] = {
+TABLE: dict[str, Entry] = {
     "GET /api/v1/ledger/accounts": Entry(
         SCOPED, query={"owner_kind": "volunteer", "owner_id": "{volunteer_id}"}
     ),

@@ -10,7 +10,7 @@ import asyncpg
 import pytest_asyncio
 
 from tests.support import TestDatabase
-from timebank.db import connect
+from timebank.db import connect, init_connection
 from timebank.ids import uuid7
 from timebank.ledger import service
 from timebank.ledger.schemas import Account, Actor, Ledger, TransferSpec
@@ -89,3 +89,19 @@ async def make_books(owner: asyncpg.Connection, conn: asyncpg.Connection, code: 
 async def books(owner_conn: asyncpg.Connection, app_conn: asyncpg.Connection) -> Books:
     """A region with its issuance accounts, used through the application role."""
     return await make_books(owner_conn, app_conn)
+
+
+@pytest_asyncio.fixture
+async def pool(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
+    """Twenty real connections as the application role."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        await conn.execute("SET ROLE timebank_app")
+
+    p = await asyncpg.create_pool(database.dsn, min_size=20, max_size=20, init=init)
+    assert p is not None
+    try:
+        yield p
+    finally:
+        await p.close()

@@ -17,8 +17,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.support import assert_problem, auth
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
+from timebank.kit.idempotency import lock_key
+from timebank.kit.principal import Principal
 from timebank.ledger import service
 from timebank.ledger.schemas import Account, Actor, HoldSpec, TransferSpec
 from timebank.seeding import load_seed_file
@@ -523,11 +524,15 @@ class TestReverseTransfer:
             resp = await client.post(self.url(world.gift_out), json=self.BODY, headers=headers)
             assert_problem(resp, 422, "idempotency-key-reused")
             # … and with the same fingerprint, a 409 while the first runs
-            from timebank.ledger.idempotency import fingerprint as fp
+            from timebank.kit.idempotency import fingerprint as fp
 
             real = fp("POST", self.url(world.gift_out), b'{"reason":"' + self.BODY["reason"].encode() + b'"}')
             await world.conn.execute("UPDATE idempotency_keys SET fingerprint = $1", real)
-            resp = await client.post(self.url(world.gift_out), json=self.BODY, headers=headers)
+            # the first request's transaction runs: it holds the key's lock
+            async with world.conn.transaction():
+                lock = lock_key("admin", UUID(int=6), headers["Idempotency-Key"])
+                await world.conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+                resp = await client.post(self.url(world.gift_out), json=self.BODY, headers=headers)
         body = assert_problem(resp, 409, "idempotency-request-in-flight")
         assert resp.headers["retry-after"] == "1" and body["status"] == 409
 

@@ -13,7 +13,6 @@ import pytest
 import pytest_asyncio
 
 from tests.ledger.conftest import STAFF, Books, make_books
-from tests.ledger.test_races import pool  # noqa: F401  (fixture)
 from tests.support import TestDatabase
 from timebank.db import connect
 from timebank.ids import uuid7
@@ -265,7 +264,7 @@ class TestConcurrentBatches:
     async def test_overlapping_batches_in_any_order_neither_deadlock_nor_lose_anything(
         self,
         books: Books,
-        pool: asyncpg.Pool,  # noqa: F811
+        pool: asyncpg.Pool,
     ) -> None:
         vols = [await books.volunteer() for _ in range(60)]
         pts = [await books.volunteer("POINTS") for _ in range(60)]
@@ -292,11 +291,13 @@ class TestEnsureAccounts:
         known = uuid7()
         first = await service.volunteer_accounts(books.conn, books.region_id, known)
         owners = [uuid7(), known, uuid7(), uuid7()]
-        out = await service.volunteer_accounts_many(books.conn, books.region_id, [*owners, owners[0]])
-        assert set(out) == set(owners)
+        units = ("TIME", "POINTS")
+        keys = [("volunteer", o, unit, "main") for o in [*owners, owners[0]] for unit in units]
+        found = await service.accounts(books.conn, books.region_id, keys)
+        out = {o: {unit: found[("volunteer", o, unit, "main")] for unit in units} for o in owners}
         assert out[known] == first
-        again = await service.volunteer_accounts_many(books.conn, books.region_id, owners)
-        assert again == out
+        again = await service.accounts(books.conn, books.region_id, keys[:-2])
+        assert again == found
         rows = await books.conn.fetchval(
             "SELECT count(*) FROM ledger_balances b JOIN ledger_accounts a ON a.id = b.account_id"
             " WHERE a.owner_id = ANY ($1::uuid[])",

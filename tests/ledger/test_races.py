@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-import pytest_asyncio
 
 from tests.ledger.conftest import STAFF, Books
-from tests.support import TestDatabase
-from timebank.db import init_connection
 from timebank.ids import uuid7
-from timebank.ledger import errors, repo, sealer, service
+from timebank.ledger import errors, postings, repo, sealer, service
 from timebank.ledger.schemas import HoldSpec, TransferSpec
 from timebank.ledger.verify import verify
-
-
-@pytest_asyncio.fixture
-async def pool(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
-    """Twenty real connections as the application role."""
-
-    async def init(conn: asyncpg.Connection) -> None:
-        await init_connection(conn)
-        await conn.execute("SET ROLE timebank_app")
-
-    p = await asyncpg.create_pool(database.dsn, min_size=20, max_size=20, init=init)
-    assert p is not None
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 class TestConcurrentDebits:
@@ -123,7 +103,7 @@ class TestLockOrder:
                 )
                 for x, y in ((a, b), (b, c), (c, a))
             ]  # fmt: skip
-            items = [service._item(s) for s in specs]
+            items = [postings._item(s) for s in specs]
             async with pool.acquire() as conn:
                 # No retry here: a deadlock would surface as an error.
                 async with conn.transaction():

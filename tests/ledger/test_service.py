@@ -9,9 +9,11 @@ import asyncpg
 import pytest
 
 from tests.ledger.conftest import STAFF, Books
-from timebank.identity.principal import Principal
 from timebank.ids import uuid7
-from timebank.ledger import errors, repo, service
+from timebank.kit.dates import Period
+from timebank.kit.errors import InvalidCursor
+from timebank.kit.principal import Principal
+from timebank.ledger import errors, postings, repo, service
 from timebank.ledger.schemas import SYSTEM, HoldSpec, PostHold, Reversal, TransferSpec, VoidHold
 
 
@@ -281,10 +283,10 @@ class TestSinglePosting:
     async def test_stripe_counts_are_learned_and_then_sent(self, books: Books) -> None:
         vol = await books.volunteer()
         iss = books.issuance["TIME"]
-        service._stripe_counts.pop(iss.id, None)
+        postings._stripe_counts.pop(iss.id, None)
         await books.earn(vol, 5)
-        assert service._stripe_counts[iss.id] == service.DEFAULT_ISSUANCE_STRIPES
-        assert service._stripe_counts[vol.id] == 1
+        assert postings._stripe_counts[iss.id] == service.DEFAULT_ISSUANCE_STRIPES
+        assert postings._stripe_counts[vol.id] == 1
         used = {(await repo.transfer(books.conn, books.region_id, await books.earn(vol, 1))).debit_stripe  # type: ignore[union-attr]
                 for _ in range(12)}  # fmt: skip
         assert len(used) > 1  # spread over the stripes, not one hot row
@@ -606,7 +608,7 @@ class TestStatement:
                 vol.id,
             )
         ]
-        page = await service.statement(books.conn, [vol], since=times[1], until=times[2])
+        page = await service.statement(books.conn, [vol], period=Period(since=times[1], until=times[2]))
         assert [(ln.amount.minutes, ln.balance_after.minutes) for ln in page.items] == [(20, 30)]  # type: ignore[union-attr]
 
     @pytest.mark.asyncio
@@ -615,9 +617,9 @@ class TestStatement:
         for _ in range(3):
             await books.earn(vol, 1)
         page = await service.statement(books.conn, [vol], limit=1)
-        with pytest.raises(errors.InvalidCursor):
+        with pytest.raises(InvalidCursor):
             await service.statement(books.conn, [other], cursor=page.next_cursor)
-        with pytest.raises(errors.InvalidCursor):
+        with pytest.raises(InvalidCursor):
             await service.statement(books.conn, [vol], cursor="not-a-cursor")
 
 

@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from tests.ledger.conftest import STAFF, Books, make_books
 from tests.support import TestDatabase
 from timebank.db import connect
-from timebank.ledger import repo, sealer, service
+from timebank.ledger import sealer, service
+from timebank.ledger.repo import chain
 from timebank.ledger.schemas import Account, HoldSpec, Transfer, TransferSpec
 from timebank.ledger.verify import verify
 
@@ -78,9 +79,9 @@ async def waiting(conn: asyncpg.Connection) -> int:
     )
 
 
-async def mark(books: Books) -> repo.Mark:
+async def mark(books: Books) -> chain.Mark:
     """The TIME chain's mark."""
-    return (await repo.chain_state(books.conn, books.region_id, "TIME")).mark
+    return (await chain.chain_state(books.conn, books.region_id, "TIME")).mark
 
 
 @contextlib.asynccontextmanager
@@ -191,7 +192,7 @@ class TestSealing:
                 await books.earn(other, 1)
             assert await sealer.seal_all(books.conn) == 5
             await books.earn(other, 1)
-            found = await repo.unsealed_batch(books.conn, books.region_id, "TIME", await mark(books), 1000)
+            found = await chain.unsealed_batch(books.conn, books.region_id, "TIME", await mark(books), 1000)
             assert len(found.transfers) == 1  # not the five sealed behind the open transaction
 
     @pytest.mark.asyncio
@@ -204,7 +205,7 @@ class TestSealing:
             "SELECT max(txid) FROM ledger_transfers WHERE region_id = $1", books.region_id
         )
         assert now.through > newest
-        assert not await repo.has_unsealed(books.conn, books.region_id, "TIME", now)
+        assert not await chain.has_unsealed(books.conn, books.region_id, "TIME", now)
 
 
 class TestSealingCost:
@@ -231,34 +232,34 @@ class TestSealingCost:
         args = (books.region_id, "TIME", now.through, list(now.pending))
         # A scan of the whole chain touches thousands of pages (one per transfer through the
         # primary key); reading from the mark, a handful.
-        assert await self.buffers(books.conn, repo.HAS_UNSEALED, *args) < 20
-        assert await self.buffers(books.conn, repo.UNSEALED_BATCH, *args, 1000) < 20
+        assert await self.buffers(books.conn, chain.HAS_UNSEALED, *args) < 20
+        assert await self.buffers(books.conn, chain.UNSEALED_BATCH, *args, 1000) < 20
         assert await sealer.seal_all(books.conn) == 1
 
 
 class TestNextMark:
     """How far one batch moves a chain's mark (see sql/0017)."""
 
-    def waiting(self, xmax: int, xip: tuple[int, ...], last: int | None, n: int) -> repo.Waiting:
-        return repo.Waiting(xmax=xmax, xip=xip, last_txid=last, transfers=[()] * n)
+    def waiting(self, xmax: int, xip: tuple[int, ...], last: int | None, n: int) -> chain.Waiting:
+        return chain.Waiting(xmax=xmax, xip=xip, last_txid=last, transfers=[()] * n)
 
     def test_a_short_batch_took_everything_the_snapshot_saw(self) -> None:
-        old = repo.Mark(50, (40,))
-        assert sealer._next_mark(old, self.waiting(100, (70, 95), 90, 3), 5) == repo.Mark(100, (70, 95))
+        old = chain.Mark(50, (40,))
+        assert sealer._next_mark(old, self.waiting(100, (70, 95), 90, 3), 5) == chain.Mark(100, (70, 95))
 
     def test_an_empty_batch_moves_to_the_snapshot(self) -> None:
-        assert sealer._next_mark(repo.Mark(50), self.waiting(100, (), None, 0), 5) == repo.Mark(100, ())
+        assert sealer._next_mark(chain.Mark(50), self.waiting(100, (), None, 0), 5) == chain.Mark(100, ())
 
     def test_a_full_batch_stops_at_its_last_transaction(self) -> None:
         # that transaction may have more transfers than the batch took; below it only the
         # transactions the snapshot saw running may add more
-        old = repo.Mark(50, (40,))
-        assert sealer._next_mark(old, self.waiting(100, (60, 95), 90, 5), 5) == repo.Mark(90, (60,))
+        old = chain.Mark(50, (40,))
+        assert sealer._next_mark(old, self.waiting(100, (60, 95), 90, 5), 5) == chain.Mark(90, (60,))
 
     def test_a_full_batch_of_pending_transactions_keeps_the_rest_pending(self) -> None:
         # the batch read only transactions the old mark left pending, up to 30
-        old = repo.Mark(50, (20, 30, 45))
-        assert sealer._next_mark(old, self.waiting(100, (25, 60), 30, 5), 5) == repo.Mark(50, (25, 30, 45))
+        old = chain.Mark(50, (20, 30, 45))
+        assert sealer._next_mark(old, self.waiting(100, (25, 60), 30, 5), 5) == chain.Mark(50, (25, 30, 45))
 
 
 # A model of the sealer against snapshots: transactions start (ids in order), write transfers,
@@ -289,7 +290,7 @@ class TestMarkModel:
         written: dict[int, int] = {}  # txid -> transfers written
         committed: set[int] = set()
         sealed: set[tuple[int, int]] = set()
-        mark = repo.Mark(0)
+        mark = chain.Mark(0)
 
         def seal(batch_size: int) -> int:
             nonlocal mark
@@ -300,7 +301,7 @@ class TestMarkModel:
                 if (txid, n) not in sealed and (txid >= mark.through or txid in mark.pending)
             )[:batch_size]
             sealed.update(candidates)
-            found = repo.Waiting(
+            found = chain.Waiting(
                 xmax=next_txid,
                 xip=tuple(sorted(running)),
                 last_txid=candidates[-1][0] if candidates else None,
@@ -381,8 +382,8 @@ class TestCanonicalRecord:
         )
 
     def test_the_record_covers_every_column_the_sealer_reads(self) -> None:
-        assert sealer._Record.__struct_fields__ == ("v", "seq", *repo.SEALED_COLUMNS)
-        assert set(repo.SEALED_COLUMNS) == set(Transfer.__struct_fields__)
+        assert sealer._Record.__struct_fields__ == ("v", "seq", *chain.SEALED_COLUMNS)
+        assert set(chain.SEALED_COLUMNS) == set(Transfer.__struct_fields__)
 
     def test_times_dates_and_nested_metadata(self) -> None:
         record = sealer.canonical_record(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from timebank.problems import BadRequest, Conflict, Forbidden, InvalidInput, NotFound
+from timebank.problems import Conflict, InvalidInput, NotFound
 
 
 class ActivityNotFound(NotFound):
@@ -39,12 +39,6 @@ class CertificateNotFound(NotFound):
     """No such certificate."""
 
     slug, title = "certificate-not-found", "证明不存在"
-
-
-class NotInScope(Forbidden):
-    """The resource exists but lies outside the caller's organisation, region or own data."""
-
-    slug, title = "out-of-scope", "超出权限范围"
 
 
 class ActivityState(Conflict):
@@ -125,16 +119,21 @@ class BadTimes(InvalidInput):
     slug, title = "invalid-times", "时间不合理"
 
 
-class OverCap(InvalidInput):
-    """Minutes above the activity's per-person cap."""
+class OverCap(Conflict):
+    """Minutes above the activity's per-person cap (the activity's or the region's rule)."""
 
     slug, title = "over-cap", "超过每次活动计时上限"
 
 
-class BadPeriod(BadRequest):
-    """A malformed date range or cursor in the query."""
+class PeriodTooLong(InvalidInput):
+    """A period longer than a report may cover."""
 
-    slug, title = "bad-query", "查询参数错误"
+    slug, title = "period-too-long", "查询时间范围过长"
+
+    def __init__(self, detail: str, **extra: object) -> None:
+        super().__init__(
+            detail, errors=[{"field": "to", "source": "query", "message": "period too long"}], **extra
+        )
 
 
 class TrainingExists(Conflict):
@@ -143,8 +142,8 @@ class TrainingExists(Conflict):
     slug, title = "training-exists", "培训记录已存在"
 
 
-class BeneficiaryMismatch(InvalidInput):
-    """A beneficiary on a group activity, or none on a one-to-one service."""
+class BeneficiaryMismatch(Conflict):
+    """A beneficiary on a group activity, or none on a one-to-one service (as the category is set up)."""
 
     slug, title = "beneficiary-mismatch", "服务对象与服务类别不符"
 

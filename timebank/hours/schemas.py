@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -21,13 +21,6 @@ def hours_display(minutes: int) -> str:
     """Minutes as hours with one decimal (``90`` → ``"1.5"``), rounded half up."""
     tenths = (minutes * 10 + 30) // 60
     return f"{tenths // 10}.{tenths % 10}"
-
-
-class Page(msgspec.Struct, Generic[T], kw_only=True):
-    """One page of a list; pass ``next_cursor`` as ``cursor`` for the next (absent at the end)."""
-
-    items: list[T]
-    next_cursor: str | None = None
 
 
 # --------------------------------------------------------------------------- categories
@@ -108,7 +101,9 @@ class ActivityTransition(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     status: Literal["published", "closed", "settled", "cancelled"]
 
 
-class Activity(msgspec.Struct, kw_only=True):
+class ActivityFields(msgspec.Struct, kw_only=True):
+    """What an activity shows of itself, as stored (its region's rules fill in the rest)."""
+
     id: UUID
     organisation_id: UUID
     organisation_name: str
@@ -125,12 +120,15 @@ class Activity(msgspec.Struct, kw_only=True):
     ends_at: datetime
     capacity: int
     signed_up: int
-    places_left: int
     min_age: int
-    max_counted_minutes: int
-    max_counted_hours: str
     status: str
     created_at: datetime
+
+
+class Activity(ActivityFields, kw_only=True):
+    places_left: int
+    max_counted_minutes: int
+    max_counted_hours: str
 
 
 class MyActivity(msgspec.Struct, kw_only=True):

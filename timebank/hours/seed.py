@@ -19,7 +19,8 @@ import msgspec
 
 from timebank.db import Conn
 from timebank.hours import repo
-from timebank.hours.confirm import Item, post_confirmations
+from timebank.hours.earnings import Item, post_confirmations
+from timebank.hours.schemas import Category
 from timebank.ids import uuid7
 from timebank.ledger.schemas import SYSTEM
 
@@ -105,7 +106,7 @@ async def load_activities(
                 "id": activity_id,
                 "region_id": region_id,
                 "organisation_id": org_ids[act.organisation],
-                "category_id": category["id"],
+                "category_id": category.id,
                 "beneficiary_id": volunteer_ids[act.beneficiary] if act.beneficiary else None,
                 "title": act.title,
                 "description": act.description,
@@ -122,48 +123,74 @@ async def load_activities(
         await repo.seed_activity_extras(
             conn, activity_id, act.key, status, [volunteer_ids[m] for m in members]
         )
-        items = []
-        for rec in act.records:
-            vid = volunteer_ids[rec.volunteer]
-            record_id = await repo.insert_attendance(
-                conn,
-                {
-                    "region_id": region_id,
-                    "activity_id": activity_id,
-                    "organisation_id": org_ids[act.organisation],
-                    "category_id": category["id"],
-                    "volunteer_id": vid,
-                    "role": rec.role,
-                    "check_in_at": starts,
-                    "check_out_at": starts + timedelta(minutes=rec.minutes),
-                    "travel_minutes": 0,
-                    "attended_minutes": rec.minutes,
-                    "counted_minutes": rec.minutes,
-                    "status": "attended",
-                    "completed_at": ends,
-                    "recorded_by": SYSTEM_SEED,
-                },
-            )
-            await repo.insert_event(
-                conn, region_id, record_id, "recorded", None, rec.minutes, "演示数据", "system", None
-            )
-            if rec.status == "confirmed":
-                items.append(
-                    Item(
-                        record_id=record_id,
-                        volunteer_id=vid,
-                        organisation_id=org_ids[act.organisation],
-                        minutes=rec.minutes,
-                        points_rate=category["points_per_hour"],
-                        multiplier_pct=category["multiplier_pct"],
-                        counts_for_time_bank=category["counts_for_time_bank"],
-                        organiser=rec.role == "organiser",
-                    )
-                )
+        items = await _records(
+            conn,
+            region_id,
+            act,
+            activity_id,
+            org_ids[act.organisation],
+            category,
+            volunteer_ids,
+            starts,
+            ends,
+        )
         await post_confirmations(conn, region_id, SYSTEM, items, method="staff", reason="演示数据")
         added += 1
         confirmed += len(items)
     progress(f"  activities: {added} added ({confirmed} records confirmed into the ledger)")
+
+
+async def _records(
+    conn: Conn,
+    region_id: UUID,
+    act: ActivitySeed,
+    activity_id: UUID,
+    organisation_id: UUID,
+    category: Category,
+    volunteer_ids: dict[str, UUID],
+    starts: datetime,
+    ends: datetime,
+) -> list[Item]:
+    """The seeded activity's records; the confirmable items of those seeded as confirmed."""
+    items = []
+    for rec in act.records:
+        vid = volunteer_ids[rec.volunteer]
+        record_id = await repo.insert_attendance(
+            conn,
+            {
+                "region_id": region_id,
+                "activity_id": activity_id,
+                "organisation_id": organisation_id,
+                "category_id": category.id,
+                "volunteer_id": vid,
+                "role": rec.role,
+                "check_in_at": starts,
+                "check_out_at": starts + timedelta(minutes=rec.minutes),
+                "travel_minutes": 0,
+                "attended_minutes": rec.minutes,
+                "counted_minutes": rec.minutes,
+                "status": "attended",
+                "completed_at": ends,
+                "recorded_by": SYSTEM_SEED,
+            },
+        )
+        await repo.insert_event(
+            conn, region_id, record_id, "recorded", None, rec.minutes, "演示数据", "system", None
+        )
+        if rec.status == "confirmed":
+            items.append(
+                Item(
+                    record_id=record_id,
+                    volunteer_id=vid,
+                    organisation_id=organisation_id,
+                    minutes=rec.minutes,
+                    points_rate=category.points_per_hour,
+                    multiplier_pct=category.multiplier_pct,
+                    counts_for_time_bank=category.counts_for_time_bank,
+                    organiser=rec.role == "organiser",
+                )
+            )
+    return items
 
 
 SYSTEM_SEED = UUID(int=0)

@@ -11,52 +11,45 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 
 from timebank.db import Conn
-from timebank.identity import service
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated, require
 from timebank.identity.pii import load_pii_keys
 from timebank.identity.schemas import (
-    AuditPage,
+    AuditEntry,
     GrantCreate,
-    GrantPage,
     GrantView,
     LoginRequest,
     LogoutRequest,
-    OperatorPage,
     OperatorView,
     OrganisationCreate,
-    OrganisationPage,
     OrganisationUpdate,
     OrganisationView,
     OtpLoginRequest,
     OtpRequest,
     OtpSent,
     PasswordChange,
-    Profile,
     RefreshRequest,
     RegisterRequest,
     ShopCreate,
     ShopOperatorCreate,
-    ShopPage,
     ShopUpdate,
     ShopView,
     StaffCreate,
     StaffUpdate,
     TokenPair,
     VolunteerCreate,
-    VolunteerPage,
     VolunteerUpdate,
     VolunteerView,
     WeChatLoginRequest,
 )
-from timebank.identity.service import IdentityContext
+from timebank.identity.service import audit, auth, grants, operators, organisations, sessions, volunteers
+from timebank.identity.service.common import IdentityContext
 from timebank.identity.sms import load_sms_sender
 from timebank.identity.wechat import load_wechat_client
+from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 
 # Dependencies named explicitly (Litestar 2.23+ deprecates inferring them from parameter names).
 Db = NamedDependency[SkipValidation[Conn]]  # a Union of asyncpg classes: nothing to validate
 Identity = NamedDependency[IdentityContext]
-After = Annotated[UUID | None, QueryParameter(description="keyset cursor: next_after of the previous page")]
-PageLimit = Annotated[int, QueryParameter(ge=1, le=200, description="page size")]
 VIEW = {"proxy_action": "view"}
 
 staff_or_admin = require("staff", "admin")
@@ -115,7 +108,7 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], db: Db, identity: Identity, data: JSONBody[OtpRequest]
     ) -> OtpSent:
         """The answer is the same whether or not an account has the number."""
-        return await service.send_otp(db, identity, data, client_address(request))
+        return await auth.send_otp(db, identity, data, client_address(request))
 
     @post("/register", operation_id="register", summary="Register as a volunteer (mobile + SMS code)")
     async def register(
@@ -126,7 +119,7 @@ class AuthController(Controller):
         data: JSONBody[RegisterRequest],
     ) -> TokenPair:
         """A duplicate ID number is a 409 that does not say which account holds it."""
-        return await service.register(db, identity, data, client_address(request))
+        return await auth.register(db, identity, data, client_address(request))
 
     @post("/login", operation_id="login", status_code=200, summary="Log in with mobile and password")
     async def login(
@@ -137,7 +130,7 @@ class AuthController(Controller):
         data: JSONBody[LoginRequest],
     ) -> TokenPair:
         """Failed attempts slow down, then lock the account key for a while (429)."""
-        return await service.login_password(db, identity, data, client_address(request))
+        return await auth.login_password(db, identity, data, client_address(request))
 
     @post("/login/otp", operation_id="login_otp", status_code=200, summary="Log in with mobile and SMS code")
     async def login_otp(
@@ -148,7 +141,7 @@ class AuthController(Controller):
         data: JSONBody[OtpLoginRequest],
     ) -> TokenPair:
         """Ask for the code with POST /api/v1/auth/otp (purpose login) first."""
-        return await service.login_otp(db, identity, data, client_address(request))
+        return await auth.login_otp(db, identity, data, client_address(request))
 
     @post("/login/wechat", operation_id="login_wechat", status_code=200, summary="WeChat mini-program login")
     async def login_wechat(
@@ -158,13 +151,17 @@ class AuthController(Controller):
         identity: Identity,
         data: JSONBody[WeChatLoginRequest],
     ) -> TokenPair:
-        """Exchange wx.login()'s code; 401 wechat-not-bound until the volunteer binds WeChat."""
-        return await service.login_wechat(db, identity, data.code, client_address(request))
+        """Exchange wx.login()'s code; 401 wechat-not-bound until the volunteer binds WeChat.
+
+        409 login-method-disabled where the service has no WeChat AppID; 502 wechat-unavailable
+        when WeChat itself does not answer.
+        """
+        return await auth.login_wechat(db, identity, data.code, client_address(request))
 
     @post("/refresh", operation_id="refresh_token", status_code=200, summary="Rotate a refresh token")
     async def refresh(self, db: Db, identity: Identity, data: JSONBody[RefreshRequest]) -> TokenPair:
         """Each refresh token works once; presenting a spent one revokes the whole login."""
-        return await service.refresh(db, identity, data.refresh_token)
+        return await sessions.refresh(db, identity, data.refresh_token)
 
     @post(
         "/logout",
@@ -176,21 +173,16 @@ class AuthController(Controller):
     )
     async def logout(self, db: Db, principal: CurrentPrincipal, data: JSONBody[LogoutRequest]) -> None:
         """Revokes the refresh token's family; access tokens expire within their short lifetime."""
-        await service.logout(db, principal, data)
+        await sessions.logout(db, principal, data)
 
 
 class MeController(Controller):
-    """The caller's own account."""
+    """The caller's own account (``GET /me`` is composed above identity, in :mod:`timebank.me`)."""
 
     path = "/me"
     tags = ("me",)
     guards = (authenticated,)
     dependencies = GUARDED
-
-    @get("/", operation_id="get_me", opt=VIEW, summary="My profile (masked personal data, community, roles)")
-    async def me(self, db: Db, principal: CurrentPrincipal) -> Profile:
-        """With X-Act-For, the subject's profile and who is acting."""
-        return await service.profile(db, principal)
 
     @put(
         "/wechat",
@@ -202,15 +194,18 @@ class MeController(Controller):
     async def bind_wechat(
         self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[WeChatLoginRequest]
     ) -> None:
-        """Link the mini-program's openid so that POST /api/v1/auth/login/wechat works."""
-        await service.bind_wechat(db, identity, principal, data.code)
+        """Link the mini-program's openid so that POST /api/v1/auth/login/wechat works.
+
+        409 login-method-disabled where the service has no WeChat AppID.
+        """
+        await auth.bind_wechat(db, identity, principal, data.code)
 
     @put("/password", operation_id="change_password", status_code=204, summary="Set my password")
     async def change_password(
         self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[PasswordChange]
     ) -> None:
         """Needs the current password when there is one; ends every session."""
-        await service.change_password(db, identity, principal, data)
+        await auth.change_password(db, identity, principal, data)
 
 
 class OrganisationController(Controller):
@@ -226,7 +221,7 @@ class OrganisationController(Controller):
         self, db: Db, principal: CurrentPrincipal, data: JSONBody[OrganisationCreate]
     ) -> OrganisationView:
         """Admin: anywhere in the region; org_admin: below their organisation."""
-        return await service.create_organisation(db, principal, data)
+        return await organisations.create_organisation(db, principal, data)
 
     @get("/", operation_id="list_organisations", summary="Organisations in my scope")
     async def index(
@@ -234,23 +229,23 @@ class OrganisationController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         kind: FromQuery[str | None] = None,
-        after: After = None,
-        limit: PageLimit = 50,
-    ) -> OrganisationPage:
-        """Keyset-paginated by id."""
-        return await service.list_organisations(db, principal, kind, after, limit)
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[OrganisationView]:
+        """Pass `next_cursor` back as `cursor` for the next page."""
+        return await organisations.list_organisations(db, principal, kind, cursor, limit)
 
     @get("/{org_id:uuid}", operation_id="get_organisation", summary="One organisation")
     async def read(self, db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID]) -> OrganisationView:
         """404 outside the caller's scope."""
-        return await service.get_organisation(db, principal, org_id)
+        return await organisations.get_organisation(db, principal, org_id)
 
     @patch("/{org_id:uuid}", operation_id="update_organisation", guards=[manage_orgs], summary="Update")
     async def update(
         self, db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID], data: JSONBody[OrganisationUpdate]
     ) -> OrganisationView:
         """Rename or (de)activate."""
-        return await service.update_organisation(db, principal, org_id, data)
+        return await organisations.update_organisation(db, principal, org_id, data)
 
 
 class StaffController(Controller):
@@ -266,7 +261,7 @@ class StaffController(Controller):
         self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[StaffCreate]
     ) -> OperatorView:
         """Admin: any organisation of the region; org_admin: their subtree."""
-        return await service.create_staff(db, identity, principal, data)
+        return await operators.create_staff(db, identity, principal, data)
 
     @get("/", operation_id="list_staff", summary="Staff in my scope")
     async def index(
@@ -274,16 +269,16 @@ class StaffController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         name: FromQuery[str | None] = None,
-        after: After = None,
-        limit: PageLimit = 50,
-    ) -> OperatorPage:
-        """By name prefix; keyset-paginated."""
-        return await service.list_staff(db, principal, name, after, limit)
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[OperatorView]:
+        """By name prefix; pass `next_cursor` back as `cursor` for the next page."""
+        return await operators.list_staff(db, principal, name, cursor, limit)
 
     @get("/{staff_id:uuid}", operation_id="get_staff", summary="One staff member")
     async def read(self, db: Db, principal: CurrentPrincipal, staff_id: FromPath[UUID]) -> OperatorView:
         """404 outside the caller's scope."""
-        return await service.get_staff(db, principal, staff_id)
+        return await operators.get_staff(db, principal, staff_id)
 
     @patch(
         "/{staff_id:uuid}", operation_id="update_staff", guards=[manage_orgs], summary="Update a staff member"
@@ -292,7 +287,7 @@ class StaffController(Controller):
         self, db: Db, principal: CurrentPrincipal, staff_id: FromPath[UUID], data: JSONBody[StaffUpdate]
     ) -> OperatorView:
         """Roles, status, name, organisation; suspending ends their sessions."""
-        return await service.update_staff(db, principal, staff_id, data)
+        return await operators.update_staff(db, principal, staff_id, data)
 
 
 class ShopController(Controller):
@@ -306,26 +301,30 @@ class ShopController(Controller):
     @post("/", operation_id="create_shop", guards=[manage_orgs], summary="Create a shop")
     async def create(self, db: Db, principal: CurrentPrincipal, data: JSONBody[ShopCreate]) -> ShopView:
         """Attached to an organisation in scope."""
-        return await service.create_shop(db, principal, data)
+        return await organisations.create_shop(db, principal, data)
 
     @get("/", operation_id="list_shops", summary="Shops in my scope")
     async def index(
-        self, db: Db, principal: CurrentPrincipal, after: After = None, limit: PageLimit = 50
-    ) -> ShopPage:
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[ShopView]:
         """A shop operator sees their own shop."""
-        return await service.list_shops(db, principal, after, limit)
+        return await organisations.list_shops(db, principal, cursor, limit)
 
     @get("/{shop_id:uuid}", operation_id="get_shop", summary="One shop")
     async def read(self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID]) -> ShopView:
         """404 outside the caller's scope."""
-        return await service.get_shop(db, principal, shop_id)
+        return await organisations.get_shop(db, principal, shop_id)
 
     @patch("/{shop_id:uuid}", operation_id="update_shop", guards=[manage_orgs], summary="Update a shop")
     async def update(
         self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID], data: JSONBody[ShopUpdate]
     ) -> ShopView:
         """Name, address, status."""
-        return await service.update_shop(db, principal, shop_id, data)
+        return await organisations.update_shop(db, principal, shop_id, data)
 
     @post(
         "/{shop_id:uuid}/operators",
@@ -342,7 +341,7 @@ class ShopController(Controller):
         data: JSONBody[ShopOperatorCreate],
     ) -> OperatorView:
         """An account that acts for this shop only."""
-        return await service.create_shop_operator(db, identity, principal, shop_id, data)
+        return await operators.create_shop_operator(db, identity, principal, shop_id, data)
 
     @get(
         "/{shop_id:uuid}/operators",
@@ -355,11 +354,11 @@ class ShopController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         shop_id: FromPath[UUID],
-        after: After = None,
-        limit: PageLimit = 50,
-    ) -> OperatorPage:
-        """Keyset-paginated."""
-        return await service.list_shop_operators(db, principal, shop_id, after, limit)
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[OperatorView]:
+        """Pass `next_cursor` back as `cursor` for the next page."""
+        return await operators.list_shop_operators(db, principal, shop_id, cursor, limit)
 
 
 class VolunteerController(Controller):
@@ -379,7 +378,7 @@ class VolunteerController(Controller):
         self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[VolunteerCreate]
     ) -> VolunteerView:
         """A duplicate ID number is a 409 that does not say which account holds it."""
-        return await service.register_by_staff(db, identity, principal, data)
+        return await volunteers.register_by_staff(db, identity, principal, data)
 
     @get(
         "/", operation_id="list_volunteers", guards=[staff_or_admin], summary="Search volunteers in my scope"
@@ -396,12 +395,12 @@ class VolunteerController(Controller):
             ),
         ] = None,
         community_id: FromQuery[UUID | None] = None,
-        after: After = None,
-        limit: PageLimit = 50,
-    ) -> VolunteerPage:
-        """Keyset-paginated by id."""
-        return await service.list_volunteers(
-            db, identity, principal, q=q, community_id=community_id, after=after, limit=limit
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[VolunteerView]:
+        """Pass `next_cursor` back as `cursor` for the next page."""
+        return await volunteers.list_volunteers(
+            db, identity, principal, q=q, community_id=community_id, cursor=cursor, limit=limit
         )
 
     @get(
@@ -413,7 +412,7 @@ class VolunteerController(Controller):
     )
     async def read(self, db: Db, principal: CurrentPrincipal, volunteer_id: FromPath[UUID]) -> VolunteerView:
         """Staff in scope, the volunteer, or a proxy with a view grant."""
-        return await service.get_volunteer(db, principal, volunteer_id)
+        return await volunteers.get_volunteer(db, principal, volunteer_id)
 
     @patch("/{volunteer_id:uuid}", operation_id="update_volunteer", guards=[manage_people], summary="Update")
     async def update(
@@ -425,7 +424,7 @@ class VolunteerController(Controller):
         data: JSONBody[VolunteerUpdate],
     ) -> VolunteerView:
         """Name, status, community, mobile; suspending ends their sessions."""
-        return await service.update_volunteer(db, identity, principal, volunteer_id, data)
+        return await volunteers.update_volunteer(db, identity, principal, volunteer_id, data)
 
 
 class ProxyGrantController(Controller):
@@ -441,7 +440,7 @@ class ProxyGrantController(Controller):
         self, db: Db, identity: Identity, principal: CurrentPrincipal, data: JSONBody[GrantCreate]
     ) -> GrantView:
         """A volunteer for themselves; staff for a resident in scope."""
-        return await service.create_grant(db, identity, principal, data)
+        return await grants.create_grant(db, identity, principal, data)
 
     @get("/", operation_id="list_proxy_grants", summary="Proxy grants")
     async def index(
@@ -450,18 +449,18 @@ class ProxyGrantController(Controller):
         principal: CurrentPrincipal,
         subject_id: FromQuery[UUID | None] = None,
         include_ended: FromQuery[bool] = False,
-        after: After = None,
-        limit: PageLimit = 50,
-    ) -> GrantPage:
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[GrantView]:
         """Grants I gave or hold; staff: one subject's grants."""
-        return await service.list_grants(
-            db, principal, subject_id=subject_id, include_ended=include_ended, after=after, limit=limit
+        return await grants.list_grants(
+            db, principal, subject_id=subject_id, include_ended=include_ended, cursor=cursor, limit=limit
         )
 
     @post("/{grant_id:uuid}/revoke", operation_id="revoke_proxy_grant", status_code=200, summary="Revoke")
     async def revoke(self, db: Db, principal: CurrentPrincipal, grant_id: FromPath[UUID]) -> GrantView:
         """The subject, the proxy, the granter, staff in scope or an admin."""
-        return await service.revoke_grant(db, principal, grant_id)
+        return await grants.revoke_grant(db, principal, grant_id)
 
 
 class AuditController(Controller):
@@ -479,12 +478,12 @@ class AuditController(Controller):
         principal: CurrentPrincipal,
         subject_id: FromQuery[UUID | None] = None,
         actor_id: FromQuery[UUID | None] = None,
-        before: Annotated[UUID | None, QueryParameter(description="next_before of the previous page")] = None,
-        limit: PageLimit = 50,
-    ) -> AuditPage:
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[AuditEntry]:
         """The actor is the person who acted (a proxy's own id when acting for someone)."""
-        return await service.audit_log(
-            db, principal, subject_id=subject_id, actor_id=actor_id, before=before, limit=limit
+        return await audit.audit_log(
+            db, principal, subject_id=subject_id, actor_id=actor_id, cursor=cursor, limit=limit
         )
 
 

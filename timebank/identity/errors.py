@@ -35,9 +35,23 @@ class WeChatNotBound(Unauthenticated):
 
 
 class WeChatUnavailable(DomainError):
-    """code2session failed or WeChat login is not configured."""
+    """WeChat login is configured but code2session failed upstream (WeChat down, bad answer)."""
 
     status, slug, title = 502, "wechat-unavailable", "微信登录暂不可用"
+
+
+class LoginMethodDisabled(Conflict):
+    """A login method this deployment does not offer; ``method`` names it (e.g. ``wechat``).
+
+    409, not 404: the route exists and is documented, the request is well formed, and what refuses
+    it is the service's configuration, a state the client cannot change by retrying (unlike the
+    502 of an upstream failure, which may pass).
+    """
+
+    slug, title = "login-method-disabled", "此登录方式未开通"
+
+    def __init__(self, method: str, detail: str) -> None:
+        super().__init__(detail, method=method)
 
 
 class AccountDisabled(Forbidden):
@@ -95,19 +109,23 @@ class CodeTaken(Conflict):
     slug, title = "code-taken", "编码已被使用"
 
 
-class NotInScope(Forbidden):
-    """The resource exists (or may exist) but is outside the caller's scope."""
-
-    slug, title = "out-of-scope", "不在您的管辖范围内"
-
-
 class ProxyNotAllowed(Forbidden):
     """``X-Act-For`` on a route that cannot be done for someone else, or without a live grant."""
 
     slug, title = "proxy-not-allowed", "无权代他人办理此操作"
 
 
-class InvalidReference(InvalidInput):
-    """A referenced organisation, shop or person does not fit (wrong kind, other region …)."""
+class InvalidReference(Conflict):
+    """A record the request names does not fit in its current state (not a community, inactive,
+    another region …): the request is well-formed, the data says no."""
 
     slug, title = "invalid-reference", "引用的记录不符合要求"
+
+
+class InvalidField(InvalidInput):
+    """A body field's value that its schema cannot express (the same problem as a schema failure)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(
+            f"Invalid value for: {field}", errors=[{"field": field, "source": "body", "message": message}]
+        )

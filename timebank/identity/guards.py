@@ -29,10 +29,10 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from timebank.db import Conn
-from timebank.identity import repo
 from timebank.identity.errors import ProxyNotAllowed
-from timebank.identity.principal import Kind, Principal
+from timebank.identity.repo import scope as repo
 from timebank.identity.tokens import InvalidToken, KeyRing, VerifiedTokens
+from timebank.kit.principal import Kind, Principal
 from timebank.problems import BadRequest, Forbidden, Unauthenticated
 from timebank.settings import Settings
 
@@ -91,19 +91,18 @@ async def _acting_principal(scope: Scope, actor: Principal | None, act_for: str)
         raise BadRequest("X-Act-For must be a volunteer id (UUID).") from None
     async with scope["app"].state.runtime.connection() as conn:
         grant = await repo.live_grant(conn, subject_id, actor.sub, actor.kind)
-    if grant is None or action not in grant[1]:
+    if grant is None or action not in grant.actions:
         raise ProxyNotAllowed(f"No live proxy grant lets you '{action}' for this volunteer.")
-    grant_id, actions, region_id = grant
     return Principal(
         sub=subject_id,
         kind="volunteer",
-        region_id=region_id,
+        region_id=grant.region_id,
         roles=("volunteer",),
         token_id=actor.token_id,
         actor_id=actor.sub,
         actor_kind=actor.kind,
-        grant_id=grant_id,
-        proxy_actions=actions,
+        grant_id=grant.id,
+        proxy_actions=grant.actions,
     )
 
 

@@ -11,8 +11,6 @@ from uuid import UUID
 
 import msgspec
 
-from timebank.ledger.schemas import MyBalances
-
 Phone = Annotated[str, msgspec.Meta(min_length=11, max_length=20, description="中国大陆手机号 (11 digits)")]
 IdNumber = Annotated[str, msgspec.Meta(min_length=18, max_length=18, description="18 位身份证号 (GB 11643)")]
 Password = Annotated[str, msgspec.Meta(min_length=8, max_length=128)]
@@ -20,11 +18,10 @@ OtpCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$", description="6-digi
 RealName = Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9-]{2,60}$")]
 OrgName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
-Limit = Annotated[int, msgspec.Meta(ge=1, le=200)]
 AccountKind = Literal["volunteer", "staff", "shop", "admin"]
 PersonStatus = Literal["active", "suspended", "left"]
 StaffRole = Literal["coordinator", "reviewer", "org_admin"]
-# The grant vocabulary: sql/0020 defines the first six, sql/0030 (hours) adds confirm_service.
+# The grant vocabulary; the CHECK constraint proxy_grants_actions lists the same actions.
 ProxyAction = Literal[
     "view", "transfer", "redeem", "request_care", "sign_up", "update_profile", "confirm_service"
 ]
@@ -315,10 +312,10 @@ class ActorRef(msgspec.Struct, kw_only=True):
     actions: list[str]
 
 
-class Profile(msgspec.Struct, kw_only=True):
-    """``GET /api/v1/me``: who the caller is (or, for a proxy, whom they act for).
+class AccountProfile(msgspec.Struct, kw_only=True):
+    """Who the caller is (or, for a proxy, whom they act for), as identity knows them.
 
-    ``balances`` (volunteers): 时间 and 积分 from the ledger, the same as /api/v1/me/balances.
+    ``GET /api/v1/me`` answers this with the volunteer's balances added (:mod:`timebank.me`).
     """
 
     id: UUID
@@ -334,42 +331,6 @@ class Profile(msgspec.Struct, kw_only=True):
     organisation: OrgRef | None = None
     shop: OrgRef | None = None
     acting: ActorRef | None = None
-    balances: MyBalances | None = None
-
-
-class VolunteerPage(msgspec.Struct, kw_only=True):
-    """A page of volunteers; pass ``next_after`` as ``after`` for the next page (null: last page)."""
-
-    items: list[VolunteerView]
-    next_after: UUID | None
-
-
-class OperatorPage(msgspec.Struct, kw_only=True):
-    """A page of staff or shop operators (keyset: ``after``)."""
-
-    items: list[OperatorView]
-    next_after: UUID | None
-
-
-class OrganisationPage(msgspec.Struct, kw_only=True):
-    """A page of organisations (keyset: ``after``)."""
-
-    items: list[OrganisationView]
-    next_after: UUID | None
-
-
-class ShopPage(msgspec.Struct, kw_only=True):
-    """A page of shops (keyset: ``after``)."""
-
-    items: list[ShopView]
-    next_after: UUID | None
-
-
-class GrantPage(msgspec.Struct, kw_only=True):
-    """A page of proxy grants (keyset: ``after``)."""
-
-    items: list[GrantView]
-    next_after: UUID | None
 
 
 # --------------------------------------------------------------------------- audit
@@ -385,10 +346,3 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     action: str
     detail: dict[str, Any]
     created_at: datetime
-
-
-class AuditPage(msgspec.Struct, kw_only=True):
-    """Newest first; pass ``next_before`` as ``before`` for older entries (null: no more)."""
-
-    items: list[AuditEntry]
-    next_before: UUID | None

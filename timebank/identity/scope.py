@@ -10,7 +10,7 @@ need the database, and every service calls them before touching a resource named
 * an administrator reaches their region.
 
 A principal acting for someone through ``X-Act-For`` *is* the subject for these checks (``sub`` is
-the subject, see :class:`~timebank.identity.principal.Principal`), limited to the grant's actions.
+the subject, see :class:`~timebank.kit.principal.Principal`), limited to the grant's actions.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 from uuid import UUID
 
 from timebank.db import Conn
-from timebank.identity import repo
-from timebank.identity.principal import Principal
+from timebank.identity.repo import scope as repo
+from timebank.kit.principal import Principal
 
 VIEW = "view"
 
@@ -48,12 +48,12 @@ async def volunteer_in_scope(
         if principal.is_proxy:
             return False  # acting for one subject; nobody else
         grant = await repo.live_grant(conn, volunteer_id, principal.sub, "volunteer")
-        return grant is not None and action in grant[1]
+        return grant is not None and action in grant.actions
     if principal.kind == "staff" and principal.org_id is not None:
         if await repo.volunteer_in_subtree(conn, volunteer_id, principal.region_id, principal.org_id):
             return True
         grant = await repo.live_grant(conn, volunteer_id, principal.sub, "staff")
-        return grant is not None and action in grant[1]
+        return grant is not None and action in grant.actions
     if principal.kind == "admin":
         return await repo.volunteer_in_region(conn, volunteer_id, principal.region_id)
     return False

@@ -14,9 +14,12 @@ from uuid import UUID
 import msgspec
 
 from timebank.db import Conn
-from timebank.identity import repo
 from timebank.identity.passwords import hash_password_now
 from timebank.identity.pii import PiiError, PiiKeys, birth_date_of, normalize_id_number, normalize_mobile
+from timebank.identity.repo import grants as grant_repo
+from timebank.identity.repo import operators, volunteers
+from timebank.identity.repo.operators import NewOperator
+from timebank.identity.repo.volunteers import NewVolunteer
 from timebank.identity.schemas import PROXY_ACTIONS, Code, Password
 from timebank.identity.schemas import RealName as Name
 from timebank.ids import uuid7
@@ -149,9 +152,8 @@ async def _seed_operator(
 ) -> tuple[UUID, bool]:
     """Insert an operator unless one of ``kind`` has the mobile: (the operator's id, inserted?)."""
     oid = uuid7()
-    return await repo.seed_operator(
-        conn,
-        operator_id=oid,
+    new = NewOperator(
+        id=oid,
         region_id=region_id,
         kind=kind,
         organisation_id=organisation_id,
@@ -160,7 +162,9 @@ async def _seed_operator(
         real_name=seed.name,
         mobile=pii.seal_mobile(oid, normalize_mobile(seed.mobile)),
         password_hash=_hash(seed.password, settings),
+        created_by=None,
     )
+    return await operators.seed_operator(conn, new)
 
 
 async def load_people(
@@ -206,17 +210,19 @@ async def load_people(
     for vol in people.volunteers:
         vid = uuid7()
         id_number = normalize_id_number(vol.id_number)
-        volunteer_ids[vol.key], new = await repo.seed_volunteer(
-            conn,
+        seeded = NewVolunteer(
+            id=vid,
             region_id=region_id,
             community_id=org_ids[vol.community],
             real_name=vol.name,
-            volunteer_id=vid,
             mobile=pii.seal_mobile(vid, normalize_mobile(vol.mobile)) if vol.mobile else None,
             id_number=pii.seal_id_number(vid, id_number),
             birth_date=birth_date_of(id_number),
             password_hash=_hash(vol.password, settings),
+            registered_via="seed",
+            registered_by=None,
         )
+        volunteer_ids[vol.key], new = await volunteers.seed_volunteer(conn, seeded)
         added += new
     grants = 0
     for grant in people.proxy_grants:
@@ -225,7 +231,7 @@ async def load_people(
         else:
             assert grant.proxy_staff_mobile is not None
             kind, proxy_id = "staff", staff_ids[normalize_mobile(grant.proxy_staff_mobile)]
-        grants += await repo.seed_grant(
+        grants += await grant_repo.seed_grant(
             conn,
             region_id=region_id,
             subject_id=volunteer_ids[grant.subject],

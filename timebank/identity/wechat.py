@@ -23,7 +23,15 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class WeChatError(Exception):
-    """code2session did not give an openid (bad code, WeChat down, not configured)."""
+    """code2session did not give an openid: WeChat did not answer (or answered nonsense)."""
+
+
+class WeChatRefused(WeChatError):
+    """WeChat answered and did not accept the code (expired, used, forged)."""
+
+
+class WeChatDisabled(WeChatError):
+    """This deployment has no WeChat login (no ``TIMEBANK_WECHAT_APPID``): nothing was called."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +46,7 @@ class Code2SessionClient(Protocol):
     """Exchanges a login code for the user's identity."""
 
     async def code2session(self, code: str) -> WeChatSession:
-        """Raise :class:`WeChatError` when the code is not accepted."""
+        """The user's identity, or :class:`WeChatRefused`, :class:`WeChatDisabled`, :class:`WeChatError`."""
 
 
 class _Reply(msgspec.Struct):
@@ -75,7 +83,7 @@ class HttpCode2Session:
             raise WeChatError("WeChat did not answer") from None
         if reply.errcode or not reply.openid:
             log.info("code2session refused", extra={"error": f"errcode {reply.errcode}"})
-            raise WeChatError(f"WeChat refused the code (errcode {reply.errcode})")
+            raise WeChatRefused(f"WeChat refused the code (errcode {reply.errcode})")
         return WeChatSession(openid=reply.openid, unionid=reply.unionid)
 
 
@@ -83,8 +91,8 @@ class DisabledCode2Session:
     """Used when no AppID is configured: every WeChat login is refused."""
 
     async def code2session(self, code: str) -> WeChatSession:
-        """Always raises."""
-        raise WeChatError("WeChat login is not configured (TIMEBANK_WECHAT_APPID)")
+        """Always raises :class:`WeChatDisabled`."""
+        raise WeChatDisabled("WeChat login is not configured on this service (TIMEBANK_WECHAT_APPID).")
 
 
 def load_wechat_client(settings: Settings) -> Code2SessionClient:

@@ -3,40 +3,31 @@ and statement for volunteers (and their family proxies)."""
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter, SkipValidation
 
 from timebank.db import Conn
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, require
-from timebank.ledger import sealer, service
-from timebank.ledger.idempotency import IdempotencyKeyHeader, idempotent
+from timebank.kit.dates import FromDay, ToDay
+from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
+from timebank.kit.value import IdempotencyKeyHeader, moves_value
+from timebank.ledger import service
 from timebank.ledger.schemas import (
-    AccountPage,
     AccountView,
     Ledger,
     MyBalances,
     OwnerKind,
     ReverseRequest,
-    StatementPage,
+    StatementLine,
     TransferView,
 )
 
 Db = NamedDependency[SkipValidation[Conn]]  # a Union of asyncpg classes: nothing to validate
-Cursor = Annotated[
-    str | None, QueryParameter(description="next_cursor of the previous page", max_length=2000)
-]
-Limit = Annotated[int, QueryParameter(ge=1, le=200, description="page size")]
-FirstDay = Annotated[
-    date | None, QueryParameter(name="from", description="first day (the region's local date), inclusive")
-]
-LastDay = Annotated[date | None, QueryParameter(name="to", description="last day (local date), inclusive")]
 Unit = Annotated[Ledger | None, QueryParameter(description="TIME (minutes) or POINTS; default both")]
 VIEW = {"proxy_action": "view"}
 
@@ -61,9 +52,9 @@ class LedgerAccountController(Controller):
         owner_id: FromQuery[UUID | None] = None,
         unit: Unit = None,
         purpose: Annotated[str | None, QueryParameter(pattern=r"^[a-z][a-z0-9_]{1,39}$")] = None,
-        cursor: Cursor = None,
-        limit: Limit = 50,
-    ) -> AccountPage:
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[AccountView]:
         """Administrators list the region; staff and shop operators name an owner in their scope
         (a shop operator's defaults to their shop). Keyset-paginated by account id."""
         return await service.account_page(
@@ -92,11 +83,11 @@ class LedgerAccountController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         account_id: FromPath[UUID],
-        first_day: FirstDay = None,
-        last_day: LastDay = None,
-        cursor: Cursor = None,
-        limit: Limit = 50,
-    ) -> StatementPage:
+        first_day: FromDay = None,
+        last_day: ToDay = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[StatementLine]:
         """Each line carries the balance right after it; keyset-paginated (opaque cursor)."""
         return await service.account_statement(
             db, principal, account_id, cursor=cursor, limit=limit, first_day=first_day, last_day=last_day
@@ -127,7 +118,6 @@ class LedgerTransferController(Controller):
     async def reverse(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         db: Db,
         principal: CurrentPrincipal,
         transfer_id: FromPath[UUID],
@@ -140,14 +130,12 @@ class LedgerTransferController(Controller):
         accounts. If a volunteer already spent what the transfer credited, the reversal is refused
         (409 reversal-lots-spent) unless ``when_spent`` is ``other_lots``.
         """
-        return await idempotent(
+        return await moves_value(
             request,
             db,
             principal,
             idempotency_key,
             lambda conn: service.reverse(conn, principal, transfer_id, data),
-            status_code=201,
-            after=sealer.seal_after_response(state.runtime.pool, principal.region_id),
         )
 
 
@@ -170,11 +158,11 @@ class MyLedgerController(Controller):
         db: Db,
         principal: CurrentPrincipal,
         unit: Unit = None,
-        first_day: FirstDay = None,
-        last_day: LastDay = None,
-        cursor: Cursor = None,
-        limit: Limit = 50,
-    ) -> StatementPage:
+        first_day: FromDay = None,
+        last_day: ToDay = None,
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[StatementLine]:
         """Posted movements with the balance after each; keyset-paginated (opaque cursor)."""
         return await service.my_statement(
             db, principal, unit=unit, first_day=first_day, last_day=last_day, cursor=cursor, limit=limit

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from timebank.problems import BadRequest, Conflict, DomainError, InvalidInput, NotFound
+from timebank.problems import Conflict, DomainError, InvalidInput, NotFound
 
 
 class AccountNotFound(NotFound):
@@ -45,7 +45,7 @@ class AccountClosed(Conflict):
     slug, title = "account-closed", "账户已关闭"
 
 
-class LedgerMismatch(InvalidInput):
+class LedgerMismatch(Conflict):
     """The accounts are not of the transfer's ledger (minutes and points never mix)."""
 
     slug, title = "ledger-mismatch", "账户类型不一致"
@@ -69,7 +69,7 @@ class NotAHold(Conflict):
     slug, title = "not-a-hold", "该转账不是预留"
 
 
-class AmountExceedsHold(InvalidInput):
+class AmountExceedsHold(Conflict):
     """A hold cannot be posted for more than it reserved."""
 
     slug, title = "amount-exceeds-hold", "金额超过预留"
@@ -94,14 +94,15 @@ class ReversalLotsSpent(Conflict):
     slug, title = "reversal-lots-spent", "冲正金额已被使用"
 
 
-class LotOriginRequired(InvalidInput):
-    """A credit to a volunteer account must say where the amount comes from."""
+class LotOriginRequired(Conflict):
+    """A credit to an account that keeps lots (a volunteer's) must say where the amount comes from."""
 
     slug, title = "lot-origin-required", "缺少时长/积分来源"
 
 
 class InvalidTransfer(InvalidInput):
-    """A transfer that can never be valid (same account twice, bad expiry, empty batch …)."""
+    """A transfer that can never be valid, whatever the accounts hold (same account twice, bad expiry,
+    empty batch …): the only ledger refusal that is a 422."""
 
     slug, title = "invalid-transfer", "转账参数无效"
 
@@ -110,30 +111,6 @@ class LotInvariantBroken(DomainError):
     """Open lots do not cover the balance: the ledger is inconsistent (run ``timebank verify``)."""
 
     status, slug, title = 500, "lot-invariant-broken", "账本数据不一致"
-
-
-class IdempotencyKeyMissing(BadRequest):
-    """A value-moving request came without an ``Idempotency-Key`` header."""
-
-    slug, title = "idempotency-key-missing", "缺少幂等键"
-
-
-class IdempotencyKeyReused(InvalidInput):
-    """The key was used before with a different request."""
-
-    slug, title = "idempotency-key-reused", "幂等键已用于其他请求"
-
-
-class IdempotencyInFlight(Conflict):
-    """The first request with this key is still being processed."""
-
-    slug, title = "idempotency-request-in-flight", "相同请求正在处理中"
-
-
-class InvalidCursor(InvalidInput):
-    """The pagination cursor is not one this service issued (or belongs to other filters)."""
-
-    slug, title = "invalid-cursor", "分页游标无效"
 
 
 def _amount_fields(ledger: str, prefix: str, value: Any) -> dict[str, Any]:

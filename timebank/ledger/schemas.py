@@ -9,7 +9,7 @@ from uuid import UUID
 
 import msgspec
 
-from timebank.identity.principal import Principal
+from timebank.kit.principal import Principal
 
 Ledger = Literal["TIME", "POINTS"]
 LEDGERS: tuple[Ledger, ...] = ("TIME", "POINTS")
@@ -26,16 +26,8 @@ Purpose = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
 Amount = Annotated[int, msgspec.Meta(gt=0, le=2**53)]
 Memo = Annotated[str, msgspec.Meta(max_length=500)]
 
-# Reason codes used in this issue; later domains add their own (any ^[a-z][a-z0-9_]{1,39}$).
-CODE_SERVICE_CONFIRMED = "service_confirmed"
-CODE_HONOUR_GRANT = "honour_grant"
-CODE_GIFT = "gift"
-CODE_DONATION = "donation"
-CODE_REDEMPTION = "redemption"
-CODE_REFUND = "refund"
-CODE_EXPIRY = "expiry"
+# Reason codes the ledger itself writes; domains bring their own (any ^[a-z][a-z0-9_]{1,39}$).
 CODE_REVERSAL = "reversal"
-CODE_ADJUSTMENT = "adjustment"
 CODE_HOLD_EXPIRED = "hold_expired"
 
 
@@ -112,6 +104,32 @@ class Transfer(msgspec.Struct, kw_only=True, frozen=True):
     created_at: datetime
 
 
+class TransferStatus(Transfer, kw_only=True, frozen=True):
+    """A transfer with what happened to it since: its reversal, a hold's resolution, its seal."""
+
+    reversed_by: UUID | None
+    reversed_at: datetime | None
+    resolution_id: UUID | None
+    resolution_kind: TransferKind | None
+    sealed_seq: int | None
+    hold_expired: bool
+
+
+class StatementRow(msgspec.Struct, kw_only=True, frozen=True):
+    """One posted movement of one account (a row of the statement query)."""
+
+    id: UUID
+    created_at: datetime
+    ledger: Ledger
+    code: str
+    memo: str
+    amount: int
+    reverses: UUID | None
+    account_id: UUID
+    is_credit: bool
+    counterparty_account_id: UUID
+
+
 class Lot(msgspec.Struct, kw_only=True, frozen=True):
     """A lot of a volunteer account: an amount credited with its origin and optional expiry."""
 
@@ -144,16 +162,14 @@ SYSTEM = Actor(kind="system")
 
 
 # ------------------------------------------------------------------------------------ operations
-class TransferSpec(msgspec.Struct, kw_only=True, frozen=True):
-    """Move ``amount`` from the debit account to the credit account now (a posted transfer).
+class Movement(msgspec.Struct, kw_only=True, frozen=True):
+    """What every transfer a domain asks for says besides its accounts.
 
     ``lot_origin`` (and optionally ``lot_expires_on``) is required when the credit account keeps
     lots (volunteer accounts): it is where the amount comes from.
     """
 
     ledger: Ledger
-    debit_account_id: UUID
-    credit_account_id: UUID
     amount: Amount
     code: Code
     subject_id: UUID | None = None
@@ -161,6 +177,13 @@ class TransferSpec(msgspec.Struct, kw_only=True, frozen=True):
     metadata: dict[str, Any] = {}
     lot_origin: LotOrigin | None = None
     lot_expires_on: date | None = None
+
+
+class TransferSpec(Movement, kw_only=True, frozen=True):
+    """Move ``amount`` from the debit account to the credit account now (a posted transfer)."""
+
+    debit_account_id: UUID
+    credit_account_id: UUID
 
 
 class HoldSpec(TransferSpec, kw_only=True, frozen=True):
@@ -202,6 +225,66 @@ class Reversal(msgspec.Struct, kw_only=True, frozen=True):
 
 
 Operation = TransferSpec | HoldSpec | PostHold | VoidHold | Reversal
+
+
+# -------------------------------------------------------------------------- postings by owner
+class Owner(msgspec.Struct, kw_only=True, frozen=True):
+    """An account named by its owner: the ledger opens it on first use.
+
+    New accounts get the ledger's defaults: a volunteer's keep lots and refuse overdraft (their
+    main TIME account is capped by the region rule ``timebank.storage_cap_hours``); ``issuance``
+    accounts are unbounded and striped; every other account refuses overdraft.
+    """
+
+    kind: OwnerKind
+    id: UUID
+    purpose: Purpose = "main"
+
+
+AccountRef = UUID | Owner
+"""An account by id, or by owner (opened on first use)."""
+
+
+class Posting(Movement, kw_only=True, frozen=True):
+    """A posted transfer a domain owes, which the ledger settles under its row locks.
+
+    Attributes:
+        up_to_cap: Credit at most the room left under the credit account's cap; the rest goes to
+            ``overflow`` when set, else it is not moved.
+        overflow: Where the excess of a capped credit goes (debited from the same account).
+        within: Index of an earlier posting of the same call: this one moves at most what that
+            one credited, shared in order among the postings within it (a debt recovered from
+            fresh earnings).
+    """
+
+    debit: AccountRef
+    credit: AccountRef
+    up_to_cap: bool = False
+    overflow: AccountRef | None = None
+    within: int | None = None
+
+
+class Settled(msgspec.Struct, kw_only=True, frozen=True):
+    """What one :class:`Posting` moved: ``credited + overflow + dropped == asked``."""
+
+    asked: int
+    transfer: Transfer | None = None
+    overflow_transfer: Transfer | None = None
+
+    @property
+    def credited(self) -> int:
+        """Moved to the credit account."""
+        return self.transfer.amount if self.transfer else 0
+
+    @property
+    def overflow(self) -> int:
+        """Moved to the overflow account."""
+        return self.overflow_transfer.amount if self.overflow_transfer else 0
+
+    @property
+    def dropped(self) -> int:
+        """Not moved at all (no room, no overflow account, or nothing left to draw on)."""
+        return self.asked - self.credited - self.overflow
 
 
 # --------------------------------------------------------------------------------- display forms
@@ -265,13 +348,6 @@ class AccountView(msgspec.Struct, kw_only=True, frozen=True):
     balance: BalanceView
 
 
-class AccountPage(msgspec.Struct, kw_only=True, frozen=True):
-    """One page of accounts; pass ``next_cursor`` as ``cursor`` for the next one."""
-
-    items: list[AccountView]
-    next_cursor: str | None
-
-
 HoldState = Literal["pending", "posted", "voided", "expired"]
 
 
@@ -319,13 +395,6 @@ class StatementLine(msgspec.Struct, kw_only=True, frozen=True):
     memo: str
     counterparty_account_id: UUID
     reverses: UUID | None
-
-
-class StatementPage(msgspec.Struct, kw_only=True, frozen=True):
-    """One page of a statement; pass ``next_cursor`` as ``cursor`` for older lines."""
-
-    items: list[StatementLine]
-    next_cursor: str | None
 
 
 class TimeBalance(msgspec.Struct, kw_only=True, frozen=True):

@@ -15,6 +15,7 @@ running sealer per process and region, coalescing requests), and the jobs issue 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import operator
@@ -27,8 +28,8 @@ from uuid import UUID
 import asyncpg
 import msgspec
 
-from timebank.db import Conn, in_transaction
-from timebank.ledger import repo
+from timebank.db import Conn, connect_failed, in_transaction
+from timebank.ledger.repo import chain
 from timebank.ledger.schemas import LEDGERS, Transfer
 
 log = logging.getLogger("timebank.ledger.sealer")
@@ -54,7 +55,7 @@ def _ts(value: datetime | str | None) -> datetime | str | None:
 
 class _Record(msgspec.Struct):
     """A canonical record (version 1): the version, the sequence number and the sealed columns
-    (``repo.SEALED_COLUMNS``, in this order); the encoder writes the fields sorted by name."""
+    (``chain.SEALED_COLUMNS``, in this order); the encoder writes the fields sorted by name."""
 
     v: int
     seq: int
@@ -86,7 +87,7 @@ class _Record(msgspec.Struct):
 
 # Sorted: the record's keys and those of every object in its metadata, at any depth.
 _ENCODER = msgspec.json.Encoder(order="sorted")
-_sealed_values = operator.attrgetter(*repo.SEALED_COLUMNS)
+_sealed_values = operator.attrgetter(*chain.SEALED_COLUMNS)
 
 
 def _canonical(seq: int, values: tuple[Any, ...]) -> bytes:
@@ -117,13 +118,15 @@ async def seal_chain(conn: Conn, region_id: UUID, ledger: str, *, batch_size: in
     processes) take turns and never fork the chain. Each batch moves the chain's mark as far as it
     may (:func:`_next_mark`), so later batches do not read again what it sealed.
     """
-    state = await repo.chain_state(conn, region_id, ledger)
+    state = await chain.chain_state(conn, region_id, ledger)
     return await _seal_if_waiting(conn, region_id, ledger, state.mark, batch_size)
 
 
-async def _seal_if_waiting(conn: Conn, region_id: UUID, ledger: str, mark: repo.Mark, batch_size: int) -> int:
+async def _seal_if_waiting(
+    conn: Conn, region_id: UUID, ledger: str, mark: chain.Mark, batch_size: int
+) -> int:
     # The check reads from the mark without a lock or a transaction: nothing to seal, nothing written.
-    if not await repo.has_unsealed(conn, region_id, ledger, mark):
+    if not await chain.has_unsealed(conn, region_id, ledger, mark):
         return 0
     return await _seal_waiting(conn, region_id, ledger, batch_size)
 
@@ -133,10 +136,10 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
     while True:
 
         async def work(c: Conn) -> int:
-            await repo.lock_chain(c, region_id, ledger)
-            state = await repo.chain_state(c, region_id, ledger)
+            await chain.lock_chain(c, region_id, ledger)
+            state = await chain.chain_state(c, region_id, ledger)
             after = state.last if state.last is not None else (0, GENESIS)
-            waiting = await repo.unsealed_batch(c, region_id, ledger, state.mark, batch_size)
+            waiting = await chain.unsealed_batch(c, region_id, ledger, state.mark, batch_size)
             seq, prev = after
             hashes: list[bytes] = []
             for values in waiting.transfers:
@@ -145,7 +148,7 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
                 hashes.append(prev)
             ids = [values[0] for values in waiting.transfers]
             mark = _next_mark(state.mark, waiting, batch_size)
-            await repo.append_seals(c, region_id, ledger, after, ids, hashes, mark)
+            await chain.append_seals(c, region_id, ledger, after, ids, hashes, mark)
             return len(hashes)
 
         sealed = await in_transaction(conn, work)
@@ -154,7 +157,7 @@ async def _seal_waiting(conn: Conn, region_id: UUID, ledger: str, batch_size: in
             return total
 
 
-def _next_mark(mark: repo.Mark, waiting: repo.Waiting, batch_size: int) -> repo.Mark:
+def _next_mark(mark: chain.Mark, waiting: chain.Waiting, batch_size: int) -> chain.Mark:
     """The chain's mark once the transfers ``waiting`` found are sealed (see sql/0017).
 
     A transaction below the snapshot's xmax and not in its xip had ended, its transfers all
@@ -164,12 +167,12 @@ def _next_mark(mark: repo.Mark, waiting: repo.Waiting, batch_size: int) -> repo.
     below L only xip may add more; from L on, what the old mark left open stays open.
     """
     if len(waiting.transfers) < batch_size or waiting.last_txid is None:
-        return repo.Mark(waiting.xmax, waiting.xip)
+        return chain.Mark(waiting.xmax, waiting.xip)
     last = waiting.last_txid
     below = tuple(x for x in waiting.xip if x < last)
     if last >= mark.through:
-        return repo.Mark(last, below)
-    return repo.Mark(mark.through, below + tuple(x for x in mark.pending if x >= last))
+        return chain.Mark(last, below)
+    return chain.Mark(mark.through, below + tuple(x for x in mark.pending if x >= last))
 
 
 async def seal_region(conn: Conn, region_id: UUID) -> int:
@@ -180,7 +183,7 @@ async def seal_region(conn: Conn, region_id: UUID) -> int:
 async def seal_all(conn: Conn) -> int:
     """Seal every chain that has transfers waiting (the periodic job)."""
     total = 0
-    for region_id, ledger, mark in await repo.chains(conn):
+    for region_id, ledger, mark in await chain.chains(conn):
         total += await _seal_if_waiting(conn, region_id, ledger, mark, BATCH_SIZE)
     return total
 
@@ -198,7 +201,9 @@ async def seal_region_soon(pool: asyncpg.Pool, region_id: UUID) -> None:
 
     Meant as a response background task. If a sealer for the region already runs here, it is
     asked to go round once more (it may have read the queue before this commit) and this call
-    returns at once; so at most one pooled connection per region seals at a time.
+    returns at once; so at most one pooled connection per region seals at a time. It never
+    raises: when the database goes away it tries again after each of :data:`RETRY_WAITS_S`, then
+    leaves the transfers to the next sealer (the next value-moving response, or ``seal_all``).
     """
     key = (id(pool), region_id)
     running = _running.get(key)
@@ -207,17 +212,36 @@ async def seal_region_soon(pool: asyncpg.Pool, region_id: UUID) -> None:
         return
     running = _running[key] = _Running()
     try:
-        while True:
-            running.again = False
-            async with pool.acquire() as conn:
-                await seal_region(conn, region_id)
-            if not running.again:
-                break
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        # The periodic seal_all picks the transfers up later; nothing is lost.
-        log.warning("sealing deferred", extra={"region_id": str(region_id), "error": type(exc).__name__})
+        await _seal_until_quiet(pool, region_id, running)
     finally:
         del _running[key]
+
+
+RETRY_WAITS_S = (0.5, 1.0, 2.0, 4.0)
+"""Pauses before sealing again after the database was lost (about a restart's length in all)."""
+
+
+async def _seal_until_quiet(pool: asyncpg.Pool, region_id: UUID, running: _Running) -> None:
+    waits = iter(RETRY_WAITS_S)
+    while True:
+        running.again = False
+        try:
+            async with pool.acquire() as conn:
+                await seal_region(conn, region_id)
+        except Exception as exc:
+            wait = next(waits, None)
+            if not connect_failed(exc):
+                log.exception("sealing failed", extra={"region_id": str(region_id)})
+                return
+            if wait is None or pool.is_closing():
+                # Nothing is lost: the transfers wait for the next sealer.
+                error = type(exc).__name__
+                log.warning("sealing deferred", extra={"region_id": str(region_id), "error": error})
+                return
+            await asyncio.sleep(wait)
+            continue
+        if not running.again:
+            return
 
 
 def seal_after_response(pool: asyncpg.Pool, region_id: UUID) -> Callable[[], Awaitable[None]]:

@@ -28,7 +28,7 @@ from uuid import UUID
 import msgspec
 
 from timebank.db import Conn
-from timebank.ledger import repo
+from timebank.ledger.repo import chain as chain_repo
 from timebank.ledger.schemas import Transfer
 from timebank.ledger.sealer import GENESIS, chain_hash
 
@@ -119,7 +119,7 @@ async def verify(conn: Conn, *, region_id: UUID | None = None, progress: Progres
 
 async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress) -> None:
     chains: dict[tuple[UUID, str], ChainReport] = {}
-    for row in await repo.verify_chains(conn, region_id):
+    for row in await chain_repo.verify_chains(conn, region_id):
         chain = ChainReport(
             region_id=row["region_id"], region_code=row["region_code"] or "", ledger=row["ledger"]
         )
@@ -129,7 +129,7 @@ async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, prog
         progress(f"checking chain {label}: {total} seals …")
         expected_seq = 1
         prev = GENESIS
-        async for seal in repo.verify_seals(conn, chain.region_id, chain.ledger):
+        async for seal in chain_repo.verify_seals(conn, chain.region_id, chain.ledger):
             seq = int(seal["seq"])
             if seq != expected_seq:
                 report.add(
@@ -162,7 +162,7 @@ async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, prog
             report.add("head", f"{label}: {last_seq} seals but no recorded head")
         elif int(head_seq) != last_seq or bytes(row["head_hash"]) != prev:
             report.add("head", f"{label}: recorded head #{head_seq} differs from the last seal #{last_seq}")
-    for row in await repo.verify_unsealed(conn, region_id):
+    for row in await chain_repo.verify_unsealed(conn, region_id):
         key = (row["region_id"], row["ledger"])
         if key not in chains:
             chains[key] = ChainReport(region_id=key[0], region_code="", ledger=key[1])
@@ -179,33 +179,33 @@ async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, prog
 
 
 async def _balances(conn: Conn, region_id: UUID | None, report: VerifyReport) -> None:
-    report.accounts = await repo.verify_account_count(conn, region_id)
-    for row in await repo.verify_balances(conn, region_id):
+    report.accounts = await chain_repo.verify_account_count(conn, region_id)
+    for row in await chain_repo.verify_balances(conn, region_id):
         diffs = [
             f"{name} stored {row['stored_' + name]} ≠ {row['expected_' + name]} from transfers"
             for name in ("debits_posted", "credits_posted", "debits_pending", "credits_pending")
             if row["stored_" + name] != row["expected_" + name]
         ]
         report.add("balance", f"account {row['account_id']}: " + "; ".join(diffs))
-    for row in await repo.verify_zero_sum(conn, region_id):
+    for row in await chain_repo.verify_zero_sum(conn, region_id):
         if row["posted_sum"] != 0 or row["pending_sum"] != 0:
             report.add(
                 "zero-sum",
                 f"region {row['region_id']} {row['ledger']}: posted balances add up to {row['posted_sum']}, "
                 f"pending credits minus debits to {row['pending_sum']} (both must be 0)",
             )
-    for row in await repo.verify_open_holds(conn, region_id):
+    for row in await chain_repo.verify_open_holds(conn, region_id):
         state = "open but not listed" if row["is_open"] else "listed open but resolved or missing"
         report.add("holds", f"hold {row['hold_id']}: {state}")
-    for row in await repo.verify_sequences(conn, region_id):
+    for row in await chain_repo.verify_sequences(conn, region_id):
         report.add(
             "sequence",
             f"account {row['account_id']} stripe {row['stripe']}: {row['stored_seq']} transfers recorded, "
             f"{row['transfers']} found ({row['distinct_seqs']} distinct numbers, highest {row['max_seq']})",
         )
-    for row in await repo.verify_references(conn, region_id):
+    for row in await chain_repo.verify_references(conn, region_id):
         report.add("reference", f"transfer {row['id']}: {row['reference']} names no matching transfer")
-    for row in await repo.verify_flags(conn, region_id):
+    for row in await chain_repo.verify_flags(conn, region_id):
         report.add("account", f"account {row['account_id']} stripe {row['stripe']}: attributes differ")
 
 
@@ -228,11 +228,23 @@ def _order(first: UUID | None) -> Callable[[_Lot], tuple[Any, ...]]:
     return key
 
 
+_Consumed = dict[UUID, list[tuple[int, tuple[UUID, int], int]]]
+"""Debit transfer → its lot consumptions (ordinal, lot key, amount)."""
+
+
 async def _lots(conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress) -> None:
+    expected, consumed = await _replay_lots(conn, region_id, report, progress)
+    await _compare_lots(conn, region_id, report, expected, consumed)
+
+
+async def _replay_lots(
+    conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress
+) -> tuple[dict[tuple[UUID, int], _Lot], _Consumed]:
+    """The lots and consumptions that replaying every lot account's movements gives."""
     expected: dict[tuple[UUID, int], _Lot] = {}
     open_lots: dict[UUID, list[_Lot]] = {}
-    consumed: dict[UUID, list[tuple[int, tuple[UUID, int], int]]] = {}
-    async for m in repo.verify_lot_moves(conn, region_id):
+    consumed: _Consumed = {}
+    async for m in chain_repo.verify_lot_moves(conn, region_id):
         report.lot_moves += 1
         if report.lot_moves % PROGRESS_EVERY == 0:
             progress(f"  lots: {report.lot_moves} movements")
@@ -283,7 +295,18 @@ async def _lots(conn: Conn, region_id: UUID | None, report: VerifyReport, progre
             for lot in restored:
                 expected[lot.key] = lot
                 lots.append(lot)
-    stored = {(r["transfer_id"], r["ordinal"]): r for r in await repo.verify_lots(conn, region_id)}
+    return expected, consumed
+
+
+async def _compare_lots(
+    conn: Conn,
+    region_id: UUID | None,
+    report: VerifyReport,
+    expected: dict[tuple[UUID, int], _Lot],
+    consumed: _Consumed,
+) -> None:
+    """Report every stored lot or consumption that differs from the replay."""
+    stored = {(r["transfer_id"], r["ordinal"]): r for r in await chain_repo.verify_lots(conn, region_id)}
     report.lots = len(stored)
     for key in sorted(set(expected) | set(stored)):
         want, have = expected.get(key), stored.get(key)
@@ -306,8 +329,8 @@ async def _lots(conn: Conn, region_id: UUID | None, report: VerifyReport, progre
                 report.add(
                     "lots", f"{label}: stored {got[2:]} ≠ {exp[2:]} (origin, expiry, amount, remaining)"
                 )
-    stored_used: dict[UUID, list[tuple[int, tuple[UUID, int], int]]] = {}
-    for r in await repo.verify_consumptions(conn, region_id):
+    stored_used: _Consumed = {}
+    for r in await chain_repo.verify_consumptions(conn, region_id):
         stored_used.setdefault(r["transfer_id"], []).append(
             (r["ordinal"], (r["lot_transfer_id"], r["lot_ordinal"]), int(r["amount"]))
         )
