@@ -130,7 +130,9 @@ class TestInternalError:
 
 class TestCheckViolation:
     @pytest.mark.asyncio
-    async def test_409_names_the_rule_it_breaks(self, app: Litestar, owner_conn: asyncpg.Connection) -> None:
+    async def test_409_names_the_rule_it_breaks(
+        self, probe_app: Litestar, owner_conn: asyncpg.Connection
+    ) -> None:
         with pytest.raises(asyncpg.CheckViolationError) as caught:
             await owner_conn.execute("INSERT INTO regions (code, name) VALUES ('rule-probe', '')")
 
@@ -138,8 +140,8 @@ class TestCheckViolation:
         async def rule_probe() -> None:
             raise caught.value
 
-        app.register(rule_probe)
-        async with AsyncTestClient(app) as client:
+        probe_app.register(rule_probe)
+        async with AsyncTestClient(probe_app) as client:
             resp = await client.get("/api/v1/_rule")
         body = assert_problem(resp, 409, "rule-violated")
         assert body["rule"] == caught.value.constraint_name and body["rule"] in body["detail"]

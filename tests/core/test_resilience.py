@@ -391,20 +391,25 @@ RAISED: dict[str, BaseException] = {
 }
 
 
+@pytest.fixture
+def raising_app(settings: Settings) -> Litestar:
+    app = create_app(settings)  # its own: the shared ``app`` fixture must stay as built
+    app.register(raise_for_test)
+    return app
+
+
 class TestProblemMapping:
     @pytest.mark.asyncio
     @pytest.mark.parametrize("what", [*(cls.__name__ for cls in CONNECTION_ERRORS), "group"])
-    async def test_a_lost_database_is_a_503_with_retry_after(self, app: Litestar, what: str) -> None:
-        app.register(raise_for_test)
-        async with AsyncTestClient(app) as client:
+    async def test_a_lost_database_is_a_503_with_retry_after(self, raising_app: Litestar, what: str) -> None:
+        async with AsyncTestClient(raising_app) as client:
             resp = await client.get(f"{API}/_raise/{what}")
         assert_problem(resp, 503, "database-unavailable")
         assert resp.headers["retry-after"] == "2"
 
     @pytest.mark.asyncio
     @pytest.mark.parametrize("what", ["bug", "group-of-a-bug"])
-    async def test_anything_else_stays_a_500(self, app: Litestar, what: str) -> None:
-        app.register(raise_for_test)
-        async with AsyncTestClient(app) as client:
+    async def test_anything_else_stays_a_500(self, raising_app: Litestar, what: str) -> None:
+        async with AsyncTestClient(raising_app) as client:
             resp = await client.get(f"{API}/_raise/{what}")
         assert_problem(resp, 500, "internal-error")
