@@ -9,9 +9,11 @@
 -- is refused as "already reversed", not "insufficient balance" (its early check ran before the
 -- winner committed); the unique index on reverses stays the guarantee.
 --
--- ledger_post() has no SET plan_cache_mode clause, unlike the other two: this is its definition as
--- the versioned migrations left it. Forcing custom plans there, as sql/0014 meant to, is a change
--- of its own, to measure with bench/confirm.py.
+-- All three plan their statements for the values at hand (SET plan_cache_mode =
+-- force_custom_plan): after five executions plpgsql may switch a statement to a cached generic
+-- plan, and for the striped balance UPDATE (stripe = coalesce(given, seed % stripes)) the generic
+-- plan is sometimes far worse — bench/confirm.py was bimodal, 0.9–4.4 s (sql/0014 set it; the
+-- CREATE OR REPLACE of sql/0017 dropped it again).
 
 -- Lock the balance rows of a multi-transfer batch up front, in (account, stripe) order, so that
 -- batches never deadlock; the per-transfer UPDATEs in ledger_post() then find them locked.
@@ -74,7 +76,7 @@ $$;
 CREATE OR REPLACE FUNCTION ledger_post(
     p_region uuid, p_batch uuid, p_actor_kind text, p_actor_id uuid, p_items public.ledger_transfer_input[]
 ) RETURNS SETOF public.ledger_transfers
-LANGUAGE plpgsql SECURITY DEFINER AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET plan_cache_mode = force_custom_plan AS $$
 DECLARE
     n            int := coalesce(cardinality(p_items), 0);
     seed         int := floor(random() * 1000000)::int;
