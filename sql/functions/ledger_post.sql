@@ -100,7 +100,6 @@ DECLARE
     c_closed     boolean;
     first_lots   uuid;
     when_spent   text;
-    hold_minutes int;
     unspent      bigint;
     consumed     bigint;
 BEGIN
@@ -220,13 +219,10 @@ BEGIN
             r.lot_origin := it.lot_origin;
             r.lot_expires_on := it.lot_expires_on;
             IF it.kind = 'pending' THEN
+                -- The service passes the region's rule ledger.hold_timeout_minutes: one source.
                 IF it.expires_at IS NULL THEN
-                    IF hold_minutes IS NULL THEN
-                        SELECT (value #>> '{}')::int INTO hold_minutes FROM public.region_rules
-                         WHERE region_id = p_region AND key = 'ledger.hold_timeout_minutes';
-                        hold_minutes := coalesce(hold_minutes, 30);
-                    END IF;
-                    r.expires_at := clock_timestamp() + make_interval(mins => hold_minutes);
+                    PERFORM public.ledger_fail('invalid-expiry', 'a hold needs its expiry',
+                                               jsonb_build_object('expires_at', it.expires_at));
                 ELSIF it.expires_at <= clock_timestamp() THEN
                     PERFORM public.ledger_fail('invalid-expiry', 'a hold must expire in the future',
                                                jsonb_build_object('expires_at', it.expires_at));

@@ -230,7 +230,9 @@ SELECT 'view ' || c.oid::regclass::text,
 CHANGED_SINCE_EXTRACTION: dict[str, str] = {
     "function ledger_post(uuid,uuid,text,uuid,ledger_transfer_input[])": (
         "plans for the values at hand again (SET plan_cache_mode = force_custom_plan), as sql/0014 "
-        "set before sql/0017's CREATE OR REPLACE dropped it"
+        "set before sql/0017's CREATE OR REPLACE dropped it; "
+        "a hold's default lifetime is the rule ledger.hold_timeout_minutes, which the service passes;"
+        " the SQL's own 30-minute default is gone"
     ),
 }
 

@@ -708,6 +708,49 @@ class TestConfirmApi:
         assert_problem(bad, 422)
 
     @pytest.mark.asyncio
+    async def test_an_honour_grant_is_corrected_through_its_record_only(
+        self, app: Litestar, world: World
+    ) -> None:
+        (vid,) = await world.add_volunteers(1)
+        body = {
+            "volunteer_id": str(vid),
+            "organisation_id": str(world.orgs["zhangyuan"]),
+            "minutes": 120,
+            "reason": "防汛表彰",
+        }
+        admin = h(app, world.admin())
+        async with AsyncTestClient(app) as client:
+            ok = await client.post(f"{API}/honour-hours", json=body, headers={**admin, **key()})
+            rid = ok.json()["record_id"]
+            [tid] = [
+                r["id"]
+                for r in await world.conn.fetch(
+                    "SELECT t.id FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.credit_account_id"
+                    " WHERE t.code = 'honour_grant' AND a.owner_id = $1",
+                    vid,
+                )
+            ]
+            generic = await client.post(
+                f"{API}/ledger/transfers/{tid}/reversal",
+                json={"reason": "绕过业务冲正"},
+                headers={**admin, **key()},
+            )
+            after_generic = await client.get(f"{API}/service-records/{rid}", headers=admin)
+            domain = await client.post(
+                f"{API}/service-records/{rid}/reverse",
+                json={"reason": "表彰撤销"},
+                headers={**admin, **key()},
+            )
+            balances = await client.get(f"{API}/me/balances", headers=h(app, world.volunteer(vid)))
+        problem = assert_problem(generic, 409, "transfer-owned-by-domain")
+        assert problem["corrected_by"] == "POST /api/v1/service-records/{id}/reverse"
+        assert after_generic.json()["record"]["status"] == "confirmed"
+        assert domain.status_code == 200, domain.text
+        assert (domain.json()["status"], domain.json()["reversed_minutes"]) == ("reversed", 120)
+        assert balances.json()["time"]["posted"]["minutes"] == 0
+        assert await world.fetchval("SELECT count(*) FROM ledger_transfers WHERE reverses = $1", tid) == 1
+
+    @pytest.mark.asyncio
     async def test_concurrent_grants_fill_the_storage_cap_and_none_is_refused(
         self, app: Litestar, world: World
     ) -> None:

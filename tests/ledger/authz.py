@@ -32,7 +32,7 @@ async def paths(ctx: Ctx) -> dict[str, str]:
         debit_account_id=issuance.id,
         credit_account_id=accounts["TIME"].id,
         amount=90,
-        code="service_confirmed",
+        code="manual_credit",
         lot_origin="earned",
     )
     [credit] = await service.post_transfers(conn, world.region, SYSTEM, [spec])

@@ -17,7 +17,9 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.support import assert_problem, auth
+from timebank.domains import domains
 from timebank.ids import uuid7
+from timebank.kit.domain import TransferCode
 from timebank.kit.idempotency import lock_key
 from timebank.kit.principal import Principal
 from timebank.ledger import service
@@ -110,7 +112,7 @@ async def world(owner_conn: asyncpg.Connection) -> World:
             debit_account_id=issuance[acc.ledger].id,
             credit_account_id=acc.id,
             amount=amount,
-            code="service_confirmed",
+            code="manual_credit",
             lot_origin="earned",
         )
         return (await service.post_transfers(owner_conn, region, STAFF_ACTOR, [spec]))[0].id
@@ -585,6 +587,70 @@ class TestReverseTransfer:
         )
         assert count == 1
         assert len(by_status.get(409, [])) > 0  # the requests really overlapped
+
+
+DECLARED = [t for d in domains() for t in d.transfers]
+
+
+class TestReverseDomainOwnedTransfer:
+    """Every transfer code a domain declares: the generic reversal undoes it only when no domain
+    route corrects it (the domain's record would otherwise keep claiming what was undone)."""
+
+    URL = staticmethod(TestReverseTransfer.url)
+    BODY = TestReverseTransfer.BODY
+
+    @staticmethod
+    async def credit(world: World, code: str) -> UUID:
+        spec = TransferSpec(
+            ledger="TIME",
+            debit_account_id=world.issuance["TIME"].id,
+            credit_account_id=world.time.id,
+            amount=15,
+            code=code,
+            lot_origin="earned",
+        )
+        return (await service.post_transfers(world.conn, world.region, STAFF_ACTOR, [spec]))[0].id
+
+    def test_the_registry_declares_codes(self) -> None:
+        assert any(t.corrected_by for t in DECLARED)
+
+    @pytest.mark.parametrize("declared", DECLARED, ids=[t.code for t in DECLARED])
+    @pytest.mark.asyncio
+    async def test_each_declared_code(self, app: Litestar, world: World, declared: TransferCode) -> None:
+        transfer_id = await self.credit(world, declared.code)
+        async with AsyncTestClient(app) as client:
+            view = await client.get(f"/api/v1/ledger/transfers/{transfer_id}", headers=h(app, world, "admin"))
+            resp = await client.post(
+                self.URL(transfer_id), json=self.BODY, headers=h(app, world, "admin", **key())
+            )
+        assert (view.json()["corrected_by"], view.json()["reversible"]) == (
+            declared.corrected_by,
+            declared.corrected_by is None,
+        )
+        reversals = "SELECT count(*) FROM ledger_transfers WHERE reverses = $1"
+        if declared.corrected_by is None:
+            assert resp.status_code == 201, resp.text
+            assert await world.conn.fetchval(reversals, transfer_id) == 1
+            return
+        body = assert_problem(resp, 409, "transfer-owned-by-domain")
+        assert (body["corrected_by"], body["code"], body["transfer_id"]) == (
+            declared.corrected_by,
+            declared.code,
+            str(transfer_id),
+        )
+        assert declared.corrected_by in body["detail"]
+        assert await world.conn.fetchval(reversals, transfer_id) == 0
+        assert (await service.balance(world.conn, world.time)).posted == 60 + 15
+
+    @pytest.mark.asyncio
+    async def test_an_undeclared_code_stays_generic(self, app: Litestar, world: World) -> None:
+        transfer_id = await self.credit(world, "manual_adjustment")
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                self.URL(transfer_id), json=self.BODY, headers=h(app, world, "admin", **key())
+            )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["corrected_by"] is None
 
 
 # ====================================================================================== me

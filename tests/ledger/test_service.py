@@ -13,8 +13,11 @@ from timebank.ids import uuid7
 from timebank.kit.dates import Period
 from timebank.kit.errors import InvalidCursor
 from timebank.kit.principal import Principal
+from timebank.kit.rules import shipped_defaults
 from timebank.ledger import errors, postings, repo, service
+from timebank.ledger.atomic import run
 from timebank.ledger.schemas import SYSTEM, HoldSpec, PostHold, Reversal, TransferSpec, VoidHold
+from timebank.settings import PROJECT_ROOT
 
 
 def gift(src: object, dst: object, amount: int, origin: str = "gifted") -> TransferSpec:
@@ -355,6 +358,31 @@ class TestHolds:
         await books.earn(vol, 10)
         h = await service.create_hold(books.conn, books.region_id, STAFF, hold(vol, shop, 5))
         assert timedelta(minutes=4) < h.expires_at - h.created_at <= timedelta(minutes=5)  # type: ignore[operator]
+
+    @pytest.mark.asyncio
+    async def test_without_an_override_the_shipped_default_is_the_only_source(
+        self, books: Books, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(shipped_defaults(), "ledger.hold_timeout_minutes", 7)
+        vol, shop = await books.volunteer("POINTS"), await books.shop()
+        await books.earn(vol, 10)
+        h = await service.create_hold(books.conn, books.region_id, STAFF, hold(vol, shop, 5))
+        assert timedelta(minutes=6) < h.expires_at - h.created_at <= timedelta(minutes=7)  # type: ignore[operator]
+
+    @pytest.mark.asyncio
+    async def test_the_sql_has_no_default_lifetime(self, books: Books) -> None:
+        vol, shop = await books.volunteer("POINTS"), await books.shop()
+        await books.earn(vol, 10)
+        item = postings._item(hold(vol, shop, 5))  # no expiry: what only the service may fill in
+        with pytest.raises(errors.InvalidTransfer) as caught:
+            await run(
+                books.conn,
+                lambda c: repo.post(c, books.region_id, uuid7(), "staff", STAFF.id, [item]),
+                single_statement=True,
+            )
+        assert caught.value.extra["reason"] == "invalid-expiry"
+        functions = "\n".join(p.read_text() for p in (PROJECT_ROOT / "sql" / "functions").glob("*.sql"))
+        assert "'ledger.hold_timeout_minutes'" not in functions  # no SQL reads the rule itself
 
     @pytest.mark.asyncio
     async def test_partial_post_releases_the_rest(self, books: Books) -> None:

@@ -39,6 +39,7 @@ from timebank.hours.service import (
     require_volunteer,
     staff_activity,
 )
+from timebank.identity.service.audit import record_act
 from timebank.kit.errors import NotInScope
 from timebank.kit.principal import Principal
 from timebank.kit.rules import read
@@ -132,6 +133,11 @@ async def confirm_record(conn: Conn, principal: Principal, record_id: UUID, data
             method="beneficiary" if principal.kind == "volunteer" else "staff",
             reason=data.reason,
         )
+        if principal.is_proxy:
+            await record_act(
+                tx, principal, "confirm_service_record", "service_record", record_id,
+                acted_for=principal.sub, detail={"volunteer_id": str(row.volunteer_id), "minutes": minutes},
+            )  # fmt: skip
         return _confirmation(record_id, minutes, posted[record_id])
 
     return await in_transaction(conn, attempt)

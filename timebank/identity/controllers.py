@@ -476,14 +476,26 @@ class AuditController(Controller):
         self,
         db: Db,
         principal: CurrentPrincipal,
-        subject_id: FromQuery[UUID | None] = None,
-        actor_id: FromQuery[UUID | None] = None,
+        subject_id: Annotated[
+            UUID | None,
+            QueryParameter(description="what was changed, or the person an act was done for"),
+        ] = None,
+        actor_id: Annotated[UUID | None, QueryParameter(description="who acted")] = None,
+        grant_id: Annotated[UUID | None, QueryParameter(description="the proxy grant acted under")] = None,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[AuditEntry]:
-        """The actor is the person who acted (a proxy's own id when acting for someone)."""
+        """The actor is the person who acted (a proxy's own id when acting for someone); an act
+        for someone else (under a proxy grant, or staff for a resident) names that person in
+        ``acted_for`` and the grant in ``grant_id``. Keyset-paginated, newest first."""
         return await audit.audit_log(
-            db, principal, subject_id=subject_id, actor_id=actor_id, cursor=cursor, limit=limit
+            db,
+            principal,
+            subject_id=subject_id,
+            actor_id=actor_id,
+            grant_id=grant_id,
+            cursor=cursor,
+            limit=limit,
         )
 
 

@@ -335,7 +335,8 @@ class AccountProfile(msgspec.Struct, kw_only=True):
 
 # --------------------------------------------------------------------------- audit
 class AuditEntry(msgspec.Struct, kw_only=True):
-    """One change in identity: who (actor; a proxy when someone acted for a subject) did what to whom."""
+    """One change in identity, or one act done for someone else: who (the actor; the proxy when
+    someone acted for a person) did what to what (the subject), for whom, under which grant."""
 
     id: UUID
     region_id: UUID
@@ -343,6 +344,8 @@ class AuditEntry(msgspec.Struct, kw_only=True):
     actor_id: UUID | None
     subject_kind: str
     subject_id: UUID
+    acted_for: UUID | None
+    grant_id: UUID | None
     action: str
     detail: dict[str, Any]
     created_at: datetime

@@ -95,6 +95,15 @@ class TransferCode:
     counts_as_service: bool = False
 
 
+DECLARED_TRANSFERS: dict[str, TransferCode] = {}
+"""Every declared ledger transfer code → its declaration (filled by :func:`load`)."""
+
+
+def transfer_code(code: str) -> TransferCode | None:
+    """The declaration of ledger ``code``, or ``None`` when no loaded domain declares it."""
+    return DECLARED_TRANSFERS.get(code)
+
+
 @dataclass(frozen=True)
 class Domain:
     """What one domain package contributes to the service."""
@@ -123,12 +132,17 @@ def load(names: Sequence[str]) -> list[Domain]:
         domains.append(domain)
     for domain in domains:
         declare(domain.rules)
-    codes: set[str] = set()
+    codes: dict[str, TransferCode] = {}
     for domain in domains:
         for transfer in domain.transfers:
             if transfer.code in codes:
                 raise RuntimeError(f"transfer code {transfer.code!r} is declared twice")
-            codes.add(transfer.code)
+            codes[transfer.code] = transfer
+    for code, transfer in codes.items():
+        known = DECLARED_TRANSFERS.get(code)
+        if known is not None and known != transfer:
+            raise RuntimeError(f"transfer code {code!r} is declared twice, differently")
+    DECLARED_TRANSFERS.update(codes)
     seen: set[str] = set()
     for domain in domains:
         for task in domain.tasks:

@@ -87,6 +87,13 @@ class AlreadyReversed(Conflict):
     slug, title = "already-reversed", "该转账已冲正"
 
 
+class CorrectedByDomain(Conflict):
+    """The transfer belongs to a domain record (a service record, a redemption …): only the domain's
+    own route corrects it, so that the record and its transfers change together."""
+
+    slug, title = "transfer-owned-by-domain", "该转账须通过业务记录冲正"
+
+
 class ReversalLotsSpent(Conflict):
     """The amount the transfer credited was already (partly) spent; the reversal would take from
     other lots, which the chosen policy does not allow."""

@@ -23,8 +23,10 @@ import msgspec
 from timebank import metrics
 from timebank.db import Conn
 from timebank.ids import uuid7
+from timebank.kit.rules import read
 from timebank.ledger import accounts, errors, repo
 from timebank.ledger.atomic import run
+from timebank.ledger.rules import LedgerRules
 from timebank.ledger.schemas import (
     CODE_HOLD_EXPIRED,
     SYSTEM,
@@ -138,7 +140,7 @@ async def execute(
         return metrics.ledger_posted(
             [await _post_one(conn, region_id, actor, operations[0], batch_id or uuid7())]
         )
-    items = [_item(op) for op in operations]
+    items = [_item(op) for op in await _with_hold_expiry(conn, region_id, operations)]
     batch = batch_id or uuid7()
     # Plain transfers in bulk take the set-based path (sql/0015), which hands anything it cannot
     # do set-based (and every refusal) to ledger_post: same rules, same errors.
@@ -149,6 +151,23 @@ async def execute(
         single_statement=True,
     )
     return metrics.ledger_posted(transfers)
+
+
+async def _with_hold_expiry(
+    conn: Conn, region_id: UUID, operations: Sequence[Operation]
+) -> Sequence[Operation]:
+    """Holds without an expiry get the region's rule ``ledger.hold_timeout_minutes`` (the SQL has
+    no default of its own), counted from the database clock."""
+    if not any(isinstance(op, HoldSpec) and op.expires_at is None for op in operations):
+        return operations
+    minutes = (await read(conn, region_id, LedgerRules)).hold_timeout_minutes
+    expires_at = await repo.minutes_from_now(conn, minutes)
+    return [
+        msgspec.structs.replace(op, expires_at=expires_at)
+        if isinstance(op, HoldSpec) and op.expires_at is None
+        else op
+        for op in operations
+    ]
 
 
 async def post_transfers(

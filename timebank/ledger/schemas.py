@@ -371,7 +371,8 @@ class TransferView(msgspec.Struct, kw_only=True, frozen=True):
     reverses: UUID | None
     reversed_by: UUID | None
     reversed_at: datetime | None
-    reversible: bool
+    reversible: bool  # by the generic reversal route
+    corrected_by: str | None  # the domain route that corrects it instead
     hold_state: HoldState | None
     hold_resolution_id: UUID | None
     expires_at: datetime | None

@@ -9,6 +9,7 @@ from uuid import UUID
 from timebank.db import Conn
 from timebank.identity import scope
 from timebank.kit.dates import Period, check_days, local_days
+from timebank.kit.domain import transfer_code
 from timebank.kit.paging import Page, decode_cursor, encode_cursor
 from timebank.kit.principal import Principal
 from timebank.kit.rules import region_rules
@@ -170,6 +171,7 @@ async def _transfer_view(conn: Conn, region_id: UUID, transfer_id: UUID) -> Tran
     row = await repo.transfer_status(conn, region_id, transfer_id)
     if row is None:
         raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
+    corrected_by = _corrected_by(row.code)
     return TransferView(
         id=row.id,
         ledger=row.ledger,
@@ -190,7 +192,9 @@ async def _transfer_view(conn: Conn, region_id: UUID, transfer_id: UUID) -> Tran
         reversed_at=row.reversed_at,
         reversible=row.kind in ("posted", "post_pending")
         and row.reverses is None
-        and row.reversed_by is None,
+        and row.reversed_by is None
+        and corrected_by is None,
+        corrected_by=corrected_by,
         hold_state=_hold_state(row),
         hold_resolution_id=row.resolution_id,
         expires_at=row.expires_at,
@@ -218,6 +222,24 @@ async def transfer_view(conn: Conn, principal: Principal, transfer_id: UUID) -> 
     return await _transfer_view(conn, principal.region_id, transfer_id)
 
 
+def _corrected_by(code: str) -> str | None:
+    declared = transfer_code(code)
+    return None if declared is None else declared.corrected_by
+
+
+def _refuse_domain_owned(found: Transfer) -> None:
+    """A transfer a domain corrects through its own route is not the generic reversal's to undo:
+    the domain's record (a confirmed service, a redemption) would keep claiming what was undone."""
+    route = _corrected_by(found.code)
+    if route is not None:
+        raise errors.CorrectedByDomain(
+            f"a '{found.code}' transfer is corrected through {route}, which changes its record too",
+            transfer_id=str(found.id),
+            code=found.code,
+            corrected_by=route,
+        )
+
+
 async def reverse(
     conn: Conn, principal: Principal, transfer_id: UUID, request: ReverseRequest
 ) -> TransferView:
@@ -232,6 +254,8 @@ async def reverse(
         raise errors.TransferNotFound("no such transfer", transfer_id=str(transfer_id))
     if sides == 1:
         raise Forbidden("reversing needs both accounts of the transfer in your scope")
+    assert found is not None  # sides > 0
+    _refuse_domain_owned(found)
     done = await postings.reverse_transfer(
         conn,
         principal.region_id,

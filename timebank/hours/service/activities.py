@@ -43,6 +43,7 @@ from timebank.hours.service.common import (
     staff_activity,
     staff_root,
 )
+from timebank.identity.service.audit import record_act
 from timebank.ids import uuid7
 from timebank.kit.dates import Period, check_days, local_day, local_days
 from timebank.kit.errors import NotInScope
@@ -325,6 +326,10 @@ async def sign_up(conn: Conn, principal: Principal, activity_id: UUID, volunteer
         left = await repo.take_place(tx, activity_id)
         if left is None:
             raise errors.ActivityFull("every place is taken", capacity=act.capacity)
+        await record_act(
+            tx, principal, "sign_up", "activity", activity_id, acted_for=target,
+            detail={"signup_id": str(signup_id)},
+        )  # fmt: skip
         return Signup(
             id=signup_id, activity_id=activity_id, volunteer_id=target, status="active", places_left=left
         )
@@ -347,6 +352,10 @@ async def cancel_sign_up(
         if signup_id is None:
             raise errors.NotSignedUp("the volunteer holds no place on this activity")
         left = await repo.release_place(tx, activity_id)
+        await record_act(
+            tx, principal, "cancel_sign_up", "activity", activity_id, acted_for=target,
+            detail={"signup_id": str(signup_id)},
+        )  # fmt: skip
         return Signup(
             id=signup_id, activity_id=activity_id, volunteer_id=target, status="cancelled", places_left=left
         )

@@ -16,6 +16,7 @@ from timebank.hours.service.common import (
     record_view,
     staff_activity,
 )
+from timebank.identity.service.audit import record_act
 from timebank.kit.errors import NotInScope
 from timebank.kit.paging import Page, decode_cursor, page_of
 from timebank.kit.principal import Principal
@@ -107,6 +108,10 @@ async def dispute(conn: Conn, principal: Principal, record_id: UUID, reason: str
         if locked.status != "attended":
             raise errors.RecordState(f"a {locked.status} record cannot be disputed", status=locked.status)
         await repo.set_record_status(tx, record_id, "disputed", reason)
+        if principal.is_proxy:
+            await record_act(
+                tx, principal, "dispute_service_record", "service_record", record_id, acted_for=principal.sub
+            )
         await repo.insert_event(
             tx, row.region_id, record_id, "disputed", None, None, reason, "volunteer", principal.actor
         )

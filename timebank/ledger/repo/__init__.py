@@ -116,6 +116,9 @@ SELECT t.*, rv.id AS reversed_by, rv.created_at AS reversed_at,
  WHERE t.id = $1 AND t.region_id = $2
 """
 
+# The database clock, not the transaction's start: a hold's lifetime starts when it is made.
+MINUTES_FROM_NOW = "SELECT clock_timestamp() + make_interval(mins => $1)"
+
 EXPIRED_HOLDS = """
 SELECT hold_id, region_id FROM ledger_open_holds
  WHERE expires_at <= coalesce($1::timestamptz, now())
@@ -348,6 +351,12 @@ async def transfer_status(conn: Conn, region_id: UUID, transfer_id: UUID) -> Tra
     """A transfer with its reversal, hold resolution and seal."""
     row = await conn.fetchrow(SELECT_TRANSFER_STATUS, transfer_id, region_id)
     return None if row is None else msgspec.convert(dict(row), TransferStatus)
+
+
+async def minutes_from_now(conn: Conn, minutes: int) -> datetime:
+    """The database clock plus ``minutes``."""
+    at: datetime = await conn.fetchval(MINUTES_FROM_NOW, minutes)
+    return at
 
 
 async def expired_holds(conn: Conn, now: datetime | None, limit: int) -> list[tuple[UUID, UUID]]:
