@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from timebank.hours import certificates, confirm, exports, service
+from timebank.hours import certificates, confirm, exports, overlaps, service
 from timebank.hours.controllers.common import (
     ADMIN,
     CONFIRM,
@@ -31,12 +31,14 @@ from timebank.hours.schemas import (
     ConfirmOne,
     HonourGrant,
     Reversal,
+    ReviewLine,
     ServiceRecord,
     ServiceRecordDetail,
     Verification,
     WithReason,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal
+from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
 
 
@@ -46,6 +48,25 @@ class ServiceRecordController(Controller):
     path = "/service-records"
     dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
+
+    @get(
+        "/review",
+        operation_id="review_service_records",
+        guards=[STAFF],
+        summary="Overlapping attendance and adjustments beyond the window, for review",
+    )
+    async def review(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        organisation_id: Annotated[UUID, QueryParameter(description="the organisation (with its subtree)")],
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[ReviewLine]:
+        """Each pair of one volunteer's records whose attendance overlaps (the later confirmation is
+        counted less by the overlap) and each record counted beyond its activity's window, in the
+        organisation's subtree; staff look here before confirming. Keyset-paginated."""
+        return await overlaps.review(db, principal, organisation_id, cursor, limit)
 
     @get(
         "/{record_id:uuid}",
