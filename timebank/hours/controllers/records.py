@@ -21,7 +21,7 @@ from timebank.hours.controllers.common import (
     VIEW,
     VOLUNTEER,
     Db,
-    download,
+    attachment,
 )
 from timebank.hours.schemas import (
     Adjustment,
@@ -38,6 +38,7 @@ from timebank.hours.schemas import (
     WithReason,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal
+from timebank.kit.contract import download
 from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
 
@@ -188,6 +189,7 @@ class ServiceRecordController(Controller):
         "/export",
         operation_id="export_service_records",
         guards=[STAFF],
+        operation_class=download(*exports.MEDIA_TYPES.values()),
         summary="Download a period's records",
     )
     async def export(
@@ -201,7 +203,7 @@ class ServiceRecordController(Controller):
     ) -> Response[bytes]:
         """Records of an organisation's subtree for activities in the period; CSV or XLSX, masked."""
         body, name = await exports.period_export(db, principal, organisation_id, day_from, day_to, format)
-        return download(body, name, exports.MEDIA_TYPES[format])
+        return attachment(body, name, exports.MEDIA_TYPES[format])
 
 
 class HonourController(Controller):
@@ -268,6 +270,7 @@ class CertificateController(Controller):
         "/{certificate_id:uuid}/pdf",
         operation_id="certificate_pdf",
         guards=[PEOPLE],
+        operation_class=download(certificates.MEDIA_TYPE),
         dependencies=AFTER_PRINCIPAL,
         opt=VIEW,
         summary="PDF",
@@ -278,7 +281,7 @@ class CertificateController(Controller):
         """The certificate in Chinese, its font embedded, with a QR code of its verification URL."""
         content = await certificates.reach(db, principal, certificate_id)
         pdf = certificates.render_pdf(content, state.runtime.settings.certificate_font_file)
-        return download(pdf, certificates.filename(content), "application/pdf")
+        return attachment(pdf, certificates.filename(content), certificates.MEDIA_TYPE)
 
     @get(
         "/{certificate_id:uuid}/verify",
