@@ -5,20 +5,18 @@ same time) the records are confirmed; staff see the overlaps in a review report.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.hours.conftest import World, now
-from tests.support import TestDatabase, assert_problem, auth
-from timebank.db import init_connection
+from tests.ledger.conftest import pool  # noqa: F401 (real application-role connections, for races)
+from tests.support import assert_problem, auth
 from timebank.hours import confirm
 from timebank.hours.overlaps import _union_minutes
 from timebank.hours.schemas import ConfirmOne
@@ -29,22 +27,6 @@ SELECT coalesce(sum(CASE WHEN t.credit_account_id = a.id THEN t.amount ELSE -t.a
   FROM ledger_accounts a JOIN ledger_transfers t ON a.id IN (t.credit_account_id, t.debit_account_id)
  WHERE a.owner_id = $1 AND a.ledger = 'TIME' AND t.kind = 'posted'
 """
-
-
-@pytest_asyncio.fixture
-async def pool(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
-    """Real connections as the application role, for races."""
-
-    async def init(conn: asyncpg.Connection) -> None:
-        await init_connection(conn)
-        await conn.execute("SET ROLE timebank_app")
-
-    p = await asyncpg.create_pool(database.dsn, min_size=4, max_size=12, init=init)
-    assert p is not None
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def two_overlapping(world: World, volunteers: list[UUID]) -> tuple[UUID, UUID]:
@@ -144,7 +126,9 @@ class TestConfirmation:
 class TestRaces:
     @pytest.mark.asyncio
     async def test_both_activities_confirmed_at_once_credit_each_minute_once(
-        self, world: World, pool: asyncpg.Pool
+        self,
+        world: World,
+        pool: asyncpg.Pool,  # noqa: F811 (the fixture imported above)
     ) -> None:
         volunteers = await world.add_volunteers(30)
         first, second = await two_overlapping(world, volunteers)
@@ -161,7 +145,11 @@ class TestRaces:
             assert await world.fetchval(CREDITED, vid) == 180
 
     @pytest.mark.asyncio
-    async def test_single_confirmations_racing_per_volunteer(self, world: World, pool: asyncpg.Pool) -> None:
+    async def test_single_confirmations_racing_per_volunteer(
+        self,
+        world: World,
+        pool: asyncpg.Pool,  # noqa: F811 (the fixture imported above)
+    ) -> None:
         volunteers = await world.add_volunteers(10)
         first, second = await two_overlapping(world, volunteers)
         staff = world.staff()

@@ -98,28 +98,4 @@ async def review(
     rows = await repo.review(
         conn, org_id, principal.region_id, (after[0], after[1]) if after else None, limit + 1
     )
-    lines = [
-        ReviewLine(
-            record_id=r.record_id,
-            finding=r.finding,  # type: ignore[arg-type]
-            minutes=r.minutes,
-            volunteer_id=r.volunteer_id,
-            volunteer_name=r.volunteer_name,
-            activity_id=r.activity_id,
-            activity_title=r.activity_title,
-            window_starts_at=r.window_starts_at,
-            window_ends_at=r.window_ends_at,
-            check_in_at=r.check_in_at,
-            check_out_at=r.check_out_at,
-            counted_minutes=r.counted_minutes,
-            status=r.status,
-            other_record_id=r.other_record_id,
-            other_activity_id=r.other_activity_id,
-            other_activity_title=r.other_activity_title,
-        )
-        for r in rows
-    ]
-    keys = {(r.record_id, r.other_record_id): r.other_key for r in rows}
-    return page_of(
-        REVIEW, lines, limit, lambda line: (line.record_id, keys[(line.record_id, line.other_record_id)])
-    )
+    return page_of(REVIEW, rows, limit, lambda line: (line.record_id, line.other_record_id or repo.NO_OTHER))

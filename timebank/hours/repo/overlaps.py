@@ -10,6 +10,7 @@ import msgspec
 
 from timebank.db import Conn
 from timebank.hours.rows import many
+from timebank.hours.schemas import ReviewLine
 
 # Confirmations of one volunteer's records queue here, in id order (no deadlock between batches),
 # so that each sees what the others counted. A row lock lives in the tuple: a bulk of thousands of
@@ -32,13 +33,17 @@ SELECT x.id AS record_id, o.id AS other_id, o.status = 'confirmed' AS counted,
  ORDER BY x.id, starts_at
 """
 
+NO_OTHER = UUID(int=0)
+"""The key of a finding about one record alone (``beyond_window``), in the review's order."""
+
 MARK_ADJUSTED = "UPDATE service_records SET adjusted = true WHERE id = ANY ($1::uuid[])"
 
 # The review of an organisation's subtree ($1, in region $2): each pair of overlapping attendance
 # of one volunteer (listed from both records' side when both are in the subtree), and each record
 # counted beyond its activity's window (more minutes than the window, or times staff recorded
 # outside it).
-# Cancelled records (rejected, reversed) are left out. Keyset on (record id, other key) after $3, $4.
+# Cancelled records (rejected, reversed) are left out. Keyset on (record id, other record or $6)
+# after ($3, $4).
 REVIEW = """
 WITH mine AS (
     SELECT r.* FROM service_records r JOIN organisations o ON o.id = r.organisation_id
@@ -54,7 +59,7 @@ WITH mine AS (
                              AND o.status IN ('checked_in', 'attended', 'disputed', 'confirmed')
      WHERE o.check_in_at < x.check_out_at AND x.check_in_at < o.check_out_at
     UNION ALL
-    SELECT x.id, 'beyond_window', NULL, '00000000-0000-0000-0000-000000000000'::uuid, NULL,
+    SELECT x.id, 'beyond_window', NULL, $6::uuid, NULL,
            greatest(x.counted_minutes - ceil(extract(epoch FROM a.ends_at - a.starts_at) / 60)::int, 0)
       FROM mine x JOIN activities a ON a.id = x.activity_id
      WHERE x.counted_minutes > ceil(extract(epoch FROM a.ends_at - a.starts_at) / 60)
@@ -64,7 +69,7 @@ WITH mine AS (
 SELECT l.record_id, l.finding, l.other_record_id, l.other_activity_id, oa.title AS other_activity_title,
        l.minutes, x.volunteer_id, v.real_name AS volunteer_name, x.activity_id, a.title AS activity_title,
        a.starts_at AS window_starts_at, a.ends_at AS window_ends_at, x.check_in_at, x.check_out_at,
-       x.counted_minutes, x.status, l.other_key
+       x.counted_minutes, x.status
   FROM lines l
   JOIN service_records x ON x.id = l.record_id
   JOIN activities a ON a.id = x.activity_id
@@ -86,28 +91,6 @@ class Overlap(msgspec.Struct, kw_only=True, frozen=True):
     ends_at: datetime
 
 
-class ReviewRow(msgspec.Struct, kw_only=True, frozen=True):
-    """One finding of the review report (see :data:`REVIEW`)."""
-
-    record_id: UUID
-    finding: str
-    other_record_id: UUID | None
-    other_activity_id: UUID | None
-    other_activity_title: str | None
-    minutes: int
-    volunteer_id: UUID
-    volunteer_name: str
-    activity_id: UUID
-    activity_title: str
-    window_starts_at: datetime
-    window_ends_at: datetime
-    check_in_at: datetime | None
-    check_out_at: datetime | None
-    counted_minutes: int
-    status: str
-    other_key: UUID
-
-
 async def lock_volunteers(conn: Conn, volunteer_ids: list[UUID]) -> None:
     """Lock the volunteers' rows (in id order) until the transaction ends."""
     await conn.execute(LOCK_VOLUNTEERS, volunteer_ids)
@@ -125,9 +108,9 @@ async def mark_adjusted(conn: Conn, record_ids: list[UUID]) -> None:
 
 async def review(
     conn: Conn, org_id: UUID, region_id: UUID, after: tuple[UUID, UUID] | None, limit: int
-) -> list[ReviewRow]:
-    """Findings of the organisation's subtree, in (record, other record) order."""
+) -> list[ReviewLine]:
+    """Findings of the organisation's subtree, in (record, other record or :data:`NO_OTHER`) order."""
     rows = await conn.fetch(
-        REVIEW, org_id, region_id, after[0] if after else None, after[1] if after else None, limit
+        REVIEW, org_id, region_id, after[0] if after else None, after[1] if after else None, limit, NO_OTHER
     )
-    return many(rows, ReviewRow)
+    return many(rows, ReviewLine)
