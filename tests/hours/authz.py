@@ -235,6 +235,9 @@ TABLE: dict[str, Entry] = {
         outcome(401, 403, 403, 200, 403, 403, 200),
         query={"organisation_id": "{org_id}", "from": "2025-01-01", "to": "2025-12-31"},
     ),
+    "GET /api/v1/service-records/review": Entry(
+        outcome(401, 403, 403, 200, 403, 403, 200), query={"organisation_id": "{org_id}"}
+    ),
     "POST /api/v1/honour-hours": Entry(outcome(401, 403, 403, 403, 403, 403, 201), honour_body, headers=KEY),
     # Certificates: staff for volunteers they reach, the volunteer for themselves; verification is public.
     "POST /api/v1/certificates": Entry(outcome(401, 201, 403, 201, 404, 403, 201), certificate_body),

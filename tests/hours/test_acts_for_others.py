@@ -28,6 +28,20 @@ async def grant_id(world: World, subject: UUID) -> UUID:
     return found
 
 
+async def escort(world: World, minutes: int) -> tuple[UUID, UUID, UUID, UUID]:
+    """A helper escorted a mother (one-to-one); her son holds a grant to confirm it for her.
+    Returns (helper, mother, son, record)."""
+    helper, mother, son = await world.add_volunteers(3)
+    aid = await world.activity(
+        category="medical-escort", beneficiary_id=mother, starts_at=now() - timedelta(hours=5), capacity=1
+    )
+    await world.sign_up_all(aid, [helper])
+    await world.attend_all(aid, [helper], minutes=minutes)
+    rid = await world.fetchval("SELECT id FROM service_records WHERE activity_id = $1", aid)
+    await world.grant_proxy(mother, son, ["view", "confirm_service"])
+    return helper, mother, son, rid
+
+
 async def audit(app: Litestar, world: World, client: AsyncTestClient[Litestar], **params: Any) -> list[Any]:
     resp = await client.get(
         AUDIT, params={k: str(v) for k, v in params.items()}, headers=auth(app, world.admin())
@@ -85,14 +99,7 @@ class TestFamilyProxy:
 
     @pytest.mark.asyncio
     async def test_confirming_for_the_person_served_records_her(self, app: Litestar, world: World) -> None:
-        helper, mother, son = await world.add_volunteers(3)
-        aid = await world.activity(
-            category="medical-escort", beneficiary_id=mother, starts_at=now() - timedelta(hours=5), capacity=1
-        )
-        await world.sign_up_all(aid, [helper])
-        await world.attend_all(aid, [helper], minutes=120)
-        rid = await world.fetchval("SELECT id FROM service_records WHERE activity_id = $1", aid)
-        await world.grant_proxy(mother, son, ["view", "confirm_service"])
+        helper, mother, son, rid = await escort(world, 120)
         grant = await grant_id(world, mother)
         async with AsyncTestClient(app) as client:
             ok = await client.post(
@@ -124,14 +131,7 @@ class TestFamilyProxy:
 
     @pytest.mark.asyncio
     async def test_a_dispute_for_the_person_served_is_recorded(self, app: Litestar, world: World) -> None:
-        helper, mother, son = await world.add_volunteers(3)
-        aid = await world.activity(
-            category="medical-escort", beneficiary_id=mother, starts_at=now() - timedelta(hours=5), capacity=1
-        )
-        await world.sign_up_all(aid, [helper])
-        await world.attend_all(aid, [helper], minutes=60)
-        rid = await world.fetchval("SELECT id FROM service_records WHERE activity_id = $1", aid)
-        await world.grant_proxy(mother, son, ["view", "confirm_service"])
+        _, mother, son, rid = await escort(world, 60)
         async with AsyncTestClient(app) as client:
             ok = await client.post(
                 f"{API}/service-records/{rid}/dispute",

@@ -100,4 +100,4 @@ class TestPurge:
         env = {"TIMEBANK_DATABASE_URL": empty_database.dsn, "TIMEBANK_DATA_DIR": str(tmp_path)}
         proc = run_cli("identity", "purge", env=env)
         assert proc.returncode == 0, proc.stderr
-        assert "deleted expired one-time codes" in proc.stderr
+        assert "deleted 0 otp_codes, 0 refresh_tokens, 0 rate_limits, 0 login_failures" in proc.stderr

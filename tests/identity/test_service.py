@@ -15,6 +15,7 @@ from tests.support import TestDatabase
 from timebank.db import connect, init_connection
 from timebank.identity.errors import AlreadyRegistered, InvalidRefreshToken, TooManyRequests
 from timebank.identity.pii import load_pii_keys
+from timebank.identity.repo import sessions as session_repo
 from timebank.identity.schemas import LoginRequest, OtpRequest, RegisterRequest
 from timebank.identity.service import auth, housekeeping, sessions
 from timebank.identity.service.auth import Limit, check_limit, login_delay_s
@@ -159,6 +160,50 @@ class TestPurge:
         await owner_conn.execute("UPDATE refresh_tokens SET expires_at = now() - interval '2 days'")
         await owner_conn.execute("UPDATE otp_codes SET expires_at = now() - interval '2 days'")
         await owner_conn.execute("UPDATE rate_limits SET window_start = now() - interval '3 days'")
-        await housekeeping.purge(owner_conn)
+        purged = await housekeeping.purge(owner_conn)
         for table in ("refresh_tokens", "otp_codes", "rate_limits"):
             assert await owner_conn.fetchval(f"SELECT count(*) FROM {table}") == 0, table
+        assert purged["refresh_tokens"] >= 1 and purged["otp_codes"] == 1
+
+    @pytest.mark.asyncio
+    async def test_a_backlog_goes_in_bounded_statements(self, owner_conn: asyncpg.Connection) -> None:
+        region = await owner_conn.fetchval(
+            "INSERT INTO regions (code, name) VALUES ('purge-test', '测试') RETURNING id"
+        )
+        await owner_conn.execute(
+            "INSERT INTO refresh_tokens (region_id, family_id, account_kind, account_id, token_hash,"
+            " expires_at, used_at) SELECT $1, gen_random_uuid(), 'volunteer', gen_random_uuid(),"
+            " sha256(i::text::bytea), now() - interval '2 days', now() - interval '3 days'"
+            " FROM generate_series(1, 25) AS i",
+            region,
+        )
+        await owner_conn.execute(
+            "INSERT INTO refresh_tokens (region_id, family_id, account_kind, account_id, token_hash,"
+            " expires_at) VALUES ($1, gen_random_uuid(), 'volunteer', gen_random_uuid(), 'live',"
+            " now() + interval '1 day')",
+            region,
+        )
+        await owner_conn.execute(
+            "INSERT INTO login_failures (account_key, failures, last_failure_at, locked_until) VALUES"
+            " ('old', 3, now() - interval '31 days', NULL), ('locked', 5, now() - interval '31 days',"
+            " now() + interval '1 hour'), ('recent', 2, now() - interval '1 day', NULL)"
+        )
+        statements: list[int] = []
+        real = session_repo.purge_batch
+
+        async def counted(conn: asyncpg.Connection, table: str, limit: int) -> int:
+            done = await real(conn, table, limit)
+            if table == "refresh_tokens":
+                statements.append(done)
+            return done
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(session_repo, "purge_batch", counted)
+            purged = await housekeeping.purge(owner_conn, batch=10)
+        assert statements == [10, 10, 5]
+        assert purged["refresh_tokens"] == 25 and purged["login_failures"] == 1
+        assert await owner_conn.fetchval("SELECT count(*) FROM refresh_tokens") == 1
+        keys = {
+            bytes(r["account_key"]) for r in await owner_conn.fetch("SELECT account_key FROM login_failures")
+        }
+        assert keys == {b"locked", b"recent"}

@@ -86,6 +86,35 @@ def test_no_operation_documents_litestars_own_error_body() -> None:
     assert '"status_code"' not in openapi_document(APP)
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+DOWNLOADS = {
+    "export_activity": {"text/csv", XLSX},
+    "export_service_records": {"text/csv", XLSX},
+    "certificate_pdf": {"application/pdf"},
+}
+
+
+class TestDownloads:
+    """Files are documented as what they are, not as JSON (kit.contract.download)."""
+
+    def test_every_file_route_lists_its_media_types_and_only_they_are_not_json(self) -> None:
+        success = {
+            op["operationId"]: set(ok.get("content") or ())
+            for _, _, op in OPERATIONS
+            if (ok := op["responses"].get("200") or op["responses"].get("201")) is not None
+        }
+        files = {name: types for name, types in success.items() if types - {"application/json"}}
+        assert files == DOWNLOADS
+
+    @pytest.mark.parametrize("name", sorted(DOWNLOADS))
+    def test_a_file_comes_as_an_attachment(self, name: str) -> None:
+        [op] = [op for _, _, op in OPERATIONS if op["operationId"] == name]
+        ok = op["responses"]["200"]
+        assert ok["headers"]["Content-Disposition"]["required"] is True
+        for media_type, content in ok["content"].items():
+            assert content["schema"] == {"type": "string", "contentMediaType": media_type}
+
+
 # ----------------------------------------------------------------- real bodies against the schema
 def _check(schema: dict[str, Any], value: Any, where: str = "$") -> None:
     """A small JSON-schema check covering what the problem schemas use."""

@@ -52,6 +52,7 @@ from timebank.kit.rules import region_rules
 
 log = logging.getLogger("timebank.certificates")
 TITLE = "志愿服务记录证明"
+MEDIA_TYPE = "application/pdf"
 MAX_PERIOD_DAYS = 3660
 
 

@@ -50,12 +50,14 @@ from timebank.ledger.schemas import Reversal as LedgerReversal
 CODE_SHORTFALL = "reversal_shortfall"
 
 
-def _confirmation(record_id: UUID, minutes: int, p: Posted) -> Confirmation:
+def _confirmation(record_id: UUID, asked: int, p: Posted) -> Confirmation:
+    minutes = asked - p.overlap_trimmed_minutes
     return Confirmation(
         record_id=record_id,
         status="confirmed",
         minutes=minutes,
         hours=hours_display(minutes),
+        overlap_trimmed_minutes=p.overlap_trimmed_minutes,
         time_minutes=p.time_minutes,
         points=p.points,
         recovered_minutes=p.recovered_minutes,
@@ -165,7 +167,8 @@ async def confirm_activity(conn: Conn, principal: Principal, activity_id: UUID) 
         if sum(counts.values()) == 0 and status == "closed":
             await repo.set_activity_status(tx, activity_id, "settled", ["closed"])
             status = "settled"
-        minutes = sum(i.minutes for i in items)
+        trimmed = [p.overlap_trimmed_minutes for p in posted.values() if p.overlap_trimmed_minutes]
+        minutes = sum(i.minutes for i in items) - sum(trimmed)
         return BulkConfirmation(
             activity_id=activity_id,
             activity_status=status,
@@ -175,6 +178,8 @@ async def confirm_activity(conn: Conn, principal: Principal, activity_id: UUID) 
             minutes_total=minutes,
             hours_total=hours_display(minutes),
             points_total=sum(p.points for p in posted.values()),
+            overlap_trimmed=len(trimmed),
+            overlap_trimmed_minutes=sum(trimmed),
         )
 
     return await in_transaction(conn, attempt)

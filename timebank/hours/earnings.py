@@ -31,6 +31,7 @@ from uuid import UUID
 
 from timebank.db import Conn
 from timebank.hours import repo
+from timebank.hours.overlaps import trim_overlaps
 from timebank.hours.rows import Confirmable, Debt
 from timebank.hours.rules import EndOfYear, PointsEarning, PointsExpiry, YearsAfterEarning
 from timebank.ids import uuid7
@@ -88,6 +89,7 @@ class Item:
     counts_for_time_bank: bool
     organiser: bool
     honour: bool = False
+    overlap_trimmed: int = 0  # minutes taken off: counted records of the volunteer cover them
 
     @classmethod
     def of(cls, row: Confirmable, minutes: int | None = None) -> Item:
@@ -115,6 +117,7 @@ class Posted:
     recovered_points: int = 0
     time_transfer_id: UUID | None = None
     points_transfer_id: UUID | None = None
+    overlap_trimmed_minutes: int = 0
 
 
 @dataclass
@@ -254,6 +257,7 @@ async def post_confirmations(
     transaction; confirmations, record statuses and history events are one statement each."""
     if not items:
         return {}
+    items = await trim_overlaps(conn, region_id, actor, items)
     found = await region_rules(conn, region_id)
     rules = found.get(PointsEarning)
     expires = lot_expiry(rules.expiry, local_day(await repo.db_now(conn), found.zone))
@@ -262,6 +266,8 @@ async def post_confirmations(
     settled = await ledger.post(conn, region_id, actor, plan.postings) if plan.postings else []
     posted, recovered = _outcome(plan, settled)
     done = [posted.setdefault(i.record_id, Posted()) for i in items]
+    for item, p in zip(items, done, strict=True):
+        p.overlap_trimmed_minutes = item.overlap_trimmed
     await repo.insert_confirmations(
         conn,
         region_id,

@@ -242,6 +242,9 @@ class Confirmation(msgspec.Struct, kw_only=True):
     points: int
     recovered_points: int = 0
     recovered_minutes: int = 0
+    overlap_trimmed_minutes: Annotated[
+        int, msgspec.Meta(description="not counted: the volunteer's counted records cover them already")
+    ] = 0
 
 
 class BulkConfirmation(msgspec.Struct, kw_only=True):
@@ -253,6 +256,33 @@ class BulkConfirmation(msgspec.Struct, kw_only=True):
     minutes_total: int
     hours_total: str
     points_total: int
+    overlap_trimmed: Annotated[
+        int, msgspec.Meta(description="records counted less: the volunteer's counted records overlap them")
+    ] = 0
+    overlap_trimmed_minutes: int = 0
+
+
+class ReviewLine(msgspec.Struct, kw_only=True):
+    """A finding for staff to review: attendance overlapping another record of the same volunteer
+    (``overlap``: ``minutes`` both cover), or a record counted beyond its activity's window
+    (``beyond_window``: ``minutes`` more than the window, 0 when only its times lie outside)."""
+
+    record_id: UUID
+    finding: Literal["overlap", "beyond_window"]
+    minutes: int
+    volunteer_id: UUID
+    volunteer_name: str
+    activity_id: UUID
+    activity_title: str
+    window_starts_at: datetime
+    window_ends_at: datetime
+    check_in_at: datetime | None
+    check_out_at: datetime | None
+    counted_minutes: int
+    status: str
+    other_record_id: UUID | None
+    other_activity_id: UUID | None
+    other_activity_title: str | None
 
 
 class Reversal(msgspec.Struct, kw_only=True):

@@ -31,8 +31,8 @@ async def cmd_purge(settings: Settings, args: argparse.Namespace) -> int:
     from timebank.identity.service.housekeeping import purge
 
     async with migrated_connection(settings) as conn:
-        await purge(conn)
-    say("deleted expired one-time codes, refresh tokens and rate-limit windows")
+        purged = await purge(conn)
+    say("deleted " + ", ".join(f"{n} {table}" for table, n in purged.items()))
     return 0
 
 

@@ -14,15 +14,21 @@ operation:
   locks), and ``429`` where a handler says ``opt={"rate_limited": True}``.
 
 A handler's own ``responses`` entries win over these.
+
+A route answering a file declares what it sends with ``operation_class=download(media type …)``:
+its success response then lists those media types (a CSV/XLSX export, a PDF), not JSON.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 from litestar import Litestar
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.routes import HTTPRoute
 from litestar.types import Empty
 
@@ -99,3 +105,31 @@ def document_problems(app: Litestar) -> None:
             if protected and handler.security is None:
                 handler.security = [BEARER]
                 handler._resolved_security = Empty
+
+
+def download(*media_types: str) -> type[Operation]:
+    """The operation class of a route that answers a file in one of ``media_types`` (with
+    ``Content-Disposition: attachment``); Litestar would document ``Response[bytes]`` as JSON."""
+
+    @dataclass
+    class Download(Operation):
+        def __post_init__(self) -> None:
+            ok = (self.responses or {}).get(str(200))
+            if not isinstance(ok, OpenAPIResponse):
+                return
+            ok.content = {
+                media_type: OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, content_media_type=media_type)
+                )
+                for media_type in media_types
+            }
+            ok.headers = {
+                **(ok.headers or {}),
+                "Content-Disposition": OpenAPIHeader(
+                    schema=Schema(type=OpenAPIType.STRING),
+                    required=True,
+                    description='`attachment; filename="…"`: the file\'s name',
+                ),
+            }
+
+    return Download

@@ -21,7 +21,7 @@ from timebank.hours.controllers.common import (
     VIEW,
     VOLUNTEER,
     Db,
-    download,
+    attachment,
 )
 from timebank.hours.schemas import (
     Activity,
@@ -45,6 +45,7 @@ from timebank.hours.schemas import (
     TrainingCreate,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated
+from timebank.kit.contract import download
 from timebank.kit.dates import FromDay, ToDay
 from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
@@ -319,6 +320,7 @@ class ActivityController(Controller):
         "/{activity_id:uuid}/export",
         operation_id="export_activity",
         guards=[STAFF],
+        operation_class=download(*exports.MEDIA_TYPES.values()),
         summary="Download records",
     )
     async def export(
@@ -330,7 +332,7 @@ class ActivityController(Controller):
     ) -> Response[bytes]:
         """CSV (UTF-8 with BOM) or XLSX; names and mobiles masked."""
         body, name = await exports.activity_export(db, principal, activity_id, format)
-        return download(body, name, exports.MEDIA_TYPES[format])
+        return attachment(body, name, exports.MEDIA_TYPES[format])
 
 
 class MyHoursController(Controller):

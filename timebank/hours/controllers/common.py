@@ -25,7 +25,7 @@ SIGN_UP = {"proxy_action": "sign_up"}
 CONFIRM = {"proxy_action": "confirm_service"}
 
 
-def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
+def attachment(body: bytes, name: str, media_type: str) -> Response[bytes]:
     """A file download response."""
     return Response(
         body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}

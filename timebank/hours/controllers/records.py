@@ -11,7 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from timebank.hours import certificates, confirm, exports, service
+from timebank.hours import certificates, confirm, exports, overlaps, service
 from timebank.hours.controllers.common import (
     ADMIN,
     CONFIRM,
@@ -21,7 +21,7 @@ from timebank.hours.controllers.common import (
     VIEW,
     VOLUNTEER,
     Db,
-    download,
+    attachment,
 )
 from timebank.hours.schemas import (
     Adjustment,
@@ -31,12 +31,15 @@ from timebank.hours.schemas import (
     ConfirmOne,
     HonourGrant,
     Reversal,
+    ReviewLine,
     ServiceRecord,
     ServiceRecordDetail,
     Verification,
     WithReason,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal
+from timebank.kit.contract import download
+from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
 
 
@@ -46,6 +49,25 @@ class ServiceRecordController(Controller):
     path = "/service-records"
     dependencies = AFTER_PRINCIPAL  # db after principal: one connection per request, resolved inline
     tags = ("hours",)
+
+    @get(
+        "/review",
+        operation_id="review_service_records",
+        guards=[STAFF],
+        summary="Overlapping attendance and adjustments beyond the window, for review",
+    )
+    async def review(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        organisation_id: Annotated[UUID, QueryParameter(description="the organisation (with its subtree)")],
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[ReviewLine]:
+        """Each pair of one volunteer's records whose attendance overlaps (the later confirmation is
+        counted less by the overlap) and each record counted beyond its activity's window, in the
+        organisation's subtree; staff look here before confirming. Keyset-paginated."""
+        return await overlaps.review(db, principal, organisation_id, cursor, limit)
 
     @get(
         "/{record_id:uuid}",
@@ -167,6 +189,7 @@ class ServiceRecordController(Controller):
         "/export",
         operation_id="export_service_records",
         guards=[STAFF],
+        operation_class=download(*exports.MEDIA_TYPES.values()),
         summary="Download a period's records",
     )
     async def export(
@@ -180,7 +203,7 @@ class ServiceRecordController(Controller):
     ) -> Response[bytes]:
         """Records of an organisation's subtree for activities in the period; CSV or XLSX, masked."""
         body, name = await exports.period_export(db, principal, organisation_id, day_from, day_to, format)
-        return download(body, name, exports.MEDIA_TYPES[format])
+        return attachment(body, name, exports.MEDIA_TYPES[format])
 
 
 class HonourController(Controller):
@@ -247,6 +270,7 @@ class CertificateController(Controller):
         "/{certificate_id:uuid}/pdf",
         operation_id="certificate_pdf",
         guards=[PEOPLE],
+        operation_class=download(certificates.MEDIA_TYPE),
         dependencies=AFTER_PRINCIPAL,
         opt=VIEW,
         summary="PDF",
@@ -257,7 +281,7 @@ class CertificateController(Controller):
         """The certificate in Chinese, its font embedded, with a QR code of its verification URL."""
         content = await certificates.reach(db, principal, certificate_id)
         pdf = certificates.render_pdf(content, state.runtime.settings.certificate_font_file)
-        return download(pdf, certificates.filename(content), "application/pdf")
+        return attachment(pdf, certificates.filename(content), certificates.MEDIA_TYPE)
 
     @get(
         "/{certificate_id:uuid}/verify",

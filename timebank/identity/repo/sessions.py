@@ -36,7 +36,13 @@ UPDATE refresh_tokens SET revoked_at = now(), revoke_reason = $3
 
 SELECT_REFRESH_OWNER = "SELECT family_id, account_kind, account_id FROM refresh_tokens WHERE token_hash = $1"
 
-DELETE_EXPIRED_REFRESH = "DELETE FROM refresh_tokens WHERE expires_at < now() - interval '1 day'"
+# The purges below delete at most $1 rows per statement (by ctid, as kit's idempotency purge does),
+# so that a backlog never holds one long statement's locks and WAL; the caller loops.
+DELETE_EXPIRED_REFRESH = """
+DELETE FROM refresh_tokens
+ WHERE ctid = ANY (ARRAY(SELECT ctid FROM refresh_tokens
+                          WHERE expires_at < now() - interval '1 day' LIMIT $1))
+"""
 
 # --------------------------------------------------------------------------- one-time codes
 INSERT_OTP = """
@@ -56,7 +62,10 @@ UPDATE otp_codes SET attempts = attempts + 1,
 RETURNING consumed_at IS NOT NULL AS ok
 """
 
-DELETE_OLD_OTP = "DELETE FROM otp_codes WHERE expires_at < now() - interval '1 day'"
+DELETE_OLD_OTP = """
+DELETE FROM otp_codes
+ WHERE ctid = ANY (ARRAY(SELECT ctid FROM otp_codes WHERE expires_at < now() - interval '1 day' LIMIT $1))
+"""
 
 # --------------------------------------------------------------------------- throttling
 SELECT_LOGIN_FAILURES = """
@@ -88,7 +97,20 @@ RETURNING hits,
           ceil(extract(epoch FROM window_start) + $2 - extract(epoch FROM now()))::integer AS retry_after
 """
 
-DELETE_OLD_RATE_LIMITS = "DELETE FROM rate_limits WHERE window_start < now() - interval '2 days'"
+DELETE_OLD_RATE_LIMITS = """
+DELETE FROM rate_limits
+ WHERE ctid = ANY (ARRAY(SELECT ctid FROM rate_limits
+                          WHERE window_start < now() - interval '2 days' LIMIT $1))
+"""
+
+# Failures nobody repeated for 30 days, not locked: forgetting them gives a guesser nothing.
+DELETE_OLD_LOGIN_FAILURES = """
+DELETE FROM login_failures
+ WHERE ctid = ANY (ARRAY(SELECT ctid FROM login_failures
+                          WHERE last_failure_at < now() - interval '30 days'
+                            AND (locked_until IS NULL OR locked_until < now())
+                          LIMIT $1))
+"""
 
 
 class RefreshRow(msgspec.Struct, kw_only=True, frozen=True):
@@ -196,7 +218,15 @@ async def hit_rate_limit(conn: Conn, bucket: bytes, window_s: int) -> tuple[int,
     return int(row["hits"]), max(1, int(row["retry_after"]))
 
 
-async def purge_expired(conn: Conn) -> None:
-    """Delete spent codes, expired refresh tokens and old rate-limit windows."""
-    for sql in (DELETE_OLD_OTP, DELETE_EXPIRED_REFRESH, DELETE_OLD_RATE_LIMITS):
-        await conn.execute(sql)
+PURGES = {
+    "otp_codes": DELETE_OLD_OTP,
+    "refresh_tokens": DELETE_EXPIRED_REFRESH,
+    "rate_limits": DELETE_OLD_RATE_LIMITS,
+    "login_failures": DELETE_OLD_LOGIN_FAILURES,
+}
+
+
+async def purge_batch(conn: Conn, table: str, limit: int) -> int:
+    """Delete at most ``limit`` spent rows of ``table`` (a key of :data:`PURGES`); return how many."""
+    done = await conn.execute(PURGES[table], limit)
+    return int(done.split()[-1])

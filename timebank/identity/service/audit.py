@@ -34,6 +34,20 @@ async def record(
 ) -> None:
     """Record the change with the actor (the proxy, when someone acts for a subject, with the subject
     as the person acted for and the grant)."""
+    acted_for = principal.sub if principal.is_proxy else None
+    await _insert(conn, principal, region_id, subject_kind, subject_id, action, detail, acted_for)
+
+
+async def _insert(
+    conn: Conn,
+    principal: Principal,
+    region_id: UUID | None,
+    subject_kind: str,
+    subject_id: UUID,
+    action: str,
+    detail: dict[str, Any] | None,
+    acted_for: UUID | None,
+) -> None:
     await repo.insert_audit(
         conn,
         region_id=region_id or principal.region_id,
@@ -43,7 +57,7 @@ async def record(
         subject_id=subject_id,
         action=action,
         detail=detail or {},
-        acted_for=principal.sub if principal.is_proxy else None,
+        acted_for=acted_for,
         grant_id=principal.grant_id if principal.is_proxy else None,
     )
 
@@ -72,18 +86,7 @@ async def record_act(
     """
     if not principal.is_proxy and principal.sub == acted_for:
         return
-    await repo.insert_audit(
-        conn,
-        region_id=principal.region_id,
-        actor_kind=principal.actor_kind or principal.kind,
-        actor_id=principal.actor,
-        subject_kind=subject_kind,
-        subject_id=subject_id,
-        action=action,
-        detail=detail or {},
-        acted_for=acted_for,
-        grant_id=principal.grant_id if principal.is_proxy else None,
-    )
+    await _insert(conn, principal, None, subject_kind, subject_id, action, detail, acted_for)
 
 
 async def audit_log(

@@ -9,9 +9,22 @@ from timebank.identity.pii import ID_NUMBER, MOBILE, PiiKeys
 from timebank.identity.repo import rekey, sessions
 
 
-async def purge(conn: Conn) -> None:
-    """Delete spent OTP codes, expired refresh tokens, old rate-limit windows."""
-    await sessions.purge_expired(conn)
+async def purge(conn: Conn, *, batch: int = 5000) -> dict[str, int]:
+    """Delete spent OTP codes, expired refresh tokens (used ones too: reuse is detected while the
+    family lives), old rate-limit windows and long-forgotten login failures.
+
+    Deletes in batches of ``batch`` rows, each its own statement, so that a large backlog never
+    holds one long transaction; returns how many rows went, per table.
+    """
+    purged: dict[str, int] = {}
+    for table in sessions.PURGES:
+        purged[table] = 0
+        while True:
+            done = await sessions.purge_batch(conn, table, batch)
+            purged[table] += done
+            if done < batch:
+                break
+    return purged
 
 
 async def rekey_personal_data(
