@@ -158,7 +158,7 @@ class TestRedeem:
     async def test_409_insufficient_points_names_the_available_amount(
         self, app: Litestar, market: Market
     ) -> None:
-        vol, item, code = await self._setup(market, points=15)
+        _, item, code = await self._setup(market, points=15)
         body = {"code": code, "items": [{"item_id": str(item.id), "quantity": 2}]}
         async with AsyncTestClient(app) as client:
             resp = await client.post(

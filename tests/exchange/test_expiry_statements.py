@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
+import asyncpg
 import pytest
 
 from tests.exchange.conftest import MARKET, Market
@@ -177,7 +178,7 @@ class TestStatements:
         assert (second.redemption_count, second.refund_count, second.refunded_points) == (0, 1, 20)
         assert (second.net_points, second.amount_yuan) == (-20, Decimal("-20.00"))
         assert await market.stock(item.id) == 5 and await market.points(vol.sub) == 30
-        with pytest.raises(Exception, match="append-only|permission denied"):
+        with pytest.raises(asyncpg.PostgresError, match=r"append-only|permission denied"):
             await market.conn.execute("UPDATE shop_statements SET net_points = 0")
 
     @pytest.mark.asyncio
