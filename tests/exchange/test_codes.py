@@ -69,8 +69,9 @@ class TestWrongCodes:
             except errors.TooManyWrongCodes as exc:
                 locked += 1
                 assert exc.headers["Retry-After"].isdigit()
-        # 10 wrong codes per 15 minutes: 10 of 10⁸ codes looked at, then every attempt is refused
-        assert evaluated <= 10 and locked >= 990
+        # 10 wrong codes per fixed 15-minute window: at most 10 of 10⁸ codes looked at, then every
+        # attempt is refused (20 when the run straddles a window's end)
+        assert (evaluated <= 10 and locked >= 990) or (evaluated <= 20 and locked >= 980), (evaluated, locked)
         # while locked, even the right code is refused at this shop …
         with pytest.raises(errors.TooManyWrongCodes):
             await service.screen_counter(market.conn, op, market.mac, shop_id, real.code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -149,3 +150,26 @@ REGIONS = "SELECT id FROM regions ORDER BY id"
 async def regions(conn: Conn) -> list[UUID]:
     """Every region's id."""
     return [r["id"] for r in await conn.fetch(REGIONS)]
+
+
+SEED_TERMS = "UPDATE shops SET kind = $2, yuan_per_point = $3, refund_window_hours = $4 WHERE id = $1"
+
+# A seeded item, unless the shop has one of that name already.
+SEED_ITEM = """
+INSERT INTO shop_items (region_id, shop_id, name, description, kind, price_points, stock, limit_quantity,
+                        limit_period, min_lifetime_hours)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+ WHERE NOT EXISTS (SELECT 1 FROM shop_items WHERE shop_id = $2 AND name = $3)
+"""
+
+
+async def seed_terms(
+    conn: Conn, shop_id: UUID, kind: str, rate: Decimal | None, refund_window_hours: int | None
+) -> None:
+    """Set a shop's kind and terms from a seed file."""
+    await conn.execute(SEED_TERMS, shop_id, kind, rate, refund_window_hours)
+
+
+async def seed_item(conn: Conn, values: Sequence[Any]) -> int:
+    """Add a seeded item unless its shop has one of that name; 1 when added."""
+    return 1 if str(await conn.execute(SEED_ITEM, *values)).endswith(" 1") else 0
