@@ -17,6 +17,7 @@ import yaml
 
 from timebank.db import Conn
 from timebank.domains import domains
+from timebank.exchange.seed import CatalogueSeed, load_catalogues, validate_catalogues
 from timebank.hours import repo as hours_repo
 from timebank.hours.seed import ActivitySeed, load_activities, validate_activities
 from timebank.identity.pii import PiiKeys, load_pii_keys
@@ -94,6 +95,7 @@ class SeedFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     volunteers: list[VolunteerSeed] = []
     proxy_grants: list[ProxyGrantSeed] = []
     activities: list[ActivitySeed] = []
+    catalogues: list[CatalogueSeed] = []
 
     @property
     def people(self) -> PeopleSeed:
@@ -159,6 +161,7 @@ def parse_seed(path: Path) -> SeedFile:
         validate_activities(
             seed.activities, codes, {c.code for c in seed.categories}, {v.key for v in seed.volunteers}
         )
+        validate_catalogues(seed.catalogues, {shop.code for shop in seed.shops})
     except ValueError as exc:
         raise SeedError(f"{path.name}: {exc}") from None
     return seed
@@ -227,6 +230,7 @@ async def load_seed_file(
                 conn, region_id, org_ids[shop.organisation], shop.code, shop.name, shop.address
             )
         progress(f"  shops: {len(seed.shops)}")
+        await load_catalogues(conn, region_id, shop_ids, seed.catalogues, progress)
         if load_people_too:
             assert pii is not None and settings is not None
             try:

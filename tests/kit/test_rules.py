@@ -17,10 +17,7 @@ from timebank.ledger.rules import LedgerRules
 # Shipped keys whose domain has not declared them yet. Each domain issue removes its keys from this
 # set as it declares its section; the set must end empty.
 UNCLAIMED = {
-    "points.min_hours_before_first_redemption",
     "points.referral_points",
-    "points.refund_allowed",
-    "points.yuan_per_point",
     "rating.count_travel_time",
     "rating.falsified_hours_ban_years",
     "rating.public_listing_working_days",

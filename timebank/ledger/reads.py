@@ -1,10 +1,11 @@
-"""Reads of the ledger: balances, lots and statements (keyset pages that carry running balances)."""
+"""Reads of the ledger: balances, lots and statements (keyset pages that carry running balances),
+and aggregates other domains build on (lots falling due, sums per code, net credits)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from uuid import UUID
 
 from timebank.db import Conn, in_transaction
@@ -12,6 +13,7 @@ from timebank.kit.dates import Period
 from timebank.kit.errors import InvalidCursor
 from timebank.kit.paging import DEFAULT_LIMIT, Page, decode_cursor, encode_cursor
 from timebank.ledger import repo
+from timebank.ledger.repo import sums
 from timebank.ledger.schemas import Account, Balance, Lot, StatementLine, StatementRow, Transfer, amount_view
 
 STATEMENT = "statement"
@@ -31,6 +33,13 @@ async def balance(conn: Conn, account: Account) -> Balance:
     return found.get(account.id, Balance(account_id=account.id, ledger=account.ledger))
 
 
+async def owner_balances(
+    conn: Conn, region_id: UUID, owner_kind: str, owner_id: UUID, purpose: str = "main"
+) -> dict[str, Balance]:
+    """Ledger → balance of an owner's existing accounts of one purpose (none are opened)."""
+    return {b.ledger: b for b in await repo.owner_balances(conn, region_id, owner_kind, owner_id, purpose)}
+
+
 async def transfer(conn: Conn, region_id: UUID, transfer_id: UUID) -> Transfer | None:
     """One transfer of the region (None when there is none)."""
     return await repo.transfer(conn, region_id, transfer_id)
@@ -39,6 +48,26 @@ async def transfer(conn: Conn, region_id: UUID, transfer_id: UUID) -> Transfer |
 async def lots(conn: Conn, account_id: UUID, *, include_closed: bool = False) -> list[Lot]:
     """A lot account's lots in the order debits consume them."""
     return await repo.lots(conn, account_id, include_closed=include_closed)
+
+
+async def due_lot_accounts(
+    conn: Conn, region_id: UUID, ledger: str, before: date, *, after: UUID | None = None, limit: int = 500
+) -> list[tuple[UUID, UUID, int]]:
+    """(account id, owner id, amount) of the region's lot accounts whose open lots expired before ``before``,
+    in account id order after ``after`` (a keyset for batches)."""
+    return await sums.due_lot_accounts(conn, region_id, ledger, before, after, limit)
+
+
+async def code_sums(
+    conn: Conn, account_id: UUID, since: datetime, until: datetime
+) -> dict[tuple[str, bool], tuple[int, int]]:
+    """(code, is credit) → (count, amount) of an account's posted movements in [since, until)."""
+    return await sums.code_sums(conn, account_id, since, until)
+
+
+async def net_credited(conn: Conn, account_id: UUID, codes: Sequence[str]) -> int:
+    """Credits to an account under ``codes``, less their reversals (e.g. lifetime service time)."""
+    return await sums.net_credited(conn, account_id, codes)
 
 
 def _filters_key(account_ids: Sequence[UUID], period: Period) -> str:

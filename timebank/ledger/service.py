@@ -8,7 +8,9 @@
   :func:`create_hold`, :func:`post_hold`, :func:`void_hold`, :func:`reverse_transfer` wrap it;
 * :func:`ensure_account`, :func:`accounts`, :func:`volunteer_accounts`, :func:`close_account`;
 * :func:`void_expired_holds` — the sweeper (a periodic task);
-* :func:`balances`, :func:`balance`, :func:`lots`, :func:`statement`, :func:`transfer` — reads.
+* :func:`balances`, :func:`balance`, :func:`lots`, :func:`statement`, :func:`transfer` — reads;
+  :func:`due_lot_accounts`, :func:`code_sums`, :func:`net_credited`, :func:`owner_balances` —
+  reads other domains build on.
 
 Transactions: when ``conn`` is already inside a transaction, the caller owns it (and retries it
 with :func:`timebank.db.in_transaction`), so a confirmation posts its transfers atomically with
@@ -41,7 +43,17 @@ from timebank.ledger.postings import (
     void_expired_holds,
     void_hold,
 )
-from timebank.ledger.reads import balance, balances, lots, statement, transfer
+from timebank.ledger.reads import (
+    balance,
+    balances,
+    code_sums,
+    due_lot_accounts,
+    lots,
+    net_credited,
+    owner_balances,
+    statement,
+    transfer,
+)
 from timebank.ledger.views import (
     account_page,
     account_statement,
@@ -62,12 +74,16 @@ __all__ = [
     "balance",
     "balances",
     "close_account",
+    "code_sums",
     "create_hold",
+    "due_lot_accounts",
     "ensure_account",
     "execute",
     "lots",
     "my_balances",
     "my_statement",
+    "net_credited",
+    "owner_balances",
     "post",
     "post_hold",
     "post_transfers",

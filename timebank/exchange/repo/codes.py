@@ -1,0 +1,115 @@
+"""SQL of one-time redemption codes and of the wrong-code counters (identity's rate_limits)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+from timebank.db import Conn
+from timebank.exchange.rows import CodeRow
+
+# A volunteer's live codes, and expired live codes with the same digits, stop being live.
+VOID_BEFORE_ISSUE = """
+UPDATE redemption_codes SET status = 'void'
+ WHERE status = 'live' AND region_id = $1
+   AND (volunteer_id = $2 OR (code_hash = $3 AND expires_at <= now()))
+"""
+
+INSERT_CODE = """
+INSERT INTO redemption_codes (id, region_id, volunteer_id, actor_kind, actor_id, code_hash, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))
+ON CONFLICT (region_id, code_hash) WHERE status = 'live' DO NOTHING
+RETURNING expires_at
+"""
+
+# The newest code with these digits (live first): what a counter's digits name.
+CODE_BY_HASH = """
+SELECT id, region_id, volunteer_id, actor_kind, actor_id, code_hash, status, expires_at, used_at,
+       expires_at <= now() AS expired
+  FROM redemption_codes
+ WHERE region_id = $1 AND code_hash = $2
+ ORDER BY status = 'live' DESC, created_at DESC
+ LIMIT 1
+"""
+
+CODE_BY_ID = """
+SELECT id, region_id, volunteer_id, actor_kind, actor_id, code_hash, status, expires_at, used_at,
+       expires_at <= now() AS expired
+  FROM redemption_codes WHERE id = $1 AND region_id = $2
+"""
+
+# Use a code: only a live, unexpired one (of two counters, the second finds nothing).
+USE_CODE = """
+UPDATE redemption_codes SET status = 'used', used_at = now(), used_by_shop = $3
+ WHERE id = $1 AND region_id = $2 AND status = 'live' AND expires_at > now()
+RETURNING id, region_id, volunteer_id, actor_kind, actor_id, code_hash, status, expires_at, used_at,
+       expires_at <= now() AS expired
+"""
+
+VOID_CODE = "UPDATE redemption_codes SET status = 'void' WHERE id = $1 AND status = 'live'"
+
+# Hits of a bucket in the current fixed window, without counting one.
+PEEK_RATE_LIMIT = """
+SELECT hits,
+       ceil(extract(epoch FROM window_start) + $2 - extract(epoch FROM now()))::integer AS retry_after
+  FROM rate_limits
+ WHERE bucket = $1 AND window_start = to_timestamp(floor(extract(epoch FROM now()) / $2) * $2)
+"""
+
+DB_NOW = "SELECT now()"
+
+
+def _code(row: Any) -> CodeRow | None:
+    return None if row is None else msgspec.convert(dict(row), CodeRow)
+
+
+async def issue(
+    conn: Conn,
+    code_id: UUID,
+    region_id: UUID,
+    volunteer_id: UUID,
+    actor: tuple[str, UUID],
+    code_hash: bytes,
+    seconds: int,
+) -> datetime | None:
+    """Store a new live code (voiding the volunteer's others); None when the digits are taken."""
+    await conn.execute(VOID_BEFORE_ISSUE, region_id, volunteer_id, code_hash)
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        INSERT_CODE, code_id, region_id, volunteer_id, actor[0], actor[1], code_hash, seconds
+    )
+
+
+async def by_hash(conn: Conn, region_id: UUID, code_hash: bytes) -> CodeRow | None:
+    """The code these digits name, if any."""
+    return _code(await conn.fetchrow(CODE_BY_HASH, region_id, code_hash))
+
+
+async def by_id(conn: Conn, region_id: UUID, code_id: UUID) -> CodeRow | None:
+    """A code by id."""
+    return _code(await conn.fetchrow(CODE_BY_ID, code_id, region_id))
+
+
+async def use(conn: Conn, region_id: UUID, code_id: UUID, shop_id: UUID) -> CodeRow | None:
+    """Mark a live, unexpired code used; None when it is not (any more)."""
+    return _code(await conn.fetchrow(USE_CODE, code_id, region_id, shop_id))
+
+
+async def void(conn: Conn, code_id: UUID) -> None:
+    """A live code stops being live."""
+    await conn.execute(VOID_CODE, code_id)
+
+
+async def peek_rate_limit(conn: Conn, bucket: bytes, window_s: int) -> tuple[int, int]:
+    """(hits in the current window, seconds until it ends) without counting a hit."""
+    row = await conn.fetchrow(PEEK_RATE_LIMIT, bucket, window_s)
+    if row is None:
+        return 0, 0
+    return int(row["hits"]), max(1, int(row["retry_after"]))
+
+
+async def db_now(conn: Conn) -> datetime:
+    """The database clock."""
+    return await conn.fetchval(DB_NOW)  # type: ignore[no-any-return]

@@ -1,0 +1,258 @@
+"""Counter redemptions: preview, redeem (one transaction), refund, and reading them back.
+
+A redemption, in the caller's transaction (:func:`timebank.kit.value.moves_value` opens it):
+use the code (a conditional UPDATE: of two counters, the second finds it used), check the
+volunteer, lock the items in id order and check stock, per-period limits and service thresholds,
+take the stock, post the points from the volunteer to the shop's redemption account through the
+ledger (which refuses an overdraft under its row lock) and write the receipt. Any refusal rolls
+all of it back, the code included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from uuid import UUID
+
+from timebank.db import Conn
+from timebank.exchange import errors
+from timebank.exchange.repo import codes as code_repo
+from timebank.exchange.repo import redemptions as repo
+from timebank.exchange.repo import shops as shop_repo
+from timebank.exchange.rows import ItemRow, RedemptionRow, ShopRow
+from timebank.exchange.rules import ExchangeRules
+from timebank.exchange.schemas import LineRequest, Redemption, RedemptionPreview, RefundRequest
+from timebank.exchange.service import codes
+from timebank.exchange.service.common import (
+    CODE_REDEEMED,
+    CODE_REFUNDED,
+    available_points,
+    checked_lines,
+    insufficient,
+    line_views,
+    managed_shop,
+    planned_lines,
+    receipt,
+    refund_window_hours,
+    shop_points,
+    volunteer_points,
+)
+from timebank.hours.service.common import mask_name
+from timebank.ids import uuid7
+from timebank.kit.paging import Page, decode_cursor, page_of
+from timebank.kit.principal import Principal
+from timebank.kit.rules import region_rules
+from timebank.ledger import errors as ledger_errors
+from timebank.ledger import service as ledger
+from timebank.ledger.schemas import Actor, Posting, Reversal, Settled
+from timebank.problems import Forbidden
+
+REDEMPTIONS_LIST = "redemptions"
+
+
+async def _active_volunteer(conn: Conn, region_id: UUID, volunteer_id: UUID) -> str:
+    found = await shop_repo.volunteer(conn, region_id, volunteer_id)
+    if found is None or found.status != "active":
+        raise errors.VolunteerInactive(
+            "the volunteer's account cannot redeem; they should contact their community staff"
+        )
+    return found.real_name
+
+
+async def preview(
+    conn: Conn, principal: Principal, shop: ShopRow, code_id: UUID, wanted: Sequence[LineRequest]
+) -> RedemptionPreview:
+    """What :func:`redeem` would do with a screened code, committing nothing."""
+    code = await code_repo.by_id(conn, shop.region_id, code_id)
+    assert code is not None
+    codes.refuse_unusable(code)
+    name = await _active_volunteer(conn, shop.region_id, code.volunteer_id)
+    region = await region_rules(conn, shop.region_id)
+    plan = await checked_lines(
+        conn, shop, code.volunteer_id, wanted, now=await code_repo.db_now(conn), zone=region.zone,
+        rules=region.get(ExchangeRules), lock=False,
+    )  # fmt: skip
+    total = sum(item.price_points * quantity for item, quantity in plan)
+    available = await available_points(conn, shop.region_id, code.volunteer_id)
+    if available < total:
+        raise insufficient(available, total)
+    return RedemptionPreview(
+        volunteer_id=code.volunteer_id,
+        volunteer_name=mask_name(name),
+        lines=line_views(planned_lines(plan)),
+        total_points=total,
+        available_points=available,
+        points_after=available - total,
+    )
+
+
+async def take(
+    conn: Conn,
+    principal: Principal,
+    shop: ShopRow,
+    volunteer_id: UUID,
+    plan: Sequence[tuple[ItemRow, int]],
+    postings: Sequence[Posting],
+) -> list[Settled]:
+    """Take the plan's stock and post ``postings``; an overdraft is refused with the available amount."""
+    await shop_repo.adjust_stock(
+        conn, {item.id: -quantity for item, quantity in plan if item.stock is not None}
+    )
+    try:
+        return await ledger.post(conn, shop.region_id, Actor.of(principal), postings)
+    except ledger_errors.InsufficientBalance as exc:
+        total = sum(p.amount for p in postings)
+        raise insufficient(int(exc.extra.get("available_points", 0)), total) from None
+
+
+async def redeem(
+    conn: Conn, principal: Principal, shop: ShopRow, code_id: UUID, wanted: Sequence[LineRequest]
+) -> Redemption:
+    """Redeem at the counter, in the caller's transaction (see the module docstring)."""
+    code = await code_repo.use(conn, shop.region_id, code_id, shop.id)
+    if code is None:
+        found = await code_repo.by_id(conn, shop.region_id, code_id)
+        assert found is not None
+        codes.refuse_unusable(found)
+        raise errors.CodeUsed("the code was used meanwhile; ask the volunteer for a new code")
+    await _active_volunteer(conn, shop.region_id, code.volunteer_id)
+    region = await region_rules(conn, shop.region_id)
+    rules = region.get(ExchangeRules)
+    plan = await checked_lines(
+        conn, shop, code.volunteer_id, wanted, now=await code_repo.db_now(conn), zone=region.zone,
+        rules=rules, lock=True,
+    )  # fmt: skip
+    total = sum(item.price_points * quantity for item, quantity in plan)
+    redemption_id = uuid7()
+    posting = Posting(
+        ledger="POINTS",
+        amount=total,
+        code=CODE_REDEEMED,
+        debit=volunteer_points(code.volunteer_id),
+        credit=shop_points(shop.id),
+        subject_id=code.volunteer_id,
+        memo=f"{shop.name} 积分兑换",
+        metadata={"redemption_id": str(redemption_id), "shop_id": str(shop.id)},
+    )
+    settled = await take(conn, principal, shop, code.volunteer_id, plan, [posting])
+    transfer = settled[0].transfer
+    assert transfer is not None
+    await repo.insert_redemption(
+        conn,
+        (
+            redemption_id, shop.region_id, shop.id, code.volunteer_id, "counter", code.id, None,
+            principal.sub,
+            code.actor_kind, code.actor_id, total, transfer.id,
+        ),
+    )  # fmt: skip
+    await repo.insert_lines(
+        conn, shop.region_id, (redemption_id, None), code.volunteer_id,
+        [(item.id, quantity, item.price_points) for item, quantity in plan],
+    )  # fmt: skip
+    row = await repo.redemption(conn, shop.region_id, redemption_id)
+    assert row is not None
+    return await receipt(conn, row, rules)
+
+
+async def _reachable(
+    conn: Conn, principal: Principal, redemption_id: UUID, *, lock: bool = False
+) -> RedemptionRow:
+    row = await repo.redemption(conn, principal.region_id, redemption_id, lock=lock)
+    if row is None:
+        raise errors.RedemptionNotFound("no such redemption", redemption_id=str(redemption_id))
+    if principal.kind == "admin":
+        return row
+    if principal.kind == "shop" and principal.shop_id == row.shop_id:
+        return row
+    if principal.kind == "volunteer" and principal.subject == row.volunteer_id and principal.may("view"):
+        return row
+    raise errors.RedemptionNotFound("no such redemption", redemption_id=str(redemption_id))
+
+
+async def get(conn: Conn, principal: Principal, redemption_id: UUID) -> Redemption:
+    """A receipt: the volunteer's own, the shop's own, or any of an administrator's region."""
+    row = await _reachable(conn, principal, redemption_id)
+    return await receipt(conn, row, (await region_rules(conn, principal.region_id)).get(ExchangeRules))
+
+
+async def refund(conn: Conn, principal: Principal, redemption_id: UUID, data: RefundRequest) -> Redemption:
+    """Refund a redemption inside its shop's window: the ledger reverses its transfer (the points go
+    back to the very lots they came from), stock returns, and both sides see it on the receipt.
+    Runs in the caller's transaction."""
+    if principal.kind not in ("shop", "admin"):
+        raise Forbidden("refunds are made by the shop or an administrator")
+    row = await _reachable(conn, principal, redemption_id, lock=True)
+    if row.status == "refunded":
+        raise errors.AlreadyRefunded("the redemption was refunded already", refunded_at=str(row.refunded_at))
+    rules = (await region_rules(conn, principal.region_id)).get(ExchangeRules)
+    hours = refund_window_hours(row, rules)
+    now = await code_repo.db_now(conn)
+    if hours == 0:
+        raise errors.RefundNotAllowed("redemptions at this shop are final", refund_window_hours=0)
+    if now > row.created_at + timedelta(hours=hours):
+        raise errors.RefundNotAllowed(
+            f"the refund window of {hours} h has closed",
+            refund_window_hours=hours,
+            closed_at=(row.created_at + timedelta(hours=hours)).isoformat(),
+        )
+    lines = await repo.lines(conn, redemption_id=row.id)
+    items = await shop_repo.items(conn, row.shop_id, sorted({x.item_id for x in lines}), lock=True)
+    limited = {i.id for i in items if i.stock is not None}
+    await shop_repo.adjust_stock(conn, {x.item_id: x.quantity for x in lines if x.item_id in limited})
+    done = await ledger.execute(
+        conn,
+        row.region_id,
+        Actor.of(principal),
+        [
+            Reversal(
+                transfer_id=row.transfer_id,
+                reason=data.reason,
+                code=CODE_REFUNDED,
+                subject_id=row.volunteer_id,
+            )
+        ],
+    )
+    await repo.mark_refunded(conn, row.id, done[0].id, principal.sub, data.reason)
+    refreshed = await repo.redemption(conn, row.region_id, row.id)
+    assert refreshed is not None
+    return await receipt(conn, refreshed, rules)
+
+
+async def list_redemptions(
+    conn: Conn,
+    principal: Principal,
+    *,
+    shop_id: UUID | None,
+    volunteer_id: UUID | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[Redemption]:
+    """A shop's or a volunteer's redemptions, newest first (the caller's reach is checked before)."""
+    before = decode_cursor(cursor, REDEMPTIONS_LIST, UUID)
+    rows = await repo.list_redemptions(
+        conn, principal.region_id, shop_id, volunteer_id, before[0] if before else None, limit + 1
+    )
+    page = page_of(REDEMPTIONS_LIST, rows, limit, lambda r: (r.id,))
+    rules = (await region_rules(conn, principal.region_id)).get(ExchangeRules)
+    return Page(items=[await receipt(conn, r, rules) for r in page.items], next_cursor=page.next_cursor)
+
+
+async def shop_redemptions(
+    conn: Conn, principal: Principal, shop_id: UUID, cursor: str | None, limit: int
+) -> Page[Redemption]:
+    """The redemptions of a shop the caller acts for."""
+    await managed_shop(conn, principal, shop_id)
+    return await list_redemptions(
+        conn, principal, shop_id=shop_id, volunteer_id=None, cursor=cursor, limit=limit
+    )
+
+
+async def my_redemptions(
+    conn: Conn, principal: Principal, cursor: str | None, limit: int
+) -> Page[Redemption]:
+    """The volunteer's own redemptions (or, for a proxy with 'view', the subject's)."""
+    if principal.kind != "volunteer" or not principal.may("view"):
+        raise Forbidden("the proxy grant does not include viewing")
+    return await list_redemptions(
+        conn, principal, shop_id=None, volunteer_id=principal.subject, cursor=cursor, limit=limit
+    )
