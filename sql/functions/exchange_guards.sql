@@ -1,0 +1,16 @@
+-- Repeatable (README, "Functions, triggers and views"): edit in place, keep every statement re-runnable.
+--
+-- Exchange guards: an issued shop statement is never changed or deleted, whoever writes
+-- (corrections land in the next month's statement). sql/0040 created the first definition.
+-- EXECUTE stays with the default privileges: the trigger runs for whoever writes.
+
+CREATE OR REPLACE FUNCTION exchange_refuse_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = 'P0001', HINT = 'An issued statement never changes; corrections land in the next month.';
+END
+$$;
+
+CREATE OR REPLACE TRIGGER shop_statements_append_only BEFORE UPDATE OR DELETE ON shop_statements
+    FOR EACH ROW EXECUTE FUNCTION exchange_refuse_change();
