@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from PIL import Image, ImageChops, ImageStat
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.console.conftest import Console
 
@@ -149,6 +149,20 @@ class TestStaffConfirms:
         sign_in(page, console, VOLUNTEER)
         assert time_balance(page) == pytest.approx(before + 1.0)
 
+    def test_staff_reverse_a_confirmed_record_with_a_reason(self, page: Page, console: Console) -> None:
+        sign_in(page, console, STAFF)
+        page.get_by_role("button", name="近 7 天").click()
+        page.get_by_role("link", name=re.compile("文明劝导")).click()
+        record = page.get_by_test_id("record").filter(has_text="陈建国")
+        if record.get_attribute("data-status") == "attended":  # run alone: confirm it first
+            record.get_by_role("button", name="确认").click()
+        expect(record).to_have_attribute("data-status", "confirmed")
+        record.get_by_role("button", name="冲正").click()
+        record.get_by_label("冲正原因").fill("签到时间登记错误")
+        record.get_by_role("button", name="确认冲正").click()
+        expect(page.get_by_test_id("outcome")).to_contain_text("已冲正 陈建国：1.0 小时")
+        expect(record).to_have_attribute("data-status", "reversed")
+
 
 class TestVolunteer:
     def test_a_volunteer_cannot_open_staff_pages(self, page: Page, console: Console) -> None:
@@ -200,6 +214,21 @@ class TestDownloads:
             page.get_by_role("button", name="下载 PDF").click()
         assert Path(pdf.value.path()).read_bytes().startswith(b"%PDF")
         shoot(page, console, "staff-certificate")
+
+
+class TestDesktop:
+    def test_the_menu_is_a_row_of_links_on_a_desktop(self, browser: Browser, console: Console) -> None:
+        ctx = browser.new_context(
+            viewport={"width": 1280, "height": 800}, locale="zh-CN", timezone_id="Asia/Shanghai"
+        )
+        try:
+            page = ctx.new_page()
+            sign_in(page, console, STAFF)
+            expect(page.get_by_role("button", name="菜单")).to_be_hidden()
+            expect(page.get_by_role("link", name="服务证明")).to_be_visible()
+            shoot(page, console, "desktop-staff-activities")
+        finally:
+            ctx.close()
 
 
 class TestSession:
