@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import ServerInfo, TestDatabase
-from timebank.settings import PROJECT_ROOT
+from tests.served import serve_demo
+from tests.support import ServerInfo
 
 
 @dataclass(frozen=True)
@@ -27,46 +20,11 @@ class Served:
     token: str
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(
     pg_server: ServerInfo, template_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Served]:
-    database = asyncio.run(TestDatabase.create(pg_server, template_db))
-    data_dir: Path = tmp_path_factory.mktemp("served")
-    port = _free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")},
-        "TIMEBANK_DATABASE_URL": database.dsn,
-        "TIMEBANK_DATA_DIR": str(data_dir),
-        "TIMEBANK_LOG_LEVEL": "ERROR",
-    }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "timebank.cli", "serve", "--demo", "--port", str(port)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the service did not start: {server.stderr.read() if server.stderr else ''}"
-                )
-            time.sleep(0.3)
+    with serve_demo(pg_server, template_db, tmp_path_factory.mktemp("served")) as base:
         login = httpx.post(
             base + "/api/v1/auth/login",
             json={"phone": "13600000001", "password": "tb-demo-admin", "kind": "admin"},
@@ -74,16 +32,6 @@ def served(
         )
         login.raise_for_status()
         yield Served(base_url=base, token=login.json()["access_token"])
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stderr is not None:
-            server.stderr.close()
-        asyncio.run(database.drop())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -1,0 +1,32 @@
+// Lists several pages choose from (organisations in scope), read through every cursor once.
+
+import * as api from "./api.js";
+import { useEffect, useState } from "./ui.js";
+
+const KIND_NAMES = { region_office: "区级", street: "街道", community: "社区", social_org: "社会组织" };
+export const kindName = (kind) => KIND_NAMES[kind] || kind;
+
+/** Every organisation in the caller's scope (of `kind`, if given): `{items, error}`. */
+export function useOrganisations(kind) {
+  const [state, setState] = useState({ items: [], error: null });
+  useEffect(() => {
+    let live = true;
+    (async () => {
+      const items = [];
+      let cursor = null;
+      do {
+        const page = await api.get("/organisations", { query: { kind, cursor, limit: 100 } });
+        items.push(...page.items);
+        cursor = page.next_cursor;
+      } while (cursor && live);
+      return items;
+    })().then(
+      (items) => live && setState({ items, error: null }),
+      (error) => live && setState({ items: [], error }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [kind]);
+  return state;
+}
