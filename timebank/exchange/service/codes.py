@@ -48,11 +48,17 @@ def code_hash(mac: Mac, region_id: UUID, digits: str) -> bytes:
     return mac("exchange:redemption-code", region_id.bytes + digits.encode())
 
 
+NO_CODE = UUID(int=0)
+
+
 def parse(text: str) -> tuple[UUID | None, str]:
-    """(code id from a QR payload or None, digits)."""
+    """(code id from a QR payload or None, digits); a payload whose id is no UUID names no code."""
     if text.startswith(QR_PREFIX):
         code_id, _, digits = text[len(QR_PREFIX) :].rpartition(":")
-        return UUID(code_id), digits
+        try:
+            return UUID(code_id), digits
+        except ValueError:
+            return NO_CODE, digits
     return None, text
 
 
