@@ -3,7 +3,6 @@ catalogue items, codes, and connections as the application role."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -13,8 +12,7 @@ import asyncpg
 import pytest_asyncio
 
 from tests.hours.conftest import World, world  # noqa: F401 (the fixture)
-from tests.support import TestDatabase
-from timebank.db import connect, init_connection
+from tests.ledger.conftest import app_conn, pool  # noqa: F401 (the fixtures)
 from timebank.exchange import service
 from timebank.exchange.schemas import Item, ItemCreate, LineRequest, Redemption, RedemptionCode
 from timebank.exchange.service import catalogue, codes
@@ -30,30 +28,6 @@ from timebank.settings import Settings
 STAFF = Actor(kind="staff", id=UUID("00000000-0000-7000-8000-00000000aaaa"))
 MARKET = "zhangyuan-love-market"
 OTHER = "haifang-love-market"
-
-
-@pytest_asyncio.fixture
-async def app_conn(database: TestDatabase) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as the application role (what request handlers use)."""
-    async with connect(database.dsn) as conn:
-        await conn.execute("SET ROLE timebank_app")
-        yield conn
-
-
-@pytest_asyncio.fixture
-async def pool(database: TestDatabase) -> AsyncIterator[asyncpg.Pool]:
-    """Real connections as the application role, for races."""
-
-    async def init(conn: asyncpg.Connection) -> None:
-        await init_connection(conn)
-        await conn.execute("SET ROLE timebank_app")
-
-    p = await asyncpg.create_pool(database.dsn, min_size=8, max_size=8, init=init)
-    assert p is not None
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 @dataclass
@@ -90,16 +64,17 @@ class Market:
             value,
         )
 
-    async def earn(self, volunteer_id: UUID, points: int, expires_on: date | None = None) -> UUID:
-        """Credit points (a lot expiring on ``expires_on``) from the community's issuance account."""
+    async def _credit(
+        self, ledger_name: str, volunteer_id: UUID, amount: int, expires_on: date | None
+    ) -> UUID:
         settled = await ledger.post(
             self.conn,
             self.region,
             STAFF,
             [
                 Posting(
-                    ledger="POINTS",
-                    amount=points,
+                    ledger=ledger_name,  # type: ignore[arg-type]
+                    amount=amount,
                     code=CODE_CONFIRMED,
                     debit=Owner(kind="organisation", id=self.world.orgs["zhangyuan"], purpose="issuance"),
                     credit=Owner(kind="volunteer", id=volunteer_id),
@@ -111,23 +86,13 @@ class Market:
         assert settled[0].transfer is not None
         return settled[0].transfer.id
 
+    async def earn(self, volunteer_id: UUID, points: int, expires_on: date | None = None) -> UUID:
+        """Credit points (a lot expiring on ``expires_on``) from the community's issuance account."""
+        return await self._credit("POINTS", volunteer_id, points, expires_on)
+
     async def serve(self, volunteer_id: UUID, minutes: int) -> None:
         """Credit service time (counts towards lifetime hours)."""
-        await ledger.post(
-            self.conn,
-            self.region,
-            STAFF,
-            [
-                Posting(
-                    ledger="TIME",
-                    amount=minutes,
-                    code=CODE_CONFIRMED,
-                    debit=Owner(kind="organisation", id=self.world.orgs["zhangyuan"], purpose="issuance"),
-                    credit=Owner(kind="volunteer", id=volunteer_id),
-                    lot_origin="earned",
-                )
-            ],
-        )
+        await self._credit("TIME", volunteer_id, minutes, None)
 
     async def volunteer(self, points: int = 0, minutes: int = 300) -> Principal:
         """A new volunteer of 张园社区 with points and served minutes (5 h: past the first-redemption

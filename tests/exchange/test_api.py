@@ -188,6 +188,29 @@ class TestRedeem:
         assert int(last.headers["retry-after"]) > 0 and problem["retry_after_seconds"] > 0
 
     @pytest.mark.asyncio
+    async def test_409_a_qr_payload_naming_no_code(self, app: Litestar, market: Market) -> None:
+        _, item, code = await self._setup(market)
+        body = {"code": f"tb-redeem:{'-' * 36}:{code}", "items": [{"item_id": str(item.id)}]}
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/shops/{market.shops[MARKET]}/redemptions",
+                json=body,
+                headers=h(app, market.operator(), **key()),
+            )
+        assert_problem(resp, 409, "code-invalid")
+
+    @pytest.mark.asyncio
+    async def test_422_a_nul_in_the_body(self, app: Litestar, market: Market) -> None:
+        body = {"name": "米\u0000", "kind": "goods", "price_points": 1}
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/shops/{market.shops[MARKET]}/items",
+                json=body,
+                headers=h(app, market.operator()),
+            )
+        assert_problem(resp, 422)
+
+    @pytest.mark.asyncio
     async def test_422_a_malformed_code(self, app: Litestar, market: Market) -> None:
         _, item, _ = await self._setup(market)
         body = {"code": "12ab", "items": [{"item_id": str(item.id)}]}

@@ -7,7 +7,14 @@ from datetime import timedelta
 import pytest
 
 from timebank.domains import DOMAINS, domains
-from timebank.kit.domain import PeriodicTask, TaskContext
+from timebank.kit.domain import (
+    DECLARED_TRANSFERS,
+    PeriodicTask,
+    TaskContext,
+    TransferCode,
+    load,
+    transfer_code,
+)
 
 
 def test_every_listed_domain_registers_under_its_name() -> None:
@@ -31,3 +38,17 @@ def test_a_task_needs_exactly_one_schedule() -> None:
         PeriodicTask(name="x.y", title="t", run=run)
     with pytest.raises(ValueError):
         PeriodicTask(name="x.y", title="t", run=run, every=timedelta(minutes=1), cron="* * * * *")
+
+
+def test_declared_transfer_codes_are_found_at_run_time() -> None:
+    declared = {t.code: t for d in domains() for t in d.transfers}
+    assert declared  # hours declares its four
+    for code, transfer in declared.items():
+        assert transfer_code(code) == transfer
+    assert transfer_code("no_such_code") is None
+
+
+def test_a_code_declared_again_differently_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(DECLARED_TRANSFERS, "service_confirmed", TransferCode("service_confirmed", "别的"))
+    with pytest.raises(RuntimeError, match="differently"):
+        load(["hours"])

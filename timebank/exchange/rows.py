@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 from uuid import UUID
 
 import msgspec
 
-from timebank.exchange.schemas import Item
+from timebank.exchange.schemas import Item, Statement
 
 
 class ShopRow(msgspec.Struct, kw_only=True, frozen=True):
@@ -108,20 +108,7 @@ class OrderRow(msgspec.Struct, kw_only=True, frozen=True):
     created_at: datetime
 
 
-class StatementRow(msgspec.Struct, kw_only=True, frozen=True):
-    """A settlement statement."""
+class StatementRow(Statement, kw_only=True):
+    """A settlement statement with its region."""
 
-    id: UUID
     region_id: UUID
-    shop_id: UUID
-    month: date
-    period_start: datetime
-    period_end: datetime
-    redemption_count: int
-    redeemed_points: int
-    refund_count: int
-    refunded_points: int
-    net_points: int
-    yuan_per_point: Decimal
-    amount_yuan: Decimal
-    issued_at: datetime

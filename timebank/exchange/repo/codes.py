@@ -51,12 +51,12 @@ RETURNING id, region_id, volunteer_id, actor_kind, actor_id, code_hash, status, 
 
 VOID_CODE = "UPDATE redemption_codes SET status = 'void' WHERE id = $1 AND status = 'live'"
 
-# Hits of a bucket in the current fixed window, without counting one.
-PEEK_RATE_LIMIT = """
-SELECT hits,
+# Hits of some buckets in the current fixed window, without counting one.
+PEEK_RATE_LIMITS = """
+SELECT bucket, hits,
        ceil(extract(epoch FROM window_start) + $2 - extract(epoch FROM now()))::integer AS retry_after
   FROM rate_limits
- WHERE bucket = $1 AND window_start = to_timestamp(floor(extract(epoch FROM now()) / $2) * $2)
+ WHERE bucket = ANY($1::bytea[]) AND window_start = to_timestamp(floor(extract(epoch FROM now()) / $2) * $2)
 """
 
 DB_NOW = "SELECT now()"
@@ -102,12 +102,11 @@ async def void(conn: Conn, code_id: UUID) -> None:
     await conn.execute(VOID_CODE, code_id)
 
 
-async def peek_rate_limit(conn: Conn, bucket: bytes, window_s: int) -> tuple[int, int]:
-    """(hits in the current window, seconds until it ends) without counting a hit."""
-    row = await conn.fetchrow(PEEK_RATE_LIMIT, bucket, window_s)
-    if row is None:
-        return 0, 0
-    return int(row["hits"]), max(1, int(row["retry_after"]))
+async def peek_rate_limits(conn: Conn, buckets: list[bytes], window_s: int) -> dict[bytes, tuple[int, int]]:
+    """Bucket → (hits in the current window, seconds until it ends), without counting a hit;
+    buckets without hits are left out."""
+    rows = await conn.fetch(PEEK_RATE_LIMITS, buckets, window_s)
+    return {bytes(r["bucket"]): (int(r["hits"]), max(1, int(r["retry_after"]))) for r in rows}
 
 
 async def db_now(conn: Conn) -> datetime:

@@ -14,8 +14,8 @@ from timebank.exchange.rows import LineRow, OrderRow, RedemptionRow
 
 INSERT_REDEMPTION = """
 INSERT INTO redemptions (id, region_id, shop_id, volunteer_id, channel, code_id, order_id, operator_id,
-                         requested_by_kind, requested_by, total_points, transfer_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                         requested_by_kind, requested_by, total_points, transfer_id, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, coalesce($13, now()))
 """
 
 INSERT_LINES = """

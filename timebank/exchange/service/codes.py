@@ -48,11 +48,17 @@ def code_hash(mac: Mac, region_id: UUID, digits: str) -> bytes:
     return mac("exchange:redemption-code", region_id.bytes + digits.encode())
 
 
+NO_CODE = UUID(int=0)
+
+
 def parse(text: str) -> tuple[UUID | None, str]:
-    """(code id from a QR payload or None, digits)."""
+    """(code id from a QR payload or None, digits); a payload whose id is no UUID names no code."""
     if text.startswith(QR_PREFIX):
         code_id, _, digits = text[len(QR_PREFIX) :].rpartition(":")
-        return UUID(code_id), digits
+        try:
+            return UUID(code_id), digits
+        except ValueError:
+            return NO_CODE, digits
     return None, text
 
 
@@ -98,9 +104,11 @@ def _volunteer_bucket(mac: Mac, volunteer_id: UUID) -> bytes:
     return mac("rate:exchange-wrong-code:volunteer", volunteer_id.bytes)
 
 
-async def _refuse_if_locked(conn: Conn, bucket: bytes, limit: int, window_s: int, who: str) -> None:
-    hits, retry_after = await repo.peek_rate_limit(conn, bucket, window_s)
-    if hits >= limit:
+def _refuse_if_locked(hits: tuple[int, int] | None, limit: int, who: str) -> None:
+    if hits is None:
+        return
+    count, retry_after = hits
+    if count >= limit:
         raise errors.TooManyWrongCodes(
             f"too many wrong codes for this {who}; wait {retry_after} s, "
             "then ask the volunteer for a new code",
@@ -118,24 +126,20 @@ async def screen(conn: Conn, mac: Mac, shop: ShopRow, text: str) -> CodeRow:
     rules = await read(conn, shop.region_id, ExchangeRules)
     window = rules.wrong_code_window_minutes * 60
     shop_bucket = _shop_bucket(mac, shop.id)
-    await _refuse_if_locked(conn, shop_bucket, rules.wrong_codes_per_shop, window, "shop")
     code_id, digits = parse(text)
     hashed = code_hash(mac, shop.region_id, digits)
     found = await (
         repo.by_id(conn, shop.region_id, code_id) if code_id else repo.by_hash(conn, shop.region_id, hashed)
     )
+    buckets = [shop_bucket] if found is None else [shop_bucket, _volunteer_bucket(mac, found.volunteer_id)]
+    locked = await repo.peek_rate_limits(conn, buckets, window)
+    _refuse_if_locked(locked.get(shop_bucket), rules.wrong_codes_per_shop, "shop")
     if found is not None:
-        await _refuse_if_locked(
-            conn,
-            _volunteer_bucket(mac, found.volunteer_id),
-            rules.wrong_codes_per_volunteer,
-            window,
-            "volunteer",
-        )
+        _refuse_if_locked(locked.get(buckets[1]), rules.wrong_codes_per_volunteer, "volunteer")
         if hmac.compare_digest(found.code_hash, hashed):
             return found
-        hits, _ = await hit_rate_limit(conn, _volunteer_bucket(mac, found.volunteer_id), window)
-        if hits >= rules.wrong_codes_per_volunteer:
+        against, _ = await hit_rate_limit(conn, buckets[1], window)
+        if against >= rules.wrong_codes_per_volunteer:
             await repo.void(conn, found.id)
     hits, retry_after = await hit_rate_limit(conn, shop_bucket, window)
     if hits >= rules.wrong_codes_per_shop:

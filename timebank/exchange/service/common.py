@@ -242,8 +242,11 @@ def planned_lines(plan: Sequence[tuple[ItemRow, int]]) -> list[LineRow]:
     ]
 
 
-async def receipt(conn: Conn, row: RedemptionRow, rules: ExchangeRules) -> Redemption:
-    """A redemption as both sides see it, with until when it may be refunded."""
+async def receipt(
+    conn: Conn, row: RedemptionRow, rules: ExchangeRules, *, lines: Sequence[LineRow] | None = None
+) -> Redemption:
+    """A redemption as both sides see it, with until when it may be refunded (its lines read
+    unless given)."""
     hours = refund_window_hours(row, rules)
     until = row.created_at + timedelta(hours=hours) if hours and row.status == "completed" else None
     return Redemption(
@@ -255,7 +258,9 @@ async def receipt(conn: Conn, row: RedemptionRow, rules: ExchangeRules) -> Redem
         operator_id=row.operator_id,
         requested_by_kind=row.requested_by_kind,  # type: ignore[arg-type]
         requested_by=row.requested_by,
-        lines=line_views(await redemption_repo.lines(conn, redemption_id=row.id)),
+        lines=line_views(
+            lines if lines is not None else await redemption_repo.lines(conn, redemption_id=row.id)
+        ),
         total_points=row.total_points,
         transfer_id=row.transfer_id,
         status=row.status,  # type: ignore[arg-type]

@@ -142,7 +142,7 @@ async def fulfil(conn: Conn, principal: Principal, order_id: UUID) -> Order:
         conn,
         (
             redemption_id, row.region_id, row.shop_id, row.volunteer_id, "order", None, row.id, principal.sub,
-            row.requested_by_kind, row.requested_by, row.total_points, posted.id,
+            row.requested_by_kind, row.requested_by, row.total_points, posted.id, None,
         ),
     )  # fmt: skip
     await repo.decide_order(conn, row.id, "fulfilled", principal.sub, None, redemption_id)

@@ -118,10 +118,10 @@ async def redeem(
     await _active_volunteer(conn, shop.region_id, code.volunteer_id)
     region = await region_rules(conn, shop.region_id)
     rules = region.get(ExchangeRules)
+    assert code.used_at is not None  # the transaction's clock
     plan = await checked_lines(
-        conn, shop, code.volunteer_id, wanted, now=await code_repo.db_now(conn), zone=region.zone,
-        rules=rules, lock=True,
-    )  # fmt: skip
+        conn, shop, code.volunteer_id, wanted, now=code.used_at, zone=region.zone, rules=rules, lock=True
+    )
     total = sum(item.price_points * quantity for item, quantity in plan)
     redemption_id = uuid7()
     posting = Posting(
@@ -137,21 +137,27 @@ async def redeem(
     settled = await take(conn, principal, shop, code.volunteer_id, plan, [posting])
     transfer = settled[0].transfer
     assert transfer is not None
+    row = RedemptionRow(
+        id=redemption_id, region_id=shop.region_id, shop_id=shop.id, shop_name=shop.name,
+        shop_refund_window_hours=shop.refund_window_hours, volunteer_id=code.volunteer_id, channel="counter",
+        code_id=code.id, order_id=None, operator_id=principal.sub, requested_by_kind=code.actor_kind,
+        requested_by=code.actor_id, total_points=total, transfer_id=transfer.id, status="completed",
+        refund_transfer_id=None, refunded_at=None, refund_reason=None, created_at=code.used_at,
+    )  # fmt: skip
     await repo.insert_redemption(
         conn,
         (
-            redemption_id, shop.region_id, shop.id, code.volunteer_id, "counter", code.id, None,
-            principal.sub,
-            code.actor_kind, code.actor_id, total, transfer.id,
+            row.id, row.region_id, row.shop_id, row.volunteer_id, row.channel, row.code_id, None,
+            row.operator_id, row.requested_by_kind, row.requested_by, row.total_points, row.transfer_id,
+            row.created_at,
         ),
     )  # fmt: skip
     await repo.insert_lines(
         conn, shop.region_id, (redemption_id, None), code.volunteer_id,
         [(item.id, quantity, item.price_points) for item, quantity in plan],
     )  # fmt: skip
-    row = await repo.redemption(conn, shop.region_id, redemption_id)
-    assert row is not None
-    return await receipt(conn, row, rules)
+    # The receipt from what was just written: no need to read it back.
+    return await receipt(conn, row, rules, lines=planned_lines(plan))
 
 
 async def _reachable(
