@@ -8,6 +8,7 @@ from uuid import UUID
 
 import msgspec
 
+from timebank.carebank.schemas import CareEvent
 from timebank.db import Conn
 
 
@@ -61,19 +62,6 @@ class RequestRow(msgspec.Struct, kw_only=True, frozen=True):
     created_by: UUID
     created_at: datetime
     updated_at: datetime
-
-
-class EventRow(msgspec.Struct, kw_only=True, frozen=True):
-    action: str
-    from_status: str | None
-    to_status: str
-    actor_kind: str
-    actor_id: UUID | None
-    subject_id: UUID | None
-    minutes: int | None
-    reason: str
-    transfer_ids: list[UUID]
-    created_at: datetime
 
 
 def _one(row: Any, kind: type[Any]) -> Any:
@@ -280,9 +268,9 @@ async def insert_event(conn: Conn, region_id: UUID, request_id: UUID, values: di
     )  # fmt: skip
 
 
-async def events(conn: Conn, request_id: UUID) -> list[EventRow]:
+async def events(conn: Conn, request_id: UUID) -> list[CareEvent]:
     """A request's history, oldest first."""
-    return [msgspec.convert(dict(r), EventRow) for r in await conn.fetch(SELECT_EVENTS, request_id)]
+    return [msgspec.convert(dict(r), CareEvent) for r in await conn.fetch(SELECT_EVENTS, request_id)]
 
 
 async def regions_with_work(conn: Conn) -> list[UUID]:

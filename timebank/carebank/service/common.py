@@ -8,7 +8,7 @@ from uuid import UUID
 from timebank.carebank import errors, repo
 from timebank.carebank.repo import RequestRow, Resident
 from timebank.carebank.rules import CareRules
-from timebank.carebank.schemas import CareEvent, CareRequest, CareRequestDetail
+from timebank.carebank.schemas import CareRequest, CareRequestDetail
 from timebank.carebank.transitions import allowed_actions
 from timebank.db import Conn
 from timebank.hours.rules import ProviderRules
@@ -182,20 +182,6 @@ def view(row: RequestRow, roles: frozenset[str]) -> CareRequest:
 
 async def detail(conn: Conn, row: RequestRow, roles: frozenset[str]) -> CareRequestDetail:
     """A request with its history."""
-    history = [
-        CareEvent(
-            action=e.action,
-            from_status=e.from_status,
-            to_status=e.to_status,
-            actor_kind=e.actor_kind,
-            actor_id=e.actor_id,
-            subject_id=e.subject_id,
-            minutes=e.minutes,
-            reason=e.reason,
-            transfer_ids=e.transfer_ids,
-            created_at=e.created_at,
-        )
-        for e in await repo.events(conn, row.id)
-    ]
+    history = await repo.events(conn, row.id)
     base = view(row, roles)
     return CareRequestDetail(**{f: getattr(base, f) for f in CareRequest.__struct_fields__}, history=history)
