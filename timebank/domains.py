@@ -6,7 +6,16 @@ import functools
 
 from timebank.kit.domain import Domain, load
 
-DOMAINS: tuple[str, ...] = ("health", "identity", "ledger", "hours", "exchange", "me", "console")
+DOMAINS: tuple[str, ...] = (
+    "health",
+    "identity",
+    "ledger",
+    "hours",
+    "exchange",
+    "carebank",
+    "me",
+    "console",
+)
 
 
 @functools.cache

@@ -15,6 +15,7 @@ from uuid import UUID
 import msgspec
 import yaml
 
+from timebank.carebank.seed import CareSeed, load_care, validate_care
 from timebank.db import Conn
 from timebank.domains import domains
 from timebank.exchange.seed import CatalogueSeed, load_catalogues, validate_catalogues
@@ -96,6 +97,7 @@ class SeedFile(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     proxy_grants: list[ProxyGrantSeed] = []
     activities: list[ActivitySeed] = []
     catalogues: list[CatalogueSeed] = []
+    care: CareSeed = msgspec.field(default_factory=CareSeed)
 
     @property
     def people(self) -> PeopleSeed:
@@ -162,6 +164,7 @@ def parse_seed(path: Path) -> SeedFile:
             seed.activities, codes, {c.code for c in seed.categories}, {v.key for v in seed.volunteers}
         )
         validate_catalogues(seed.catalogues, {shop.code for shop in seed.shops})
+        validate_care(seed.care, {c.code for c in seed.categories}, {v.key for v in seed.volunteers})
     except ValueError as exc:
         raise SeedError(f"{path.name}: {exc}") from None
     return seed
@@ -243,5 +246,6 @@ async def load_seed_file(
             await load_activities(
                 conn, region_id, seed.region.timezone, org_ids, volunteer_ids, seed.activities, progress
             )
+            await load_care(conn, region_id, seed.region.timezone, volunteer_ids, seed.care, progress)
     progress("seed loaded")
     return region_id

@@ -22,12 +22,6 @@ UNCLAIMED = {
     "rating.falsified_hours_ban_years",
     "rating.public_listing_working_days",
     "rating.star_thresholds_hours",
-    "timebank.gift_relations",
-    "timebank.group_hours_donation_only",
-    "timebank.hours_per_coin",
-    "timebank.recipient_min_age",
-    "timebank.recipient_min_age_hardship",
-    "timebank.withdraw_min_age",
 }
 
 

@@ -5,6 +5,8 @@ Confirming a record credits, from the recording organisation's ``issuance`` acco
 * TIME: the counted minutes to the volunteer's main TIME account (code ``service_confirmed``, lot
   origin ``earned``) when the category counts toward the time bank, *up to the cap* of the
   account (rule ``timebank.storage_cap_hours``, applied by the ledger under its row locks); the
+  excess goes to the donation pool that rule ``timebank.storage_overflow`` names (the volunteer's
+  home community's by default: a transfer on the issuance's and the pool's statements); the
   record keeps the full verified minutes;
 * POINTS: ``rate × hours × multiplier`` (the category's ``points_per_hour`` and
   ``multiplier_pct``), plus the organisers' bonus (rule ``points.organiser_bonus_pct``) for a
@@ -38,6 +40,7 @@ from timebank.ids import uuid7
 from timebank.kit.dates import local_day
 from timebank.kit.rules import region_rules
 from timebank.ledger import service as ledger
+from timebank.ledger.rules import StorageRules
 from timebank.ledger.schemas import Actor, Ledger, LotOrigin, Owner, Posting, Settled
 
 CODE_CONFIRMED = "service_confirmed"
@@ -154,7 +157,12 @@ def _earned(item: Item, rules: PointsEarning) -> tuple[int, int]:
 
 
 def _plan(
-    items: Sequence[Item], debts: Sequence[Debt], rules: PointsEarning, expires: date | None, memo: str
+    items: Sequence[Item],
+    debts: Sequence[Debt],
+    rules: PointsEarning,
+    expires: date | None,
+    memo: str,
+    overflow: dict[UUID, Owner],
 ) -> _Plan:
     """Credits of every item, each followed by the recoveries of the volunteer's debts in its unit.
 
@@ -193,6 +201,7 @@ def _plan(
                     lot_origin=origin,
                     lot_expires_on=expiry,
                     up_to_cap=ledger_name == "TIME",
+                    overflow=overflow.get(item.volunteer_id) if ledger_name == "TIME" else None,
                 ),
                 item.record_id,
                 unit,
@@ -261,8 +270,14 @@ async def post_confirmations(
     found = await region_rules(conn, region_id)
     rules = found.get(PointsEarning)
     expires = lot_expiry(rules.expiry, local_day(await repo.db_now(conn), found.zone))
-    debts = await repo.open_debts(conn, sorted({i.volunteer_id for i in items}))
-    plan = _plan(items, debts, rules, expires, reason)
+    volunteers = sorted({i.volunteer_id for i in items})
+    debts = await repo.open_debts(conn, volunteers)
+    storage = found.get(StorageRules)
+    overflow = {
+        volunteer: storage.overflow_owner(region_id, community)
+        for volunteer, community in (await repo.home_communities(conn, volunteers)).items()
+    }
+    plan = _plan(items, debts, rules, expires, reason, overflow)
     settled = await ledger.post(conn, region_id, actor, plan.postings) if plan.postings else []
     posted, recovered = _outcome(plan, settled)
     done = [posted.setdefault(i.record_id, Posted()) for i in items]

@@ -27,6 +27,7 @@ from timebank.hours import errors, repo
 from timebank.hours.rows import ExportRow
 from timebank.hours.schemas import hours_display
 from timebank.hours.service import mask_name, require_org, staff_activity
+from timebank.kit.contract import SHEET_MEDIA_TYPES
 from timebank.kit.dates import local_days
 from timebank.kit.principal import Principal
 from timebank.kit.rules import region_rules
@@ -69,11 +70,7 @@ STATUS_NAMES = {
     "reversed": "已冲正",
 }
 ROLE_NAMES = {"participant": "参与者", "organiser": "组织者"}
-# litestar appends "; charset=utf-8" to every text/* media type itself.
-MEDIA_TYPES = {
-    "csv": "text/csv",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
+MEDIA_TYPES = SHEET_MEDIA_TYPES
 
 Value = str | int | datetime | None
 
@@ -124,13 +121,16 @@ def _xlsx_cell(ws: WriteOnlyWorksheet, value: Value, kind: Kind) -> Cell:
     return cell
 
 
-def encode(rows: list[list[Value]], fmt: Format, sheet: str) -> bytes:
-    """The table as CSV or XLSX bytes: one header row, then the rows."""
-    kinds = [kind for _, kind in COLUMNS]
+def encode(
+    rows: list[list[Value]], fmt: Format, sheet: str, columns: tuple[tuple[str, Kind], ...] = COLUMNS
+) -> bytes:
+    """The table as CSV or XLSX bytes: one header row (``columns``' names), then the rows."""
+    kinds = [kind for _, kind in columns]
+    headers = [name for name, _ in columns]
     if fmt == "csv":
         text = io.StringIO()
         writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(HEADERS)
+        writer.writerow(headers)
         writer.writerows([_csv_cell(v, k) for v, k in zip(row, kinds, strict=True)] for row in rows)
         return ("\ufeff" + text.getvalue()).encode("utf-8")
     book = Workbook(write_only=True)
@@ -138,7 +138,7 @@ def encode(rows: list[list[Value]], fmt: Format, sheet: str) -> bytes:
     ws.freeze_panes = "A2"  # the header row stays in view while scrolling
     for index, kind in enumerate(kinds, start=1):
         ws.column_dimensions[get_column_letter(index)].width = XLSX_WIDTHS[kind]
-    ws.append(list(HEADERS))
+    ws.append(headers)
     for row in rows:
         ws.append([_xlsx_cell(ws, v, k) for v, k in zip(row, kinds, strict=True)])
     out = io.BytesIO()

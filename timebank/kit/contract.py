@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
-from litestar import Litestar
+from litestar import Litestar, Response
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIHeader, OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.openapi.spec.enums import OpenAPIType
@@ -105,6 +105,21 @@ def document_problems(app: Litestar) -> None:
             if protected and handler.security is None:
                 handler.security = [BEARER]
                 handler._resolved_security = Empty
+
+
+SHEET_MEDIA_TYPES = {
+    "csv": "text/csv",  # litestar appends "; charset=utf-8" to every text/* media type itself
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+"""The media types of the CSV and XLSX downloads (exports, statements, reports), by ``format``."""
+
+
+def attachment(body: bytes, name: str, media_type: str) -> Response[bytes]:
+    """A file download response (``Content-Disposition: attachment``); its route declares
+    ``operation_class=download(...)``."""
+    return Response(
+        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
 
 
 def download(*media_types: str) -> type[Operation]:

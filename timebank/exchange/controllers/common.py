@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from litestar import Response
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
@@ -24,15 +23,3 @@ ANYONE = require("volunteer", "staff", "shop", "admin")
 REDEEM = {"proxy_action": "redeem"}
 VIEW = {"proxy_action": "view"}
 RATE_LIMITED = {"rate_limited": True}
-
-MEDIA_TYPES = {
-    "csv": "text/csv",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
-
-
-def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
-    """A file download response."""
-    return Response(
-        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )

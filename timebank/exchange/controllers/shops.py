@@ -15,12 +15,10 @@ from timebank.exchange.controllers.common import (
     ADMIN,
     ANYONE,
     DEPENDENCIES,
-    MEDIA_TYPES,
     RATE_LIMITED,
     SHOP,
     Db,
     Identity,
-    download,
 )
 from timebank.exchange.schemas import (
     Item,
@@ -39,6 +37,7 @@ from timebank.exchange.schemas import (
 )
 from timebank.exchange.service import catalogue, orders, redemptions, statements
 from timebank.identity.guards import CurrentPrincipal
+from timebank.kit.contract import SHEET_MEDIA_TYPES, attachment, download
 from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
 
@@ -224,7 +223,12 @@ class ShopStatementController(Controller):
         """``month`` as YYYY-MM."""
         return await statements.get(db, principal, shop_id, _month(month))
 
-    @get("/{month:str}/export", operation_id="export_shop_statement", summary="Download a statement")
+    @get(
+        "/{month:str}/export",
+        operation_id="export_shop_statement",
+        summary="Download a statement",
+        operation_class=download(*SHEET_MEDIA_TYPES.values()),
+    )
     async def export(
         self,
         db: Db,
@@ -235,4 +239,4 @@ class ShopStatementController(Controller):
     ) -> Response[bytes]:
         """CSV (UTF-8 with BOM) or XLSX: the summary, then each ledger movement it sums."""
         body, name = await statements.export(db, principal, shop_id, _month(month), format)
-        return download(body, name, MEDIA_TYPES[format])
+        return attachment(body, name, SHEET_MEDIA_TYPES[format])

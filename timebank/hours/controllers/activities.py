@@ -21,7 +21,6 @@ from timebank.hours.controllers.common import (
     VIEW,
     VOLUNTEER,
     Db,
-    attachment,
 )
 from timebank.hours.schemas import (
     Activity,
@@ -45,7 +44,7 @@ from timebank.hours.schemas import (
     TrainingCreate,
 )
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, authenticated
-from timebank.kit.contract import download
+from timebank.kit.contract import attachment, download
 from timebank.kit.dates import FromDay, ToDay
 from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value

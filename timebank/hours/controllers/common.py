@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from litestar import Response
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
@@ -23,10 +22,3 @@ PEOPLE = require("volunteer", "staff", "admin")
 VIEW = {"proxy_action": "view"}
 SIGN_UP = {"proxy_action": "sign_up"}
 CONFIRM = {"proxy_action": "confirm_service"}
-
-
-def attachment(body: bytes, name: str, media_type: str) -> Response[bytes]:
-    """A file download response."""
-    return Response(
-        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )

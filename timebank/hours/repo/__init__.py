@@ -36,6 +36,7 @@ from timebank.hours.repo.activities import (
 )
 from timebank.hours.repo.confirmations import (
     count_attended_one_to_one,
+    home_communities,
     insert_confirmations,
     insert_debt,
     insert_honour,
@@ -91,6 +92,7 @@ __all__ = [
     "events",
     "export_records",
     "has_training",
+    "home_communities",
     "id_number_masked",
     "insert_activity",
     "insert_attendance",

@@ -62,6 +62,10 @@ SELECT id, volunteer_id, organisation_id, unit, amount, recovered
  ORDER BY id
 """
 
+SELECT_HOME_COMMUNITIES = """
+SELECT id, community_id FROM volunteers WHERE id = ANY ($1::uuid[])
+"""
+
 RECOVER_DEBTS = """
 UPDATE hours_debts d
    SET recovered = d.recovered + t.a,
@@ -176,6 +180,11 @@ async def mark_confirmed(
 async def open_debts(conn: Conn, volunteer_ids: list[UUID]) -> list[Debt]:
     """Unsettled recovery debts of the volunteers, oldest first."""
     return many(await conn.fetch(SELECT_OPEN_DEBTS, volunteer_ids), Debt)
+
+
+async def home_communities(conn: Conn, volunteer_ids: list[UUID]) -> dict[UUID, UUID]:
+    """Each volunteer's home community (where their overflow is donated, by rule)."""
+    return {r["id"]: r["community_id"] for r in await conn.fetch(SELECT_HOME_COMMUNITIES, volunteer_ids)}
 
 
 async def recover_debts(conn: Conn, debt_ids: list[UUID], amounts: list[int]) -> None:
