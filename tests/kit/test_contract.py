@@ -91,6 +91,9 @@ DOWNLOADS = {
     "export_activity": {"text/csv", XLSX},
     "export_service_records": {"text/csv", XLSX},
     "certificate_pdf": {"application/pdf"},
+    "export_shop_statement": {"text/csv", XLSX},
+    "care_liability_report": {"text/csv", XLSX},
+    "care_clearing_report": {"text/csv", XLSX},
 }
 
 
