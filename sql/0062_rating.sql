@@ -58,16 +58,7 @@ CREATE TABLE rating_watermarks (
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE FUNCTION rating_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP USING ERRCODE = 'P0001';
-END
-$$;
-CREATE TRIGGER rating_changes_append_only BEFORE UPDATE OR DELETE ON rating_changes
-    FOR EACH ROW EXECUTE FUNCTION rating_refuse_change();
-CREATE TRIGGER rating_bars_append_only BEFORE UPDATE OR DELETE ON rating_bars
-    FOR EACH ROW EXECUTE FUNCTION rating_refuse_change();
+-- rating_changes and rating_bars are append-only: triggers in sql/functions/rating.sql.
 
 GRANT SELECT, INSERT, UPDATE ON rating_volunteers, rating_watermarks TO timebank_app;
 GRANT SELECT, INSERT ON rating_changes, rating_bars TO timebank_app;

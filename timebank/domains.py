@@ -6,7 +6,7 @@ import functools
 
 from timebank.kit.domain import Domain, load
 
-DOMAINS: tuple[str, ...] = ("health", "identity", "ledger", "hours", "me", "rating", "jobs")
+DOMAINS: tuple[str, ...] = ("health", "identity", "ledger", "hours", "me", "notifications", "rating", "jobs")
 
 
 @functools.cache

@@ -48,3 +48,16 @@ LANGUAGE sql STABLE AS $$
        AND a.owner_id = ANY (p_owners)
      GROUP BY a.owner_id
 $$;
+
+-- Points still open in volunteers' lots that expire in [p_from, p_to], per account and expiry day
+-- (the notice "your points are about to expire").
+CREATE OR REPLACE FUNCTION ledger_points_expiring(p_from date, p_to date)
+RETURNS TABLE (region_id uuid, volunteer_id uuid, account_id uuid, expires_on date, points bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT a.region_id, a.owner_id, a.id, l.expires_on, sum(l.remaining)::bigint
+      FROM public.ledger_lots l
+      JOIN public.ledger_accounts a ON a.id = l.account_id
+     WHERE l.remaining > 0 AND l.expires_on BETWEEN p_from AND p_to
+       AND a.ledger = 'POINTS' AND a.owner_kind = 'volunteer'
+     GROUP BY a.region_id, a.owner_id, a.id, l.expires_on
+$$;

@@ -20,7 +20,7 @@ Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothin
 MonthParam = Annotated[
     str,
     QueryParameter(
-        pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$", description="the month, YYYY-MM (region's calendar)"
+        pattern=r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$", description="the month, YYYY-MM (region's calendar)"
     ),
 ]
 
