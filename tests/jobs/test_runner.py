@@ -65,9 +65,7 @@ class TestFire:
     @pytest.mark.asyncio
     async def test_two_apschedulers_on_one_database(self, pool: Any, owner_conn: asyncpg.Connection) -> None:
         task = every_second(record_once)
-        schedulers = [
-            Scheduler(connector(pool), {task.name: task}, SHANGHAI, worker=w, sweep_s=60) for w in ("a", "b")
-        ]
+        schedulers = [Scheduler(runner(pool, task, worker=w), sweep_s=60) for w in ("a", "b")]
         for scheduler in schedulers:
             await scheduler.start()
         await asyncio.sleep(3.5)

@@ -43,12 +43,12 @@ def connector(pool: asyncpg.Pool) -> Any:
 
 async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run the scheduler until SIGTERM or SIGINT."""
-    from timebank.jobs.runner import registered_tasks
+    from timebank.jobs.runner import Runner, registered_tasks
     from timebank.jobs.scheduler import Scheduler
 
     async with app_pool(settings) as pool:
         tasks = {name: r.task for name, r in registered_tasks().items()}
-        scheduler = Scheduler(connector(pool), tasks, ZoneInfo(settings.timezone))
+        scheduler = Scheduler(Runner(connector(pool), tasks, ZoneInfo(settings.timezone)))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

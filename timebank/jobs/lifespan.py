@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from timebank.jobs.runner import registered_tasks
+from timebank.jobs.runner import Runner, registered_tasks
 from timebank.jobs.scheduler import Scheduler
 
 
@@ -20,7 +20,7 @@ def scheduler_lifespan(runtime: Any) -> Any:
             yield
             return
         tasks = {name: r.task for name, r in registered_tasks().items()}
-        scheduler = Scheduler(runtime.connection, tasks, ZoneInfo(runtime.settings.timezone))
+        scheduler = Scheduler(Runner(runtime.connection, tasks, ZoneInfo(runtime.settings.timezone)))
         await scheduler.start()
         runtime.extras["scheduler"] = scheduler
         try:

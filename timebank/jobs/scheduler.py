@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine, Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Awaitable, Coroutine
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from timebank.jobs.runner import LEASE_S, Connect, Runner
-from timebank.kit.domain import PeriodicTask
+from timebank.jobs.runner import Runner
 
 log = logging.getLogger("timebank.jobs")
 
@@ -26,19 +25,10 @@ SWEEP_S = 5.0
 
 
 class Scheduler:
-    """Schedules ``tasks`` on the running event loop until :meth:`stop`."""
+    """Schedules the runner's tasks on the running event loop until :meth:`stop`."""
 
-    def __init__(
-        self,
-        connect: Connect,
-        tasks: Mapping[str, PeriodicTask],
-        zone: tzinfo,
-        *,
-        worker: str | None = None,
-        lease_s: float = LEASE_S,
-        sweep_s: float = SWEEP_S,
-    ) -> None:
-        self.runner = Runner(connect, tasks, zone, worker=worker, lease_s=lease_s)
+    def __init__(self, runner: Runner, *, sweep_s: float = SWEEP_S) -> None:
+        self.runner = runner
         self.sweep_s = sweep_s
         self._aps: AsyncIOScheduler | None = None
         self._background: set[asyncio.Task[object]] = set()
