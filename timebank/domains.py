@@ -14,6 +14,9 @@ DOMAINS: tuple[str, ...] = (
     "exchange",
     "carebank",
     "me",
+    "notifications",
+    "rating",
+    "jobs",
     "console",
 )
 

@@ -81,6 +81,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         metrics_port: TCP port of the Prometheus ``/metrics`` listener ``timebank serve`` starts;
             0 (the default) starts none. Never the API's port: metrics are not public.
         metrics_host: Address the metrics listener binds to.
+        scheduler_in_api: Also run the periodic-task scheduler inside every ``timebank serve``
+            worker (small deployments); by default only ``timebank worker`` runs it. Either way
+            each scheduled run happens once (the ``job_runs`` claim in PostgreSQL).
+        notify_sender: Where notifications go: ``console`` (the ``timebank.notify`` log),
+            ``webhook`` (POST to ``notify_webhook_url``), ``wechat`` (subscribe messages) or
+            ``module:factory`` of another sender.
+        notify_webhook_url: The webhook sender's URL.
     """
 
     database_url: str = ""
@@ -116,6 +123,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     certificate_font_file: str = str(DEFAULT_CERTIFICATE_FONT)
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     metrics_host: str = "127.0.0.1"
+    scheduler_in_api: bool = False
+    notify_sender: str = "console"
+    notify_webhook_url: str = ""
 
     @property
     def embedded(self) -> bool:
@@ -199,6 +209,11 @@ def _check(settings: Settings) -> None:
     _check_font(settings.certificate_font_file)
     if settings.metrics_port and settings.metrics_port == settings.port:
         raise SettingsError(f"{env_name('metrics_port')}: must differ from {env_name('port')}")
+    if settings.notify_sender not in ("console", "webhook", "wechat") and ":" not in settings.notify_sender:
+        raise SettingsError(f"{env_name('notify_sender')}: use console, webhook, wechat or module:factory")
+    webhook = settings.notify_webhook_url
+    if settings.notify_sender == "webhook" and not webhook.startswith(("https://", "http://")):
+        raise SettingsError(f"{env_name('notify_webhook_url')}: the webhook sender needs an http(s) URL")
     if not Path(settings.sql_dir).is_dir():
         raise SettingsError(f"{env_name('sql_dir')}: no such directory {settings.sql_dir}")
 

@@ -18,10 +18,6 @@ from timebank.ledger.rules import LedgerRules
 # set as it declares its section; the set must end empty.
 UNCLAIMED = {
     "points.referral_points",
-    "rating.count_travel_time",
-    "rating.falsified_hours_ban_years",
-    "rating.public_listing_working_days",
-    "rating.star_thresholds_hours",
 }
 
 

@@ -121,6 +121,17 @@ class Domain:
     lifespan: Sequence[Callable[[Any], AbstractAsyncContextManager[None]]] = ()
 
 
+_loaded: list[Domain] = []
+
+
+def loaded() -> tuple[Domain, ...]:
+    """The domains :func:`load` returned last: what the jobs domain schedules (a domain may not
+    import ``timebank.domains``, which imports every domain)."""
+    if not _loaded:
+        raise RuntimeError("no domains loaded yet: call timebank.domains.domains() first")
+    return tuple(_loaded)
+
+
 def load(names: Sequence[str]) -> list[Domain]:
     """Import each ``timebank.<name>`` package and call its ``register()``."""
     domains = []
@@ -149,4 +160,5 @@ def load(names: Sequence[str]) -> list[Domain]:
             if task.name in seen:
                 raise RuntimeError(f"periodic task {task.name!r} is declared twice")
             seen.add(task.name)
+    _loaded[:] = domains
     return domains
