@@ -54,7 +54,7 @@ import asyncpg
 import uvloop
 
 from timebank.app import freeze_startup_heap
-from timebank.db import APP_ROLE, connect, database_dsn, init_connection, load_migrations, migrate
+from timebank.db import SET_APP_ROLE, connect, database_dsn, init_connection, load_migrations, migrate
 from timebank.embedded import EmbeddedDatabase
 from timebank.ledger import sealer, service
 from timebank.ledger.schemas import Actor, TransferSpec
@@ -193,7 +193,7 @@ async def arrange(dsn: str) -> World:
 async def app_pool(dsn: str, size: int) -> asyncpg.Pool:
     async def init(conn: asyncpg.Connection) -> None:
         await init_connection(conn)
-        await conn.execute(f"SET ROLE {APP_ROLE}")
+        await conn.execute(SET_APP_ROLE)
 
     pool = await asyncpg.create_pool(
         dsn, min_size=size, max_size=size, init=init, server_settings={"application_name": "timebank-bench"}
