@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from litestar import Response
 from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from timebank.db import Conn
+from timebank.hours.controllers.common import download
+from timebank.hours.exports import MEDIA_TYPES
 from timebank.identity.controllers import IDENTITY, Identity
 from timebank.identity.guards import AFTER_PRINCIPAL, require
 
 Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothing to validate
 DEPENDENCIES = {**IDENTITY, **AFTER_PRINCIPAL}  # identity's keys hash the codes
-__all__ = ["DEPENDENCIES", "Db", "Identity"]
+__all__ = ["DEPENDENCIES", "MEDIA_TYPES", "Db", "Identity", "download"]  # downloads as hours sends them
 
 # Who may do what: shop operators act for their own shop, administrators for the region's shops.
 SHOP = require("shop", "admin")
@@ -24,15 +25,3 @@ ANYONE = require("volunteer", "staff", "shop", "admin")
 REDEEM = {"proxy_action": "redeem"}
 VIEW = {"proxy_action": "view"}
 RATE_LIMITED = {"rate_limited": True}
-
-MEDIA_TYPES = {
-    "csv": "text/csv",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-}
-
-
-def download(body: bytes, name: str, media_type: str) -> Response[bytes]:
-    """A file download response."""
-    return Response(
-        body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
