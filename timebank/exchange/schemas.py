@@ -261,4 +261,8 @@ class Statement(msgspec.Struct, kw_only=True):
 class StatementIssue(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Issue the statement of a month that is over (the monthly task does it for every shop)."""
 
-    month: Annotated[date, msgspec.Meta(description="any day of the month")]
+    month: Annotated[date, msgspec.Meta(description="any day of the month, 1900–2099")]
+
+    def __post_init__(self) -> None:
+        if not date(1900, 1, 1) <= self.month <= date(2099, 12, 31):
+            raise ValueError("month must be in 1900–2099")

@@ -72,14 +72,6 @@ SELECT DISTINCT ON (job) *
  ORDER BY job, scheduled_for DESC
 """
 
-RUNS_OF = """
-SELECT *
-  FROM job_runs
- WHERE job = $1 AND ($2::timestamptz IS NULL OR (scheduled_for, id) < ($2, $3))
- ORDER BY scheduled_for DESC, id DESC
- LIMIT $4
-"""
-
 RUN_BY_ID = "SELECT * FROM job_runs WHERE id = $1"
 
 
@@ -138,12 +130,6 @@ async def latest_scheduled(conn: Conn, job: str) -> datetime | None:
 async def last_runs(conn: Conn, jobs: list[str]) -> dict[str, JobRun]:
     """The latest run of each job that ran."""
     return {r["job"]: _run(r) for r in await conn.fetch(LAST_RUNS, jobs)}
-
-
-async def runs_of(conn: Conn, job: str, after: tuple[datetime, UUID] | None, limit: int) -> list[JobRun]:
-    """A job's runs, newest first, after the keyset position ``after``."""
-    at, run_id = after if after else (None, None)
-    return [_run(r) for r in await conn.fetch(RUNS_OF, job, at, run_id, limit)]
 
 
 async def run_by_id(conn: Conn, run_id: UUID) -> JobRun | None:

@@ -35,6 +35,9 @@ class Scheduler:
 
     async def start(self) -> None:
         """Add every task's job, start firing, and catch up what was missed meanwhile."""
+        # APScheduler logs every execution at INFO (the sweep alone: a line every 5 s); the runner
+        # logs what matters (failures, take-overs) and job_runs keeps the history.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
         aps = AsyncIOScheduler(timezone=self.runner.zone)
         defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
         for name, trigger in self.runner.triggers.items():

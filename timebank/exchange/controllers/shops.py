@@ -41,7 +41,7 @@ from timebank.kit.contract import SHEET_MEDIA_TYPES, attachment, download
 from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
 
-Month = Annotated[str, Parameter(pattern=r"^[1-9]\d{3}-(0[1-9]|1[0-2])$", description="YYYY-MM")]
+Month = Annotated[str, Parameter(pattern=r"^(19|20)\d\d-(0[1-9]|1[0-2])$", description="YYYY-MM")]
 
 
 def _month(text: str) -> date:
