@@ -1,4 +1,4 @@
-"""What the exchange routes share: the connection and identity dependencies, guards, downloads."""
+"""What the exchange routes share: the connection and identity dependencies, guards."""
 
 from __future__ import annotations
 
@@ -6,14 +6,12 @@ from litestar.di import NamedDependency
 from litestar.params import SkipValidation
 
 from timebank.db import Conn
-from timebank.hours.controllers.common import download
-from timebank.hours.exports import MEDIA_TYPES
 from timebank.identity.controllers import IDENTITY, Identity
 from timebank.identity.guards import AFTER_PRINCIPAL, require
 
 Db = NamedDependency[SkipValidation[Conn]]  # a union of asyncpg classes: nothing to validate
 DEPENDENCIES = {**IDENTITY, **AFTER_PRINCIPAL}  # identity's keys hash the codes
-__all__ = ["DEPENDENCIES", "MEDIA_TYPES", "Db", "Identity", "download"]  # downloads as hours sends them
+__all__ = ["DEPENDENCIES", "Db", "Identity"]
 
 # Who may do what: shop operators act for their own shop, administrators for the region's shops.
 SHOP = require("shop", "admin")
