@@ -157,15 +157,7 @@ CREATE TABLE shop_statements (
 );
 CREATE INDEX shop_statements_region_idx ON shop_statements (region_id, month);
 
-CREATE FUNCTION exchange_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'P0001', HINT = 'An issued statement never changes; corrections land in the next month.';
-END
-$$;
-CREATE TRIGGER shop_statements_append_only BEFORE UPDATE OR DELETE ON shop_statements
-    FOR EACH ROW EXECUTE FUNCTION exchange_refuse_change();
+-- (Its append-only trigger is in sql/functions/shop_statements.sql.)
 
 REVOKE DELETE, TRUNCATE ON shop_items, redemption_codes, redemptions, exchange_lines, exchange_orders,
     shop_statements FROM timebank_app;
