@@ -31,6 +31,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -292,6 +293,8 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="uvicorn workers")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    # A run stopped by `timeout` or Ctrl-C still stops its servers and removes its directories.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     wrk = ensure_wrk()
     say(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
 
