@@ -8,13 +8,13 @@ import gc
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -41,6 +41,14 @@ from timebank.kit.contract import document_problems
 from timebank.kit.value import AfterValueMoved
 from timebank.observability import RequestContextMiddleware, configure_logging
 from timebank.problems import EXCEPTION_HANDLERS, Busy, DatabaseUnavailable
+from timebank.replicas import (
+    ReplicaMiddleware,
+    Replicas,
+    caller_position,
+    primary_only,
+    remember_write,
+    replica_connection,
+)
 from timebank.settings import Settings, load_settings
 
 log = logging.getLogger("timebank.app")
@@ -61,6 +69,7 @@ class Runtime:
     extras: dict[str, Any] = field(default_factory=dict)
     gate: asyncio.Semaphore | None = None
     after_value_moved: list[AfterValueMoved] = field(default_factory=list)
+    replicas: Replicas | None = None
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
@@ -106,6 +115,47 @@ class Runtime:
         finally:
             self.gate.release()
 
+    def primary_connection(self, scope: Any) -> AbstractAsyncContextManager[Conn]:
+        """The ``db`` dependency's connection: :meth:`connection`, or with replicas
+        :meth:`write_connection`."""
+        return self.connection() if self.replicas is None else self.write_connection(scope)
+
+    @asynccontextmanager
+    async def write_connection(self, scope: Any) -> AsyncIterator[Conn]:
+        """:meth:`connection`, and with replicas, after an unsafe request's handler succeeded, the
+        caller's commit position recorded for read-your-writes (:mod:`timebank.replicas`)."""
+        async with self.connection() as conn:
+            yield conn
+            if self.replicas is not None:
+                await remember_write(scope, conn)
+
+    @asynccontextmanager
+    async def read_connection(self, scope: Any) -> AsyncIterator[Conn]:
+        """A connection for a read-only handler: a replica that has replayed the caller's last
+        write and lags within bounds, else the primary (:mod:`timebank.replicas`)."""
+        replicas = self.replicas
+        fallback = "retried" if primary_only(scope) else "none-usable"
+        if replicas is None or fallback == "retried" or replicas.pick(0) is None:
+            if replicas is not None:
+                metrics.read_routed("primary", fallback)
+            async with self.connection() as conn:
+                yield conn
+            return
+        async with self.connection() as conn:
+            replica = replicas.pick(await caller_position(scope, conn))
+            if replica is None:
+                metrics.read_routed("primary", "caller-ahead")
+                yield conn
+                return
+        async with replica_connection(scope, replica, self.settings.pool_wait_s) as replica_conn:
+            if replica_conn is not None:
+                metrics.read_routed("replica", "caught-up")
+                yield replica_conn
+                return
+        metrics.read_routed("primary", "refused")  # the replica is marked down
+        async with self.connection() as conn:
+            yield conn
+
     @staticmethod
     async def _acquire(pool: asyncpg.Pool) -> PoolConnectionProxy[asyncpg.Record]:
         try:
@@ -124,6 +174,10 @@ class Runtime:
         self.pool = await create_pool(self.dsn, self.settings)
         self.gate = asyncio.Semaphore(self.settings.pool_max_size)
         metrics.pool_size(self.settings.pool_max_size)
+        if self.replicas is None:
+            self.replicas = Replicas.configured(self.settings)
+            if self.replicas is not None:
+                await self.replicas.open(self)
 
     async def open_when_reachable(self) -> None:
         """:meth:`open`, tried again every few seconds until the database answers."""
@@ -145,6 +199,9 @@ class Runtime:
         """Close the pool."""
         pool, self.pool, self.gate = self.pool, None, None
         metrics.pool_size(0)
+        replicas, self.replicas = self.replicas, None
+        if replicas is not None:
+            await replicas.close()
         if pool is not None:
             await pool.close()
 
@@ -162,9 +219,16 @@ def runtime_of(state: State) -> Runtime:
     return runtime
 
 
-async def provide_db(state: State) -> AsyncIterator[Conn]:
-    """Dependency: one pooled connection (as the application role) for the request."""
-    async with runtime_of(state).connection() as conn:
+async def provide_db(request: Request[Any, Any, Any]) -> AsyncIterator[Conn]:
+    """Dependency ``db``: one pooled connection (as the application role) to the primary."""
+    async with runtime_of(request.app.state).primary_connection(request.scope) as conn:
+        yield conn
+
+
+async def provide_read_db(request: Request[Any, Any, Any]) -> AsyncIterator[Conn]:
+    """Dependency ``read_db``: a connection for a handler that only reads (a replica when one
+    qualifies, see :meth:`Runtime.read_connection`); the primary without replicas."""
+    async with runtime_of(request.app.state).read_connection(request.scope) as conn:
         yield conn
 
 
@@ -236,7 +300,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     runtime = new_runtime(settings)
     registered = domains()
-    dependencies: dict[str, Any] = {"db": Provide(provide_db)}
+    dependencies: dict[str, Any] = {"db": Provide(provide_db), "read_db": Provide(provide_read_db)}
     for domain in registered:
         dependencies.update(domain.dependencies)
     openapi = OpenAPIConfig(
@@ -257,6 +321,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[*(h for d in registered for h in d.root), api_router()],
         dependencies=dependencies,
         middleware=[
+            *([ReplicaMiddleware] if settings.replica_urls else []),
             BoundaryMiddleware,
             *(m for d in registered if d.middleware for m in d.middleware(runtime)),
         ],

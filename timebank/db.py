@@ -86,12 +86,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, settings: Settings, *, as_app_role: bool = True) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, settings: Settings, *, as_app_role: bool = True, min_size: int | None = None
+) -> asyncpg.Pool:
     """Create the asyncpg pool used by request handlers (no reset query on release, see
-    :func:`_keep_session`)."""
+    :func:`_keep_session`); ``min_size`` 0 opens no connection before the first use."""
     pool = await asyncpg.create_pool(
         dsn,
-        min_size=settings.pool_min_size,
+        min_size=settings.pool_min_size if min_size is None else min_size,
         max_size=settings.pool_max_size,
         init=_init_app_connection if as_app_role else init_connection,
         reset=_keep_session,

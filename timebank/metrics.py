@@ -53,6 +53,7 @@ class _Metrics:
     postings: Counter
     refusals: Counter
     replays: Counter
+    reads: Counter
 
 
 def _build() -> _Metrics:
@@ -83,6 +84,11 @@ def _build() -> _Metrics:
         postings=Counter("timebank_ledger_postings", "Ledger transfers posted", ["code"]),
         refusals=Counter("timebank_ledger_refusals", "Ledger operations refused", ["problem"]),
         replays=Counter("timebank_idempotency_replays", "Responses replayed for a repeated Idempotency-Key"),
+        reads=Counter(
+            "timebank_db_reads",
+            "Read-only requests by where they read (with replicas configured) and why",
+            ["target", "reason"],
+        ),
     )
 
 
@@ -161,6 +167,16 @@ def ledger_refused(problem: str) -> None:
 def idempotency_replayed() -> None:
     """A stored response was replayed for a repeated Idempotency-Key."""
     _m().replays.inc()
+
+
+def read_routed(target: str, reason: str) -> None:
+    """A read-only request read from ``target`` (``replica`` or ``primary``) for ``reason``."""
+    _m().reads.labels(target, reason).inc()
+
+
+def reads_routed(target: str, reason: str) -> float:
+    """How many reads :func:`read_routed` counted so far in this process."""
+    return float(_m().reads.labels(target, reason)._value.get())
 
 
 def registry() -> CollectorRegistry:

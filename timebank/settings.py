@@ -88,6 +88,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             ``webhook`` (POST to ``notify_webhook_url``), ``wechat`` (subscribe messages) or
             ``module:factory`` of another sender.
         notify_webhook_url: The webhook sender's URL.
+        database_replica_urls: Comma-separated DSNs of streaming replicas of the database; read-only
+            routes read from one of them (read-your-writes kept, see :mod:`timebank.replicas`).
+            Empty (the default): every request uses the primary.
+        replica_max_lag_s: A replica further behind the primary than this is skipped (reads go to
+            another replica or the primary).
+        replica_check_s: How often each process measures its replicas' state and lag.
     """
 
     database_url: str = ""
@@ -126,11 +132,19 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     scheduler_in_api: bool = False
     notify_sender: str = "console"
     notify_webhook_url: str = ""
+    database_replica_urls: str = ""
+    replica_max_lag_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 5.0
+    replica_check_s: Annotated[float, msgspec.Meta(ge=0.05, le=60)] = 1.0
 
     @property
     def embedded(self) -> bool:
         """True when the service starts its own PostgreSQL in ``data_dir``."""
         return not self.database_url
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        """The replicas' DSNs (none when ``database_replica_urls`` is empty)."""
+        return tuple(url.strip() for url in self.database_replica_urls.split(",") if url.strip())
 
     @property
     def json_logs(self) -> bool:
@@ -190,6 +204,11 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"{env_name('timezone')}: unknown time zone {settings.timezone!r}") from None
     if settings.database_url and not settings.database_url.startswith(("postgresql://", "postgres://")):
         raise SettingsError(f"{env_name('database_url')}: must start with postgresql:// or postgres://")
+    for url in settings.replica_urls:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise SettingsError(f"{env_name('database_replica_urls')}: each must start with postgresql://")
+    if settings.replica_urls and settings.embedded:
+        raise SettingsError(f"{env_name('database_replica_urls')}: needs {env_name('database_url')}")
     if settings.pool_min_size > settings.pool_max_size:
         raise SettingsError(f"{env_name('pool_min_size')}: larger than {env_name('pool_max_size')}")
     if settings.jwt_private_key_file and not Path(settings.jwt_private_key_file).is_file():

@@ -44,6 +44,7 @@ FOUNDATION = {
     "boundary",
     "fonts",
     "embedded",
+    "replicas",
 }
 COMPOSITION = {"app", "cli", "domains", "seeding"}
 

@@ -730,7 +730,7 @@ class TestMyBalances:
         [route] = [r for r in app.routes if r.path == self.URL]
         _, model = route.route_handler_map["GET"]  # type: ignore[attr-defined]
         batches = [sorted(d.key for d in batch) for batch in model.dependency_batches]
-        assert batches == [["principal"], ["db"]]
+        assert batches == [["principal"], ["read_db"]]
 
 
 class TestMyStatement:

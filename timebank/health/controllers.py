@@ -25,4 +25,4 @@ class HealthController(Controller):
     async def readyz(self, state: State) -> Readiness:
         """Readiness: 503 problem unless the database answers and the schema is current."""
         runtime = state.runtime
-        return await service.readiness(runtime.pool, runtime.migrations)
+        return await service.readiness(runtime.pool, runtime.migrations, runtime.replicas)

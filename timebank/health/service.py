@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import msgspec
 
 from timebank.db import MigrationSet, connect_failed
 from timebank.health import repo
 from timebank.health.errors import NotReady
 from timebank.health.schemas import Readiness
+from timebank.replicas import Replicas
 
 PROBE_TIMEOUT_S = 2.0
 
 
-async def readiness(pool: asyncpg.Pool | None, migrations: MigrationSet) -> Readiness:
-    """Check the database and migrations; raise :class:`NotReady` naming what is wrong."""
+async def readiness(
+    pool: asyncpg.Pool | None, migrations: MigrationSet, replicas: Replicas | None = None
+) -> Readiness:
+    """Check the database and migrations; raise :class:`NotReady` naming what is wrong. Replicas
+    are reported as the last check found them."""
     if pool is None:
         raise NotReady("database pool is not open")
     try:
@@ -37,4 +42,6 @@ async def readiness(pool: asyncpg.Pool | None, migrations: MigrationSet) -> Read
     stale = [r.filename for r in migrations.repeatable if repeatables.get(r.name) != r.checksum]
     if stale:
         raise NotReady("repeatable files not applied as they are now: " + ", ".join(stale), stale=stale)
-    return Readiness(migrations_applied=len(applied))
+    return Readiness(
+        migrations_applied=len(applied), replicas=replicas.status() if replicas is not None else msgspec.UNSET
+    )

@@ -21,7 +21,6 @@ from uuid import UUID
 
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
@@ -142,7 +141,9 @@ CurrentPrincipal = NamedDependency[Principal]
 """Handler parameter type for the caller: ``principal: CurrentPrincipal``."""
 
 
-async def provide_db_after_principal(state: State, principal: CurrentPrincipal) -> AsyncIterator[Conn]:
+async def provide_db_after_principal(
+    request: Request[Any, Any, Any], principal: CurrentPrincipal
+) -> AsyncIterator[Conn]:
     """Dependency ``db`` for controllers whose guards require a principal.
 
     The same pooled connection as the application's ``db``, but resolved after ``principal``:
@@ -150,12 +151,26 @@ async def provide_db_after_principal(state: State, principal: CurrentPrincipal) 
     about a fifth of a small authenticated read; one after the other they cost next to nothing.
     """
     del principal  # only orders the resolution
-    async with state.runtime.connection() as conn:  # see timebank.app.Runtime.connection
+    # See timebank.app.Runtime.primary_connection.
+    async with request.app.state.runtime.primary_connection(request.scope) as conn:
         yield conn
 
 
-AFTER_PRINCIPAL = {"db": Provide(provide_db_after_principal)}
-"""``dependencies`` of a guarded controller: its ``db`` comes after ``principal``."""
+async def provide_read_db_after_principal(
+    request: Request[Any, Any, Any], principal: CurrentPrincipal
+) -> AsyncIterator[Conn]:
+    """Dependency ``read_db`` (a read-only handler's connection, see
+    timebank.app.Runtime.read_connection), resolved after ``principal`` like ``db``."""
+    del principal
+    async with request.app.state.runtime.read_connection(request.scope) as conn:
+        yield conn
+
+
+AFTER_PRINCIPAL = {
+    "db": Provide(provide_db_after_principal),
+    "read_db": Provide(provide_read_db_after_principal),
+}
+"""``dependencies`` of a guarded controller: its ``db`` and ``read_db`` come after ``principal``."""
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -46,7 +46,7 @@ class LedgerAccountController(Controller):
     @get("/", operation_id="list_ledger_accounts", summary="Ledger accounts with balances")
     async def index(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         owner_kind: FromQuery[OwnerKind | None] = None,
         owner_id: FromQuery[UUID | None] = None,
@@ -58,7 +58,7 @@ class LedgerAccountController(Controller):
         """Administrators list the region; staff and shop operators name an owner in their scope
         (a shop operator's defaults to their shop). Keyset-paginated by account id."""
         return await service.account_page(
-            db,
+            read_db,
             principal,
             owner_kind=owner_kind,
             owner_id=owner_id,
@@ -69,9 +69,9 @@ class LedgerAccountController(Controller):
         )
 
     @get("/{account_id:uuid}", operation_id="get_ledger_account", summary="One ledger account")
-    async def read(self, db: Db, principal: CurrentPrincipal, account_id: FromPath[UUID]) -> AccountView:
+    async def read(self, read_db: Db, principal: CurrentPrincipal, account_id: FromPath[UUID]) -> AccountView:
         """Posted, held, available and incoming amounts in minutes/hours or points."""
-        return await service.account_view(db, principal, account_id)
+        return await service.account_view(read_db, principal, account_id)
 
     @get(
         "/{account_id:uuid}/statement",
@@ -80,7 +80,7 @@ class LedgerAccountController(Controller):
     )
     async def statement(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         account_id: FromPath[UUID],
         first_day: FromDay = None,
@@ -90,7 +90,7 @@ class LedgerAccountController(Controller):
     ) -> Page[StatementLine]:
         """Each line carries the balance right after it; keyset-paginated (opaque cursor)."""
         return await service.account_statement(
-            db, principal, account_id, cursor=cursor, limit=limit, first_day=first_day, last_day=last_day
+            read_db, principal, account_id, cursor=cursor, limit=limit, first_day=first_day, last_day=last_day
         )
 
 
@@ -103,9 +103,11 @@ class LedgerTransferController(Controller):
     dependencies = AFTER_PRINCIPAL
 
     @get("/{transfer_id:uuid}", operation_id="get_ledger_transfer", summary="One transfer")
-    async def read(self, db: Db, principal: CurrentPrincipal, transfer_id: FromPath[UUID]) -> TransferView:
+    async def read(
+        self, read_db: Db, principal: CurrentPrincipal, transfer_id: FromPath[UUID]
+    ) -> TransferView:
         """With its reversal status (reversed_by, reversible) and, for holds, their state."""
-        return await service.transfer_view(db, principal, transfer_id)
+        return await service.transfer_view(read_db, principal, transfer_id)
 
     @post(
         "/{transfer_id:uuid}/reversal",
@@ -148,14 +150,14 @@ class MyLedgerController(Controller):
     dependencies = AFTER_PRINCIPAL
 
     @get("/balances", operation_id="get_my_balances", opt=VIEW, summary="My time and points")
-    async def balances(self, db: Db, principal: CurrentPrincipal) -> MyBalances:
+    async def balances(self, read_db: Db, principal: CurrentPrincipal) -> MyBalances:
         """Posted, held (reserved by pending redemptions) and available; minutes with hours."""
-        return await service.my_balances(db, principal)
+        return await service.my_balances(read_db, principal)
 
     @get("/statement", operation_id="get_my_statement", opt=VIEW, summary="My statement, newest first")
     async def statement(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         unit: Unit = None,
         first_day: FromDay = None,
@@ -165,7 +167,7 @@ class MyLedgerController(Controller):
     ) -> Page[StatementLine]:
         """Posted movements with the balance after each; keyset-paginated (opaque cursor)."""
         return await service.my_statement(
-            db, principal, unit=unit, first_day=first_day, last_day=last_day, cursor=cursor, limit=limit
+            read_db, principal, unit=unit, first_day=first_day, last_day=last_day, cursor=cursor, limit=limit
         )
 
 

@@ -19,7 +19,7 @@ Any difference is a finding; the command exits non-zero when there is one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -48,6 +48,7 @@ class ChainReport:
     head_hash: str = ""
     unsealed: int = 0
     oldest_unsealed: datetime | None = None
+    checkpoint_seq: int | None = None  # --since: the checkpoint the walk started from (None: genesis)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class VerifyReport:
     accounts: int = 0
     lot_moves: int = 0
     lots: int = 0
+    since: datetime | None = None  # --since: only the chains after their checkpoints were checked
 
     @property
     def ok(self) -> bool:
@@ -86,14 +88,26 @@ class VerifyReport:
         for c in self.chains:
             head = f"head #{c.head_seq} {c.head_hash[:16]}…" if c.head_seq else "no head"
             waiting = f", {c.unsealed} awaiting seal" if c.unsealed else ""
-            lines.append(f"  {c.region_code or c.region_id} {c.ledger:<6} {c.sealed} sealed, {head}{waiting}")
-        lines.append(
-            f"balances: {self.accounts} accounts recomputed from the transfers; "
-            f"lots: {self.lot_moves} movements replayed, {self.lots} lots compared"
-        )
+            start = ""
+            if self.since is not None:
+                start = f" after checkpoint #{c.checkpoint_seq}" if c.checkpoint_seq else " from the start"
+            lines.append(
+                f"  {c.region_code or c.region_id} {c.ledger:<6} {c.sealed} sealed{start}, {head}{waiting}"
+            )
+        if self.since is None:
+            lines.append(
+                f"balances: {self.accounts} accounts recomputed from the transfers; "
+                f"lots: {self.lot_moves} movements replayed, {self.lots} lots compared"
+            )
+        else:
+            lines.append(
+                f"since {self.since.isoformat()}: seals after each chain's newest checkpoint before then, "
+                "and the zero sums; balances, lots and references are checked by a full verify"
+            )
         lines.append("")
         if self.ok:
-            lines.append("OK: every hash, link, head, balance and lot matches.")
+            checked = "hash, link and head" if self.since is not None else "hash, link, head, balance and lot"
+            lines.append(f"OK: every {checked} matches.")
         else:
             lines.append(f"FAILED: {len(self.findings)} finding(s)")
             for f in self.findings:
@@ -117,6 +131,72 @@ async def verify(conn: Conn, *, region_id: UUID | None = None, progress: Progres
     return report
 
 
+async def verify_since(
+    conn: Conn, since: datetime, *, region_id: UUID | None = None, progress: Progress = _quiet
+) -> VerifyReport:
+    """Check each chain after its newest checkpoint sealed at or before ``since`` (from the start
+    when it has none), the transfers waiting for a seal and the zero sums, from one snapshot.
+
+    The cost follows what was sealed since the checkpoint, not the chain's length: the seals are
+    read by their primary key from the checkpoint's seq on, the waiting transfers from the
+    sealer's mark. The checkpoint's own seal must still carry the hash it was verified with.
+    """
+    report = VerifyReport(since=since)
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        for row in await chain_repo.since_chains(conn, region_id, since):
+            chain = ChainReport(
+                region_id=row["region_id"], region_code=row["region_code"] or "", ledger=row["ledger"]
+            )
+            report.chains.append(chain)
+            label = f"{chain.region_code or chain.region_id}/{chain.ledger}"
+            start, prev = 1, GENESIS
+            if row["checkpoint_seq"] is not None:
+                chain.checkpoint_seq = int(row["checkpoint_seq"])
+                start, prev = chain.checkpoint_seq + 1, bytes(row["checkpoint_hash"])
+            progress(f"checking chain {label} from #{start} …")
+            seals = _after_checkpoint(conn, chain, label, prev, report)
+            last_seq, prev = await _walk(chain, label, seals, start, prev, report, progress, None)
+            if chain.checkpoint_seq is not None and chain.sealed == 0:
+                last_seq = chain.checkpoint_seq  # nothing sealed since the checkpoint
+            _check_head(chain, label, row, last_seq, prev, report)
+            mark = chain_repo.mark_of(row)
+            chain.unsealed, chain.oldest_unsealed = await chain_repo.waiting_count(
+                conn, chain.region_id, chain.ledger, mark
+            )
+        await _zero_sums(conn, region_id, report)
+    return report
+
+
+async def _after_checkpoint(
+    conn: Conn, chain: ChainReport, label: str, checkpoint_hash: bytes, report: VerifyReport
+) -> AsyncIterator[Any]:
+    """The chain's seals after its checkpoint; the checkpoint's own seal is compared, not walked."""
+    first = chain.checkpoint_seq or 1
+    async for seal in chain_repo.verify_seals_from(conn, chain.region_id, chain.ledger, first):
+        if chain.checkpoint_seq is not None and int(seal["seq"]) == chain.checkpoint_seq:
+            if bytes(seal["seal_hash"]) != checkpoint_hash:
+                report.add(
+                    "chain", f"{label} #{chain.checkpoint_seq}: seal differs from its verified checkpoint"
+                )
+            continue
+        yield seal
+
+
+async def record_checkpoints(conn: Conn, report: VerifyReport) -> int:
+    """After a clean verification: record each chain's last verified seal as a checkpoint (as the
+    owning role). Returns how many were recorded; none when the report has findings."""
+    if not report.ok:
+        return 0
+    recorded = 0
+    for chain in report.chains:
+        if chain.head_seq is not None and chain.head_hash:
+            head = bytes.fromhex(chain.head_hash)
+            recorded += await chain_repo.record_checkpoint(
+                conn, chain.region_id, chain.ledger, chain.head_seq, head
+            )
+    return recorded
+
+
 async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, progress: Progress) -> None:
     chains: dict[tuple[UUID, str], ChainReport] = {}
     for row in await chain_repo.verify_chains(conn, region_id):
@@ -127,41 +207,9 @@ async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, prog
         total = int(row["seals"])
         label = f"{chain.region_code or chain.region_id}/{chain.ledger}"
         progress(f"checking chain {label}: {total} seals …")
-        expected_seq = 1
-        prev = GENESIS
-        async for seal in chain_repo.verify_seals(conn, chain.region_id, chain.ledger):
-            seq = int(seal["seq"])
-            if seq != expected_seq:
-                report.add(
-                    "chain", f"{label}: seq {seq} where {expected_seq} was expected (gap or duplicate)"
-                )
-            if bytes(seal["prev_hash"]) != prev:
-                report.add("chain", f"{label} #{seq}: prev_hash does not match the hash of #{seq - 1}")
-            if seal["id"] is None:
-                report.add(
-                    "chain", f"{label} #{seq}: sealed transfer {seal['sealed_transfer_id']} is missing"
-                )
-            else:
-                t = msgspec.convert({k: seal[k] for k in Transfer.__struct_fields__}, Transfer)
-                if (t.region_id, t.ledger) != (chain.region_id, chain.ledger):
-                    report.add("chain", f"{label} #{seq}: transfer {t.id} belongs to another chain")
-                if chain_hash(bytes(seal["prev_hash"]), seq, t) != bytes(seal["seal_hash"]):
-                    report.add("chain", f"{label} #{seq}: transfer {t.id} does not match its seal (altered)")
-            prev = bytes(seal["seal_hash"])
-            expected_seq = seq + 1
-            chain.sealed += 1
-            if chain.sealed % PROGRESS_EVERY == 0:
-                progress(f"  {label}: {chain.sealed}/{total}")
-        last_seq = expected_seq - 1
-        head_seq = row["head_seq"]
-        chain.head_seq = int(head_seq) if head_seq is not None else None
-        chain.head_hash = bytes(row["head_hash"]).hex() if row["head_hash"] is not None else ""
-        if last_seq == 0 and head_seq is None:
-            continue
-        if head_seq is None:
-            report.add("head", f"{label}: {last_seq} seals but no recorded head")
-        elif int(head_seq) != last_seq or bytes(row["head_hash"]) != prev:
-            report.add("head", f"{label}: recorded head #{head_seq} differs from the last seal #{last_seq}")
+        seals = chain_repo.verify_seals(conn, chain.region_id, chain.ledger)
+        last_seq, prev = await _walk(chain, label, seals, 1, GENESIS, report, progress, total)
+        _check_head(chain, label, row, last_seq, prev, report)
     for row in await chain_repo.verify_unsealed(conn, region_id):
         key = (row["region_id"], row["ledger"])
         if key not in chains:
@@ -178,6 +226,66 @@ async def _chains(conn: Conn, region_id: UUID | None, report: VerifyReport, prog
     report.chains = sorted(chains.values(), key=lambda c: (c.region_code, str(c.region_id), c.ledger))
 
 
+async def _walk(
+    chain: ChainReport,
+    label: str,
+    seals: AsyncIterator[Any],
+    expected_seq: int,
+    prev: bytes,
+    report: VerifyReport,
+    progress: Progress,
+    total: int | None,
+) -> tuple[int, bytes]:
+    """Check the seals in order from ``expected_seq`` (linking to ``prev``); return the last seq
+    and hash."""
+    async for seal in seals:
+        seq = int(seal["seq"])
+        if seq != expected_seq:
+            report.add("chain", f"{label}: seq {seq} where {expected_seq} was expected (gap or duplicate)")
+        if bytes(seal["prev_hash"]) != prev:
+            report.add("chain", f"{label} #{seq}: prev_hash does not match the hash of #{seq - 1}")
+        if seal["id"] is None:
+            report.add("chain", f"{label} #{seq}: sealed transfer {seal['sealed_transfer_id']} is missing")
+        else:
+            t = msgspec.convert({k: seal[k] for k in Transfer.__struct_fields__}, Transfer)
+            if (t.region_id, t.ledger) != (chain.region_id, chain.ledger):
+                report.add("chain", f"{label} #{seq}: transfer {t.id} belongs to another chain")
+            if chain_hash(bytes(seal["prev_hash"]), seq, t) != bytes(seal["seal_hash"]):
+                report.add("chain", f"{label} #{seq}: transfer {t.id} does not match its seal (altered)")
+        prev = bytes(seal["seal_hash"])
+        expected_seq = seq + 1
+        chain.sealed += 1
+        if chain.sealed % PROGRESS_EVERY == 0:
+            progress(f"  {label}: {chain.sealed}/{total if total is not None else '…'}")
+    return expected_seq - 1, prev
+
+
+def _check_head(
+    chain: ChainReport, label: str, row: Any, last_seq: int, prev: bytes, report: VerifyReport
+) -> None:
+    """The recorded head must be the last seal walked."""
+    head_seq = row["head_seq"]
+    chain.head_seq = int(head_seq) if head_seq is not None else None
+    chain.head_hash = bytes(row["head_hash"]).hex() if row["head_hash"] is not None else ""
+    if last_seq == 0 and head_seq is None:
+        return
+    if head_seq is None:
+        report.add("head", f"{label}: {last_seq} seals but no recorded head")
+    elif int(head_seq) != last_seq or bytes(row["head_hash"]) != prev:
+        report.add("head", f"{label}: recorded head #{head_seq} differs from the last seal #{last_seq}")
+
+
+async def _zero_sums(conn: Conn, region_id: UUID | None, report: VerifyReport) -> None:
+    """Per region and ledger, posted balances add up to zero and pending debits to pending credits."""
+    for row in await chain_repo.verify_zero_sum(conn, region_id):
+        if row["posted_sum"] != 0 or row["pending_sum"] != 0:
+            report.add(
+                "zero-sum",
+                f"region {row['region_id']} {row['ledger']}: posted balances add up to "
+                f"{row['posted_sum']}, pending credits minus debits to {row['pending_sum']} (both must be 0)",
+            )
+
+
 async def _balances(conn: Conn, region_id: UUID | None, report: VerifyReport) -> None:
     report.accounts = await chain_repo.verify_account_count(conn, region_id)
     for row in await chain_repo.verify_balances(conn, region_id):
@@ -187,13 +295,7 @@ async def _balances(conn: Conn, region_id: UUID | None, report: VerifyReport) ->
             if row["stored_" + name] != row["expected_" + name]
         ]
         report.add("balance", f"account {row['account_id']}: " + "; ".join(diffs))
-    for row in await chain_repo.verify_zero_sum(conn, region_id):
-        if row["posted_sum"] != 0 or row["pending_sum"] != 0:
-            report.add(
-                "zero-sum",
-                f"region {row['region_id']} {row['ledger']}: posted balances add up to {row['posted_sum']}, "
-                f"pending credits minus debits to {row['pending_sum']} (both must be 0)",
-            )
+    await _zero_sums(conn, region_id, report)
     for row in await chain_repo.verify_open_holds(conn, region_id):
         state = "open but not listed" if row["is_open"] else "listed open but resolved or missing"
         report.add("holds", f"hold {row['hold_id']}: {state}")

@@ -97,14 +97,14 @@ class TrainingController(Controller):
     @get("", operation_id="list_trainings", guards=[PEOPLE], summary="A volunteer's trainings")
     async def list_trainings(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         volunteer_id: FromQuery[UUID],
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Training]:
         """Newest first; a volunteer sees their own, staff those of their subtree."""
-        return await service.list_trainings(db, principal, volunteer_id, cursor, limit)
+        return await service.list_trainings(read_db, principal, volunteer_id, cursor, limit)
 
 
 class ActivityController(Controller):
@@ -124,7 +124,7 @@ class ActivityController(Controller):
     @get("", operation_id="browse_activities", guards=[authenticated], summary="Browse activities")
     async def browse_activities(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         community_id: FromQuery[UUID | None] = None,
         category: Annotated[str | None, QueryParameter(pattern=r"^[a-z0-9-]{2,60}$")] = None,
@@ -136,7 +136,7 @@ class ActivityController(Controller):
     ) -> Page[Activity]:
         """By start time; filter by community (own, sub- and parent organisations), category, days."""
         return await service.browse_activities(
-            db,
+            read_db,
             principal,
             community_id=community_id,
             category_code=category,
@@ -271,7 +271,7 @@ class ActivityController(Controller):
     )
     async def records(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
         status: FromQuery[RecordStatus | None] = None,
@@ -279,7 +279,7 @@ class ActivityController(Controller):
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[ServiceRecord]:
         """The activity's service records, newest first."""
-        return await service.list_activity_records(db, principal, activity_id, status, cursor, limit)
+        return await service.list_activity_records(read_db, principal, activity_id, status, cursor, limit)
 
     @post(
         "/{activity_id:uuid}/confirm",
@@ -324,13 +324,13 @@ class ActivityController(Controller):
     )
     async def export(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
         format: FromQuery[exports.Format] = "csv",
     ) -> Response[bytes]:
         """CSV (UTF-8 with BOM) or XLSX; names and mobiles masked."""
-        body, name = await exports.activity_export(db, principal, activity_id, format)
+        body, name = await exports.activity_export(read_db, principal, activity_id, format)
         return attachment(body, name, exports.MEDIA_TYPES[format])
 
 
@@ -344,13 +344,13 @@ class MyHoursController(Controller):
     @get("/activities", operation_id="my_activities", guards=[VOLUNTEER], opt=VIEW, summary="My activities")
     async def my_activities(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[MyActivity]:
         """Activities I signed up for, latest first, with my record's status."""
-        return await service.my_activities(db, principal, cursor, limit)
+        return await service.my_activities(read_db, principal, cursor, limit)
 
     @get(
         "/service-records",
@@ -361,11 +361,11 @@ class MyHoursController(Controller):
     )
     async def my_records(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         status: FromQuery[RecordStatus | None] = None,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[ServiceRecord]:
         """Newest first, with status, counted hours and points once confirmed."""
-        return await service.my_records(db, principal, status, cursor, limit)
+        return await service.my_records(read_db, principal, status, cursor, limit)

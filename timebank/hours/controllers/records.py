@@ -193,7 +193,7 @@ class ServiceRecordController(Controller):
     )
     async def export(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         organisation_id: FromQuery[UUID],
         day_from: Annotated[date, QueryParameter(name="from", description="first local day")],
@@ -201,7 +201,9 @@ class ServiceRecordController(Controller):
         format: FromQuery[exports.Format] = "csv",
     ) -> Response[bytes]:
         """Records of an organisation's subtree for activities in the period; CSV or XLSX, masked."""
-        body, name = await exports.period_export(db, principal, organisation_id, day_from, day_to, format)
+        body, name = await exports.period_export(
+            read_db, principal, organisation_id, day_from, day_to, format
+        )
         return attachment(body, name, exports.MEDIA_TYPES[format])
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
 
@@ -278,6 +279,43 @@ SELECT b.account_id, b.stripe
 
 REGION_BY_CODE = "SELECT id FROM regions WHERE code = $1"
 
+# ------------------------------------------------------------------------- verification since a point
+# Each sealed chain (its head: no count over the seals) with the newest checkpoint sealed at or
+# before $2, and its mark (for the waiting transfers).
+SINCE_CHAINS = """
+SELECT h.region_id, h.ledger, h.seq AS head_seq, h.hash AS head_hash, r.code AS region_code,
+       c.seq AS checkpoint_seq, c.hash AS checkpoint_hash,
+       h.sealed_through, h.sealed_pending
+  FROM ledger_chain_heads h
+  LEFT JOIN regions r ON r.id = h.region_id
+  LEFT JOIN LATERAL (SELECT seq, hash FROM ledger_verify_checkpoints c
+                      WHERE c.region_id = h.region_id AND c.ledger = h.ledger AND c.sealed_at <= $2
+                      ORDER BY c.seq DESC LIMIT 1) AS c ON true
+ WHERE $1::uuid IS NULL OR h.region_id = $1
+ ORDER BY 5, 2
+"""
+
+# The chain's seals from $3 on (the primary key's range), with their transfers.
+VERIFY_SEALS_FROM = """
+SELECT s.seq, s.prev_hash, s.hash AS seal_hash, s.transfer_id AS sealed_transfer_id, t.*
+  FROM ledger_seals s
+  LEFT JOIN ledger_transfers t ON t.id = s.transfer_id
+ WHERE s.region_id = $1 AND s.ledger = $2 AND s.seq >= $3
+ ORDER BY s.seq
+"""
+
+# The chain's transfers waiting for a seal, found from its mark as the sealer finds them.
+WAITING_COUNT = "SELECT count(*) AS unsealed, min(t.created_at) AS oldest " + _WAITING
+
+# The last seal a clean verification checked, as long as it still carries the hash it checked.
+RECORD_CHECKPOINT = """
+INSERT INTO ledger_verify_checkpoints (region_id, ledger, seq, hash, sealed_at)
+SELECT s.region_id, s.ledger, s.seq, s.hash, s.sealed_at
+  FROM ledger_seals s
+ WHERE s.region_id = $1 AND s.ledger = $2 AND s.seq = $3 AND s.hash = $4
+ON CONFLICT DO NOTHING
+"""
+
 
 # ---------------------------------------------------------------------------------------- sealing
 class Mark(NamedTuple):
@@ -290,6 +328,11 @@ class Mark(NamedTuple):
 
 def _mark(row: asyncpg.Record) -> Mark:
     return Mark(int(row["sealed_through"]), tuple(int(x) for x in row["sealed_pending"]))
+
+
+def mark_of(row: asyncpg.Record) -> Mark:
+    """The mark of a row with ``sealed_through`` and ``sealed_pending`` columns."""
+    return _mark(row)
 
 
 async def chains(conn: Conn) -> list[tuple[UUID, str, Mark]]:
@@ -441,3 +484,28 @@ async def verify_lots(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record
 async def verify_consumptions(conn: Conn, region_id: UUID | None) -> list[asyncpg.Record]:
     """Every stored lot consumption."""
     return await conn.fetch(VERIFY_CONSUMPTIONS, region_id)
+
+
+async def since_chains(conn: Conn, region_id: UUID | None, since: datetime) -> list[asyncpg.Record]:
+    """Every sealed chain with its head, mark and newest checkpoint sealed at or before ``since``."""
+    return await conn.fetch(SINCE_CHAINS, region_id, since)
+
+
+async def verify_seals_from(
+    conn: Conn, region_id: UUID, ledger: str, seq: int, prefetch: int = 2000
+) -> AsyncIterator[asyncpg.Record]:
+    """Stream the chain's seals from ``seq`` on with their transfers (inside a transaction)."""
+    async for row in conn.cursor(VERIFY_SEALS_FROM, region_id, ledger, seq, prefetch=prefetch):
+        yield row
+
+
+async def waiting_count(conn: Conn, region_id: UUID, ledger: str, mark: Mark) -> tuple[int, datetime | None]:
+    """How many transfers of the chain wait for a seal, and the oldest one's time."""
+    row = await conn.fetchrow(WAITING_COUNT, region_id, ledger, mark.through, list(mark.pending))
+    assert row is not None
+    return int(row["unsealed"]), row["oldest"]
+
+
+async def record_checkpoint(conn: Conn, region_id: UUID, ledger: str, seq: int, hash_: bytes) -> bool:
+    """Record a verified checkpoint (as the owning role); False when the seal no longer matches."""
+    return str(await conn.execute(RECORD_CHECKPOINT, region_id, ledger, seq, hash_)) == "INSERT 0 1"
