@@ -217,6 +217,22 @@ async def chaos(service: Service, tally: Tally, until: float) -> None:
         tally.kills.append((time.monotonic(), what))
 
 
+async def replay(
+    http: httpx.AsyncClient, key: str, body: dict[str, Any], headers: dict[str, str]
+) -> httpx.Response:
+    """Send an acknowledged grant again, as a client does: a 503 means "retry after Retry-After".
+
+    /readyz answering 200 says one worker reached the database; a worker respawned while it was
+    down may take a moment more to open its pool, and answers 503 database-unavailable until then.
+    """
+    give_up = time.monotonic() + 30
+    while True:
+        resp = await http.post(f"{API}/honour-hours", json=body, headers={**headers, "Idempotency-Key": key})
+        if resp.status_code != 503 or time.monotonic() > give_up:
+            return resp
+        await asyncio.sleep(float(resp.headers.get("retry-after", "1")))
+
+
 async def run_chaos(service: Service, tally: Tally) -> int:
     """The chaos phase, then the drain; returns how many acknowledged keys replayed identically."""
     timeout = httpx.Timeout(30.0)
@@ -256,9 +272,7 @@ async def run_chaos(service: Service, tally: Tally) -> int:
         await wait_ready(http, service, within_s=60)
         replays = 0
         for key, sent in tally.acknowledged.items():
-            resp = await http.post(
-                f"{API}/honour-hours", json=sent["body"], headers={**headers, "Idempotency-Key": key}
-            )
+            resp = await replay(http, key, sent["body"], headers)
             if resp.status_code == 201 and resp.content == sent["response"]:
                 replays += 1
             else:
