@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.identity.factories import PASSWORD, World, make_id_number
 from tests.support import assert_problem, auth
+from timebank.ids import uuid7
 from timebank.kit.principal import Principal
 
 API = "/api/v1"
@@ -107,6 +108,43 @@ class TestRegister:
         dump = repr(dict(row))
         assert PHONE not in dump and body["id_number"] not in dump
         assert row["registered_via"] == "self" and row["password_hash"].startswith("$argon2id$")
+
+    @pytest.mark.asyncio
+    async def test_201_records_the_referrer(
+        self, app: Litestar, world: World, owner_conn: asyncpg.Connection
+    ) -> None:
+        referrer = await world.volunteer(name="推荐人")
+        async with AsyncTestClient(app) as client:
+            body = await register_body(client, app, world, referrer_id=str(referrer.sub))
+            resp = await client.post(f"{API}/auth/register", json=body)
+            assert resp.status_code == 201, resp.text
+            me = (await client.get(f"{API}/me", headers=bearer(resp.json()["access_token"]))).json()
+        stored = await owner_conn.fetchval("SELECT referred_by FROM volunteers WHERE id = $1", me["id"])
+        assert stored == referrer.sub
+
+    @pytest.mark.asyncio
+    @pytest.mark.parametrize("status", ["active-elsewhere", "left", "unknown"])
+    async def test_409_referrer_not_an_active_volunteer_of_the_region(
+        self, app: Litestar, world: World, owner_conn: asyncpg.Connection, status: str
+    ) -> None:
+        if status == "unknown":
+            referrer_id = uuid7()
+        else:
+            referrer_id = (await world.volunteer(status="left" if status == "left" else "active")).sub
+            if status == "active-elsewhere":
+                other = await owner_conn.fetchval(
+                    "INSERT INTO regions (code, name) VALUES ('elsewhere', '别处') RETURNING id"
+                )
+                await owner_conn.execute(
+                    "UPDATE volunteers SET region_id = $2 WHERE id = $1", referrer_id, other
+                )
+        before = await owner_conn.fetchval("SELECT count(*) FROM volunteers")
+        async with AsyncTestClient(app) as client:
+            body = await register_body(client, app, world, referrer_id=str(referrer_id))
+            resp = await client.post(f"{API}/auth/register", json=body)
+        problem = assert_problem(resp, 409, "invalid-reference")
+        assert problem["field"] == "referrer_id"
+        assert await owner_conn.fetchval("SELECT count(*) FROM volunteers") == before
 
     @pytest.mark.asyncio
     async def test_409_duplicate_id_number_reveals_nothing(self, app: Litestar, world: World) -> None:

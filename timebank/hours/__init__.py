@@ -13,6 +13,7 @@ def register() -> Domain:
     from timebank.hours.confirm import CODE_SHORTFALL
     from timebank.hours.controllers import CONTROLLERS
     from timebank.hours.earnings import CODE_CONFIRMED, CODE_HONOUR, CODE_RECOVERY
+    from timebank.hours.referrals import CODE_REFERRAL
     from timebank.hours.rules import HoursRules, PointsEarning, ProviderRules
 
     return Domain(
@@ -26,5 +27,6 @@ def register() -> Domain:
             TransferCode(CODE_HONOUR, "荣誉时长补录", CORRECTED_BY, counts_as_service=True),
             TransferCode(CODE_RECOVERY, "冲正欠款扣回", CORRECTED_BY),
             TransferCode(CODE_SHORTFALL, "冲正欠款记账", CORRECTED_BY),
+            TransferCode(CODE_REFERRAL, "推荐新志愿者奖励", None),
         ],
     )

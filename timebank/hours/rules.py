@@ -60,6 +60,7 @@ class PointsEarning(RuleSection, frozen=True, kw_only=True):
     rounding: Literal["half_up_per_record", "floor_per_record", "half_even_per_record"]
     organiser_bonus_pct: Annotated[int, msgspec.Meta(ge=0, le=1000)]
     reversal_shortfall_policy: Literal["debt", "refuse"]
+    referral_points: Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
 
 class ProviderRules(RuleSection, frozen=True, kw_only=True):

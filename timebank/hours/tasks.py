@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from timebank.hours.confirm import auto_confirm as auto_confirm_records
+from timebank.hours.referrals import settle_referrals
 from timebank.kit.domain import PeriodicTask, TaskContext
 
 
@@ -15,6 +16,15 @@ async def auto_confirm(ctx: TaskContext) -> Mapping[str, int]:
     return {"confirmed": result.confirmed, "remaining": result.remaining}
 
 
+async def referral_rewards(ctx: TaskContext) -> Mapping[str, int]:
+    """Reward referrers whose newcomer's first service was confirmed (rule ``points.referral_points``)."""
+    async with ctx.connection() as conn:
+        return await settle_referrals(conn, progress=lambda n: ctx.progress(n, None))
+
+
 TASKS = (
     PeriodicTask(name="hours.auto-confirm", title="逾期服务记录自动确认", run=auto_confirm, cron="5 * * * *"),
+    PeriodicTask(
+        name="hours.referral-rewards", title="推荐新志愿者奖励", run=referral_rewards, cron="50 * * * *"
+    ),
 )

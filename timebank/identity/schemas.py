@@ -45,7 +45,12 @@ class OtpSent(msgspec.Struct, kw_only=True):
 
 
 class RegisterRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A volunteer registers themselves: mobile + SMS code, real name and ID number."""
+    """A volunteer registers themselves: mobile + SMS code, real name and ID number.
+
+    ``referrer_id``: the volunteer who brought them in (推荐人, e.g. from a shared mini-program
+    link); rewarded by rule ``points.referral_points`` once the new volunteer's first service is
+    confirmed.
+    """
 
     phone: Phone
     code: OtpCode
@@ -53,6 +58,7 @@ class RegisterRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id_number: IdNumber
     community_id: UUID
     password: Password | None = None
+    referrer_id: UUID | None = None
 
 
 class LoginRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -16,8 +16,8 @@ INSERT_VOLUNTEER = """
 INSERT INTO volunteers (id, region_id, community_id, real_name, mobile_cipher, mobile_key_id, mobile_index,
                         mobile_masked, id_number_cipher, id_number_key_id, id_number_index,
                         id_number_masked, birth_date, password_hash, wechat_openid, registered_via,
-                        registered_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                        registered_by, referred_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 """
 
 # The columns of VolunteerView and the join they need; one volunteer or a filtered list of them.
@@ -68,6 +68,11 @@ SEED_VOLUNTEER = INSERT_VOLUNTEER + "ON CONFLICT DO NOTHING\nRETURNING id\n"
 
 VOLUNTEER_ID_BY_ID_NUMBER = "SELECT id FROM volunteers WHERE id_number_index = $1"
 
+# A referrer must be an active volunteer of the new volunteer's region.
+REFERRER_ACTIVE = """
+SELECT EXISTS (SELECT 1 FROM volunteers WHERE id = $1 AND region_id = $2 AND status = 'active')
+"""
+
 
 class NewVolunteer(msgspec.Struct, kw_only=True, frozen=True):
     """A volunteer to insert, personal data sealed."""
@@ -82,6 +87,7 @@ class NewVolunteer(msgspec.Struct, kw_only=True, frozen=True):
     password_hash: str | None
     registered_via: str
     registered_by: UUID | None
+    referred_by: UUID | None = None
 
 
 def _values(vol: NewVolunteer) -> tuple[object, ...]:
@@ -98,12 +104,18 @@ def _values(vol: NewVolunteer) -> tuple[object, ...]:
         None,  # wechat_openid
         vol.registered_via,
         vol.registered_by,
+        vol.referred_by,
     )
 
 
 async def insert_volunteer(conn: Conn, vol: NewVolunteer) -> None:
     """Insert a volunteer (unique violations name the blind-index constraint)."""
     await conn.execute(INSERT_VOLUNTEER, *_values(vol))
+
+
+async def referrer_active(conn: Conn, referrer_id: UUID, region_id: UUID) -> bool:
+    """Whether ``referrer_id`` is an active volunteer of ``region_id``."""
+    return bool(await conn.fetchval(REFERRER_ACTIVE, referrer_id, region_id))
 
 
 async def get_volunteer(conn: Conn, volunteer_id: UUID) -> VolunteerView | None:

@@ -148,6 +148,7 @@ async def register(conn: Conn, ctx: IdentityContext, req: RegisterRequest, clien
             mobile_number=number,
             plain_id=plain_id,
             password_hash=password_hash,
+            referred_by=req.referrer_id,
         )
         account = LoginRow(
             id=volunteer_id,

@@ -53,9 +53,15 @@ async def insert_volunteer(
     plain_id: str,
     password_hash: str | None = None,
     staff: Principal | None = None,
+    referred_by: UUID | None = None,
 ) -> UUID:
     """A new volunteer of community ``home``, registered by themselves or by ``staff``, with the
-    audit entry; a taken ID number or mobile is a 409 that names no one."""
+    audit entry; a taken ID number or mobile is a 409 that names no one. ``referred_by``: the
+    volunteer who brought them in (推荐人), an active volunteer of the same region."""
+    if referred_by is not None and not await repo.referrer_active(conn, referred_by, home.region_id):
+        raise InvalidReference(
+            "referrer_id must name an active volunteer of the same region (推荐人).", field="referrer_id"
+        )
     volunteer_id = uuid7()
     new = repo.NewVolunteer(
         id=volunteer_id,
@@ -68,6 +74,7 @@ async def insert_volunteer(
         password_hash=password_hash,
         registered_via="self" if staff is None else "staff",
         registered_by=None if staff is None else staff.sub,
+        referred_by=referred_by,
     )
     if await accounts.id_number_taken(conn, new.id_number.index):
         raise AlreadyRegistered()
@@ -80,7 +87,7 @@ async def insert_volunteer(
             raise AlreadyRegistered() from None
         raise MobileTaken() from None
     actor = staff or Principal(sub=volunteer_id, kind="volunteer", region_id=home.region_id)
-    detail = {"via": new.registered_via, "community_id": home.id}
+    detail = {"via": new.registered_via, "community_id": home.id, "referred_by": referred_by}
     await audit.record(conn, actor, "volunteer", volunteer_id, "registered", detail, region_id=home.region_id)
     return volunteer_id
 
