@@ -55,10 +55,10 @@ explainAlso(
   {
     "care-request-not-found": () => "找不到这条服务需求，或其不在您的管理范围内。",
     "recipient-not-found": () => "找不到服务对象，或其不在您的管理范围内。",
+    // The problem's `status` member is its HTTP status, whatever the extension meant to say: the
+    // page reloads the request after a refusal, so its badge shows the state that refused.
     "care-transition-not-allowed": (p) =>
-      p.status
-        ? `这条需求当前为“${CARE_STATUS[p.status] || p.status}”，不能${ACTION_NAMES[p.action] || "进行此操作"}。请刷新后查看最新状态。`
-        : "这条需求当前的状态不允许此操作，请刷新后查看最新状态。",
+      `这条需求的状态已经变化，不能${ACTION_NAMES[p.action] || "进行此操作"}。页面已显示最新状态，请查看后再操作。`,
     "care-not-eligible": () => "服务对象或服务者不符合本区时间银行规则（年龄、培训或托底资格），请选择其他人。",
     "overrun-needs-consent": () => "上报的时长超出预留时长，需服务对象同意支付超出部分。",
     "category-not-found": () => "所选服务类别不存在或已停用，请重新选择。",
@@ -97,8 +97,8 @@ const TONE = {
   cancelled: "cancelled",
   expired: "cancelled",
 };
-const StatusBadge = ({ status }) =>
-  html`<span class=${`badge status-${TONE[status] || status}`} data-testid="care-status">${CARE_STATUS[status] || status}</span>`;
+const StatusBadge = ({ status, testid = "care-status" }) =>
+  html`<span class=${`badge status-${TONE[status] || status}`} data-testid=${testid}>${CARE_STATUS[status] || status}</span>`;
 
 const span = (r) => `${formatTime(r.window_start)}–${formatTime(r.window_end).slice(11)}`;
 
@@ -303,8 +303,7 @@ function CareRequest({ who, params }) {
     run(`正在${ACTION_NAMES[action]}`, () =>
       api.post(`/care-requests/${id}/${action}`, body, { asSubject: true, idempotencyKey: api.idempotencyKey() }),
     ).then((done) => {
-      if (!done) return;
-      setOutcome(`已${ACTION_NAMES[action]}，当前状态：${CARE_STATUS[done.status] || done.status}`);
+      setOutcome(done ? `已${ACTION_NAMES[action]}，当前状态：${CARE_STATUS[done.status] || done.status}` : null);
       load();
     });
   if (!request) return html`<section><a href="#/care">← 照护需求</a><${ProblemBox} error=${error} /><p class="muted">正在加载…</p></section>`;
@@ -313,7 +312,7 @@ function CareRequest({ who, params }) {
     <a href="#/care">← 照护需求</a>
     <h1>${request.category_name} · <${Name} id=${request.recipient_id} /></h1>
     <div class="card care-facts">
-      <p><${StatusBadge} status=${request.status} /></p>
+      <p><${StatusBadge} status=${request.status} testid="care-state" /></p>
       <p>服务时间：${span(request)}</p>
       <p>服务地点：${request.place}</p>
       <p>预计 ${request.estimated.hours} 小时 · ${FUNDING[request.funding] || request.funding}</p>
