@@ -241,7 +241,7 @@ function WithReason({ label, prompt, busy, act }) {
 
 function Assign({ busy, act }) {
   const [provider, setProvider] = useState(null);
-  return html`<div class="card">
+  return html`<div>
     <h2>指派服务者</h2>
     <${VolunteerSearch} chosen=${provider} choose=${setProvider} />
     ${provider &&
