@@ -6,20 +6,9 @@
 import * as api from "../api.js";
 import { explainAlso } from "../problems.js";
 import { formatTime } from "../time.js";
-import {
-  field,
-  html,
-  More,
-  ProblemBox,
-  Progress,
-  Segmented,
-  today,
-  useEffect,
-  usePaged,
-  useState,
-  useTask,
-} from "../ui.js";
+import { field, html, More, ProblemBox, Progress, Segmented, today, useEffect, usePaged, useState, useTask } from "../ui.js";
 import { VolunteerSearch } from "./certificates.js";
+import { PeriodDownload } from "./exports.js";
 import { forStaff } from "./hours.js";
 
 export const CARE_STATUS = {
@@ -336,40 +325,16 @@ const REPORTS = [
   ["/reports/care-clearing", "跨社区清算（通存通兑）", "每月各社区服务者为其他社区居民提供的照护时长。"],
 ];
 
-function Report({ path, title, note }) {
-  const { task, error, run, busy } = useTask();
-  const [saved, setSaved] = useState(null);
-  const submit = (event) => {
-    event.preventDefault();
-    const form = event.currentTarget;
-    const format = event.submitter?.value || "csv";
-    const query = { from: field(form, "from"), to: field(form, "to"), format };
-    run(`正在下载${title}`, (progress) => api.download(path, query, `${path.split("/").pop()}.${format}`, progress)).then(
-      (file) => file && setSaved(`已下载 ${file.name}（${Math.ceil(file.size / 1024)} KB）`),
-    );
-  };
-  return html`<form class="card" onSubmit=${submit} data-testid="care-report">
-    <h2>${title}</h2>
-    <p class="muted">${note}</p>
-    <div class="pair">
-      <label>开始日期 <input name="from" type="date" required value=${today(-365)} /></label>
-      <label>结束日期 <input name="to" type="date" required value=${today()} /></label>
-    </div>
-    <${Progress} task=${task} />
-    <${ProblemBox} error=${error} />
-    ${saved && html`<p class="notice" role="status">${saved}</p>`}
-    <div class="actions">
-      <button type="submit" value="csv" disabled=${busy}>下载 CSV</button>
-      <button type="submit" value="xlsx" class="secondary" disabled=${busy}>下载 Excel</button>
-    </div>
-  </form>`;
-}
-
 function Reports() {
   return html`<section>
     <a href="#/care">← 照护需求</a>
     <h1>照护时长报表</h1>
-    ${REPORTS.map(([path, title, note]) => html`<${Report} path=${path} title=${title} note=${note} />`)}
+    ${REPORTS.map(
+      ([path, title, note]) => html`<${PeriodDownload} path=${path} name=${path.split("/").pop()} from=${today(-365)} testid="care-report">
+        <h2>${title}</h2>
+        <p class="muted">${note}</p>
+      <//>`,
+    )}
   </section>`;
 }
 
