@@ -49,6 +49,7 @@ class TestJobs:
         expect(run.get_by_test_id("job-counts")).to_contain_text("区域 1")
         expect(job.get_by_role("button", name="立即运行")).to_be_enabled()
         shoot(page, console, "admin-job-ran")
+        job.screenshot(path=console.shots / "admin-job-ran-row.png")
 
 
 class TestWhoMayOpen:

@@ -17,12 +17,13 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from tests.console.conftest import Console
-from tests.console.test_browser import CJK, VOLUNTEER, shoot, sign_in
+from tests.console.test_browser import CJK, OTHER_VOLUNTEER, VOLUNTEER, shoot, sign_in
 
 pytestmark = pytest.mark.browser
 
 CARE_STAFF = ("社区工作人员", "13900000012", "tb-demo-staff")  # 赵磊, 张园社区, acts for 陈桂兰
 RESIDENT = "陈桂兰"
+PROVIDER = "张秀英"  # OTHER_VOLUNTEER
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PHONE_SMALL = {"width": 375, "height": 812}
 
@@ -32,53 +33,65 @@ def place() -> str:
     return f"张园 12 号 301（{secrets.token_hex(3)}）"
 
 
-def api_token(console: Console, who: tuple[str, str, str]) -> str:
-    kind = {"社区工作人员": "staff", "志愿者": "volunteer"}[who[0]]
-    resp = httpx.post(
-        f"{console.base_url}/api/v1/auth/login", json={"phone": who[1], "password": who[2], "kind": kind}
-    )
-    resp.raise_for_status()
-    return str(resp.json()["access_token"])
+class CareApi:
+    """Care requests set up through the API, as the people who would do each step."""
 
+    def __init__(self, console: Console) -> None:
+        self.base = f"{console.base_url}/api/v1"
+        self.staff = {"authorization": f"Bearer {self.token(CARE_STAFF, 'staff')}"}
 
-def new_request(console: Console, where: str) -> str:
-    """A pending care request for 陈桂兰 that staff file through the API; its id."""
-    headers = {"authorization": f"Bearer {api_token(console, CARE_STAFF)}"}
-    found = httpx.get(f"{console.base_url}/api/v1/volunteers", params={"q": RESIDENT}, headers=headers)
-    recipient = found.json()["items"][0]["id"]
-    day = (datetime.now(SHANGHAI) + timedelta(days=3)).date().isoformat()
-    created = httpx.post(
-        f"{console.base_url}/api/v1/care-requests",
-        headers={**headers, "idempotency-key": secrets.token_hex(8)},
-        json={
-            "recipient_id": recipient,
+    def token(self, who: tuple[str, str, str], kind: str) -> str:
+        resp = httpx.post(f"{self.base}/auth/login", json={"phone": who[1], "password": who[2], "kind": kind})
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
+
+    def volunteer(self, name: str) -> str:
+        found = httpx.get(f"{self.base}/volunteers", params={"q": name}, headers=self.staff)
+        return str(found.json()["items"][0]["id"])
+
+    def post(self, path: str, headers: dict[str, str], body: object = None) -> dict[str, str]:
+        resp = httpx.post(
+            f"{self.base}{path}", headers={**headers, "idempotency-key": secrets.token_hex(8)}, json=body
+        )
+        assert resp.status_code in (200, 201), resp.text
+        return dict(resp.json())
+
+    def new_request(self, where: str) -> str:
+        """A pending care request for 陈桂兰, filed by staff; its id."""
+        day = (datetime.now(SHANGHAI) + timedelta(days=3)).date().isoformat()
+        body = {
+            "recipient_id": self.volunteer(RESIDENT),
             "category_code": "daily-care",
             "window_start": f"{day}T09:00:00+08:00",
             "window_end": f"{day}T10:00:00+08:00",
             "place": where,
             "estimated_minutes": 30,
-        },
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["id"])
+        }
+        return self.post("/care-requests", self.staff, body)["id"]
+
+    def approve(self, request_id: str) -> None:
+        self.post(f"/care-requests/{request_id}/approve", self.staff)
+
+    def disputed(self, where: str) -> str:
+        """A request 张秀英 served and reported 40 minutes of, disputed for 陈桂兰 by staff (代办)."""
+        request_id = self.new_request(where)
+        self.approve(request_id)
+        self.post(
+            f"/care-requests/{request_id}/assign", self.staff, {"provider_id": self.volunteer(PROVIDER)}
+        )
+        provider = {"authorization": f"Bearer {self.token(OTHER_VOLUNTEER, 'volunteer')}"}
+        self.post(f"/care-requests/{request_id}/report", provider, {"minutes": 40})
+        proxy = {**self.staff, "x-act-for": self.volunteer(RESIDENT)}
+        self.post(f"/care-requests/{request_id}/dispute", proxy, {"reason": "实际只服务了半小时"})
+        return request_id
 
 
-def approve_by_api(console: Console, request_id: str) -> None:
-    resp = httpx.post(
-        f"{console.base_url}/api/v1/care-requests/{request_id}/approve",
-        headers={
-            "authorization": f"Bearer {api_token(console, CARE_STAFF)}",
-            "idempotency-key": secrets.token_hex(8),
-        },
-    )
-    assert resp.status_code == 200, resp.text
-
-
-def open_pending(page: Page, console: Console, where: str) -> None:
+def open_request(page: Page, console: Console, where: str, state: str = "待审核") -> None:
+    """Opens this test's request from the list filtered by its state (the filter is named so)."""
     page.goto(f"{console.url}/#/care")
-    page.get_by_role("button", name="待审核").click()
+    page.get_by_role("button", name=state).click()
     page.get_by_test_id("care-request").filter(has_text=where).get_by_role("link").click()
-    expect(page.get_by_test_id("care-state")).to_have_text("待审核")
+    expect(page.get_by_test_id("care-state")).to_have_text(state)
 
 
 class TestStaffActForAResident:
@@ -106,7 +119,7 @@ class TestStaffActForAResident:
         page.get_by_role("note").get_by_role("button", name="结束代办").click()
         expect(page.get_by_role("note")).to_have_count(0)
 
-        open_pending(page, console, where)
+        open_request(page, console, where)
         expect(page.get_by_role("heading", name=f"生活照料 · {RESIDENT}")).to_be_visible()
         page.get_by_role("button", name="审核通过").click()
         expect(page.get_by_test_id("care-outcome")).to_have_text("已审核通过，当前状态：待接单")
@@ -122,6 +135,7 @@ class TestStaffActForAResident:
         expect(events.nth(1)).to_contain_text("审核通过")
         expect(events.nth(2)).to_contain_text("指派服务者")
         shoot(page, console, "care-assigned")
+        page.locator("ol.history").screenshot(path=console.shots / "care-assigned-history.png")
 
         page.get_by_role("link", name="← 照护需求").click()
         page.get_by_role("button", name="已指派").click()
@@ -132,9 +146,9 @@ class TestStaffActForAResident:
 class TestReview:
     def test_staff_reject_a_request_with_a_reason(self, page: Page, console: Console) -> None:
         where = place()
-        new_request(console, where)
+        CareApi(console).new_request(where)
         sign_in(page, console, CARE_STAFF)
-        open_pending(page, console, where)
+        open_request(page, console, where)
         page.get_by_role("button", name="驳回", exact=True).click()
         page.get_by_label("驳回原因").fill("该时段无可用服务者")
         page.get_by_role("button", name="确认驳回").click()
@@ -142,12 +156,27 @@ class TestReview:
         expect(page.get_by_test_id("care-event").last).to_contain_text("原因：该时段无可用服务者")
         expect(page.get_by_role("button", name="审核通过")).to_have_count(0)
 
+    def test_staff_settle_a_disputed_request_for_fewer_minutes(self, page: Page, console: Console) -> None:
+        where = place()
+        CareApi(console).disputed(where)
+        sign_in(page, console, CARE_STAFF)
+        open_request(page, console, where, state="有异议")
+        expect(page.get_by_text("上报 0.7 小时，预留 0.5 小时")).to_be_visible()
+        settle = page.locator("form", has_text="处理异议并结算")
+        settle.get_by_label(re.compile("结算时长")).fill("0.5")
+        settle.get_by_label(re.compile("说明")).fill("按双方确认的半小时结算")
+        settle.get_by_role("button", name="确认并结算").click()
+        expect(page.get_by_test_id("care-state")).to_have_text("已完成")
+        expect(page.get_by_text("已结算 0.5 小时")).to_be_visible()
+        expect(page.get_by_test_id("care-event").last).to_contain_text("确认并结算")
+
     def test_a_stale_page_shows_the_conflict_in_chinese(self, page: Page, console: Console) -> None:
         where = place()
-        request_id = new_request(console, where)
+        care = CareApi(console)
+        request_id = care.new_request(where)
         sign_in(page, console, CARE_STAFF)
-        open_pending(page, console, where)
-        approve_by_api(console, request_id)  # someone else was quicker
+        open_request(page, console, where)
+        care.approve(request_id)  # someone else was quicker
         page.get_by_role("button", name="审核通过").click()
         problem = page.get_by_role("alert")
         expect(problem.locator(".problem-title")).to_have_text("当前状态不允许此操作")
@@ -159,7 +188,7 @@ class TestReview:
 
 class TestPhone:
     def test_the_care_list_fits_a_small_phone(self, browser: Browser, console: Console) -> None:
-        new_request(console, place())
+        CareApi(console).new_request(place())
         ctx = browser.new_context(viewport=PHONE_SMALL, locale="zh-CN", timezone_id="Asia/Shanghai")
         try:
             page = ctx.new_page()

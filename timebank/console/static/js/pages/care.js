@@ -219,7 +219,7 @@ function WithReason({ label, prompt, busy, act }) {
     event.preventDefault();
     act({ reason: field(event.currentTarget, "reason") });
   };
-  return html`<form class="card reason" onSubmit=${submit}>
+  return html`<form class="reason" onSubmit=${submit}>
     <label>${prompt} <input name="reason" required minlength="2" maxlength="500" /></label>
     <div class="actions">
       <button type="submit" class="danger" disabled=${busy}>确认${label}</button>
@@ -248,7 +248,7 @@ function Confirm({ request, staff, busy, act }) {
     act({
       minutes: hours ? Math.round(Number(hours) * 60) : null,
       reason: field(form, "reason"),
-      consent_overrun: form.elements.namedItem("consent").checked,
+      consent_overrun: Boolean(form.elements.namedItem("consent")?.checked),
     });
   };
   const over = request.reported && request.reported.minutes > request.estimated.minutes;
@@ -259,7 +259,7 @@ function Confirm({ request, staff, busy, act }) {
       <input name="hours" type="number" min="0.1" max="24" step="0.1" />
     </label>
     <label>说明（可不填） <input name="reason" maxlength="500" /></label>
-    <label class="check" hidden=${!over}><input type="checkbox" name="consent" /> 服务对象同意支付超出预留的时长</label>
+    ${over && html`<label class="check"><input type="checkbox" name="consent" /> 服务对象同意支付超出预留的时长</label>`}
     <button type="submit" disabled=${busy}>确认并结算</button>
   </form>`;
 }
@@ -267,13 +267,15 @@ function Confirm({ request, staff, busy, act }) {
 function Actions({ request, staff, busy, act }) {
   const can = (a) => request.actions.includes(a);
   const on = (action) => (body) => act(action, body);
+  const decide = ["approve", "reject", "dispute", "cancel"].some(can);
   return html`<div>
-    <div class="actions">
+    ${decide &&
+    html`<div class="card actions">
       ${can("approve") && html`<button disabled=${busy} onClick=${() => act("approve")}>审核通过</button>`}
       ${can("reject") && html`<${WithReason} label="驳回" prompt="驳回原因" busy=${busy} act=${on("reject")} />`}
       ${can("dispute") && html`<${WithReason} label="提出异议" prompt="异议原因" busy=${busy} act=${on("dispute")} />`}
       ${can("cancel") && html`<${WithReason} label="取消需求" prompt="取消原因" busy=${busy} act=${on("cancel")} />`}
-    </div>
+    </div>`}
     ${can("assign") && html`<${Assign} busy=${busy} act=${on("assign")} />`}
     ${can("confirm") && html`<${Confirm} request=${request} staff=${staff} busy=${busy} act=${on("confirm")} />`}
   </div>`;
