@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -27,8 +27,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve_demo(pg_server: ServerInfo, template_db: str, data_dir: Path) -> Iterator[str]:
-    """Serve the demo region on a database of its own; yields the base URL once ready."""
+def serve_demo(
+    pg_server: ServerInfo, template_db: str, data_dir: Path, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """Serve the demo region on a database of its own; yields the base URL once ready.
+    ``settings`` are more ``TIMEBANK_*`` variables (e.g. the scheduler inside the API)."""
     database = asyncio.run(TestDatabase.create(pg_server, template_db))
     port = free_port()
     env = {
@@ -36,6 +39,7 @@ def serve_demo(pg_server: ServerInfo, template_db: str, data_dir: Path) -> Itera
         "TIMEBANK_DATABASE_URL": database.dsn,
         "TIMEBANK_DATA_DIR": str(data_dir),
         "TIMEBANK_LOG_LEVEL": "ERROR",
+        **(settings or {}),
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "timebank.cli", "serve", "--demo", "--port", str(port)],

@@ -12,13 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.served import serve_demo
 from tests.support import ServerInfo
 
 CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
+
+# Assertions wait as long as actions do: on a loaded machine (2 cores, several sessions) a sign-in's
+# password hash alone can take longer than Playwright's default 5 s.
+expect.set_options(timeout=15_000)
 
 
 @dataclass(frozen=True)

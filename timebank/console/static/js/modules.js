@@ -8,5 +8,8 @@ import exports from "./pages/exports.js";
 import residents from "./pages/residents.js";
 import certificates from "./pages/certificates.js";
 import organisations from "./pages/organisations.js";
+import care from "./pages/care.js";
+import rating from "./pages/rating.js";
+import admin from "./pages/admin.js";
 
-export default [signIn, ledger, hours, exports, residents, certificates, organisations];
+export default [signIn, ledger, hours, exports, residents, certificates, organisations, care, rating, admin];

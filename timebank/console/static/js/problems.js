@@ -108,3 +108,9 @@ export function explain(error) {
     original: [body.detail, body.request_id ? `编号 ${body.request_id}` : ""].filter(Boolean).join(" · "),
   };
 }
+
+/** A page module explains its own domain's problems (`slug → body → text`) and names its fields. */
+export function explainAlso(explainers, fields = {}) {
+  Object.assign(EXPLAIN, explainers);
+  Object.assign(FIELDS, fields);
+}

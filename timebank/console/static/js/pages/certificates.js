@@ -5,7 +5,7 @@ import { useOrganisations } from "../lookups.js";
 import { field, html, ProblemBox, Progress, today, useState, useTask } from "../ui.js";
 import { forStaff } from "./hours.js";
 
-function VolunteerSearch({ chosen, choose }) {
+export function VolunteerSearch({ chosen, choose }) {
   const [found, setFound] = useState(null);
   const { error, run, busy } = useTask();
   const search = (event) => {
