@@ -8,5 +8,7 @@ import exports from "./pages/exports.js";
 import residents from "./pages/residents.js";
 import certificates from "./pages/certificates.js";
 import organisations from "./pages/organisations.js";
+import shop from "./pages/shop.js";
+import volunteer from "./pages/volunteer.js";
 
-export default [signIn, ledger, hours, exports, residents, certificates, organisations];
+export default [signIn, ledger, hours, exports, residents, certificates, organisations, shop, volunteer];

@@ -108,3 +108,8 @@ export function explain(error) {
     original: [body.detail, body.request_id ? `编号 ${body.request_id}` : ""].filter(Boolean).join(" · "),
   };
 }
+
+/** Adds a domain's explanations (`slug → (problem) => Chinese text`), from its page module. */
+export function explainAlso(more) {
+  Object.assign(EXPLAIN, more);
+}

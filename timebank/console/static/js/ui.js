@@ -144,3 +144,20 @@ export function hours(minutes) {
 
 /** The value of a form's named field. */
 export const field = (form, name) => form.elements.namedItem(name).value.trim();
+
+/**
+ * Moments in the region's time zone, not the browser's (a phone abroad, a PC set to UTC):
+ * `regionTime(iso, who)` → `12月8日 08:30`, `{date: true}` → `2026年12月8日`. The zone is the
+ * region's when the API names it, else Asia/Shanghai.
+ */
+export function regionTime(iso, who, { date = false } = {}) {
+  if (!iso) return "—";
+  const timeZone = who?.me?.region?.timezone || "Asia/Shanghai";
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-GB", {
+      timeZone, year: "numeric", month: "numeric", day: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+    }).formatToParts(new Date(iso)).map((p) => [p.type, p.value]),
+  );
+  const day = `${parts.year}年${Number(parts.month)}月${Number(parts.day)}日`;
+  return date ? day : `${day} ${parts.hour}:${parts.minute}`;
+}
