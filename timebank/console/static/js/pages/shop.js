@@ -4,13 +4,14 @@
 import * as api from "../api.js";
 import { explainAlso } from "../problems.js";
 import {
+  dateTime,
   html,
   More,
   ProblemBox,
   Progress,
-  regionTime,
   useEffect,
   usePaged,
+  useRef,
   useState,
   useTask,
 } from "../ui.js";
@@ -105,7 +106,7 @@ function Lines({ lines }) {
 }
 
 /** One receipt: what was taken, the points, its state and until when it can be refunded. */
-export function Receipt({ receipt, who, children }) {
+export function Receipt({ receipt, children }) {
   const refundable = receipt.status === "completed" && receipt.refundable_until;
   return html`<div class="card receipt" data-testid="receipt" data-status=${receipt.status}>
     <div class="receipt-head">
@@ -114,12 +115,12 @@ export function Receipt({ receipt, who, children }) {
         ${RECEIPT_STATUS[receipt.status] || receipt.status}
       </span>
     </div>
-    <p class="muted">${regionTime(receipt.created_at, who)} · 单号 ${receipt.id.slice(-8)}</p>
+    <p class="muted">${dateTime(receipt.created_at)} · 单号 ${receipt.id.slice(-8)}</p>
     <${Lines} lines=${receipt.lines} />
     <p class="total">合计 <b data-testid="receipt-total">${receipt.total_points}</b> 分</p>
-    ${refundable && html`<p class="muted">可在 ${regionTime(receipt.refundable_until, who)} 前退回</p>`}
+    ${refundable && html`<p class="muted">可在 ${dateTime(receipt.refundable_until)} 前退回</p>`}
     ${receipt.status === "refunded" &&
-    html`<p class="muted">已于 ${regionTime(receipt.refunded_at, who)} 退回：${receipt.refund_reason}</p>`}
+    html`<p class="muted">已于 ${dateTime(receipt.refunded_at)} 退回：${receipt.refund_reason}</p>`}
     ${children}
   </div>`;
 }
@@ -145,6 +146,14 @@ function Counter({ who }) {
   const [checked, setChecked] = useState(null); // {preview, key}: what the operator saw before confirming
   const [receipt, setReceipt] = useState(null);
   const { task, error, run, setError, busy } = useTask();
+  const outcome = useRef(null);
+  useEffect(() => {
+    // The catalogue can be long: bring what the operator must read next into view.
+    outcome.current?.scrollIntoView({ block: "nearest" });
+  }, [checked, error]);
+  useEffect(() => {
+    if (receipt) scrollTo(0, 0);
+  }, [receipt]);
   const chosen = Object.entries(quantities)
     .filter(([, q]) => q > 0)
     .map(([item_id, quantity]) => ({ item_id, quantity }));
@@ -177,7 +186,7 @@ function Counter({ who }) {
     <p class="muted">${shop.name}</p>
     ${receipt &&
     html`<div role="status"><p class="notice">兑换成功，已扣 ${receipt.total_points} 分。</p>
-      <${Receipt} receipt=${receipt} who=${who} /></div>`}
+      <${Receipt} receipt=${receipt} /></div>`}
     <form class="card" onSubmit=${check}>
       <label>兑换码
         <input name="code" required autocomplete="off" inputmode="numeric" maxlength="80" value=${code}
@@ -197,7 +206,7 @@ function Counter({ who }) {
       <${Progress} task=${task} />
       <${ProblemBox} error=${error} />
       ${checked && html`<${Preview} preview=${checked.preview} />`}
-      <div class="actions">
+      <div class="actions" ref=${outcome}>
         ${!checked &&
         html`<button type="submit" disabled=${busy || chosen.length === 0 || !code.trim()}>核验并预览</button>`}
         ${checked &&
@@ -243,7 +252,7 @@ function Receipts({ who }) {
     <h1>兑换记录</h1>
     <${ProblemBox} error=${list.error} />
     ${list.items.map(
-      (r) => html`<${Receipt} key=${r.id} receipt=${r} who=${who}>
+      (r) => html`<${Receipt} key=${r.id} receipt=${r}>
         ${r.status === "completed" &&
         r.refundable_until &&
         new Date(r.refundable_until).getTime() > now &&
@@ -289,7 +298,7 @@ function Statements({ who }) {
           <dt>净积分</dt><dd>${s.net_points} 分</dd>
           <dt>结算金额</dt><dd>${s.amount_yuan} 元（每分 ${s.yuan_per_point} 元）</dd>
         </dl>
-        <p class="muted">出单时间 ${regionTime(s.issued_at, who)}</p>
+        <p class="muted">出单时间 ${dateTime(s.issued_at)}</p>
         <div class="actions">
           <button class="secondary" disabled=${busy} onClick=${() => download(s, "csv")}>下载 CSV</button>
           <button class="secondary" disabled=${busy} onClick=${() => download(s, "xlsx")}>下载 Excel</button>

@@ -5,7 +5,18 @@
 import { renderSVG } from "../../vendor/uqr-0.1.3/uqr.mjs";
 import * as api from "../api.js";
 import { explainAlso } from "../problems.js";
-import { html, More, ProblemBox, regionTime, Segmented, useEffect, usePaged, useState } from "../ui.js";
+import {
+  clock,
+  dateTime,
+  dayName,
+  html,
+  More,
+  ProblemBox,
+  Segmented,
+  useEffect,
+  usePaged,
+  useState,
+} from "../ui.js";
 
 const forPerson = (who) => who.kind === "volunteer" || who.acting !== null;
 const whose = (who) => (who.acting ? who.acting.name : "我");
@@ -35,8 +46,6 @@ function useSubject(path, query) {
   return { ...state, reload: () => setGeneration((n) => n + 1) };
 }
 
-/** A calendar day of the region (`2026-12-31`, no time, no zone) as `2026年12月31日`. */
-const dayName = (day) => `${Number(day.slice(0, 4))}年${Number(day.slice(5, 7))}月${Number(day.slice(8, 10))}日`;
 const hoursOf = (minutes) => (minutes / 60).toFixed(1);
 
 function Rating({ who }) {
@@ -55,7 +64,7 @@ function Rating({ who }) {
         ${"★".repeat(rating.level)}${"☆".repeat(Math.max(0, thresholds.length - rating.level))}
       </p>
       <p class="tile-value" data-testid="level">${starName(rating.level)}</p>
-      <p class="muted">${rating.level_since ? `${regionTime(rating.level_since, who, { date: true })} 起` : "尚未达到一星"}</p>
+      <p class="muted">${rating.level_since ? `${dayName(rating.level_since)} 起` : "尚未达到一星"}</p>
       <p>累计服务 <b data-testid="service-hours">${hoursOf(rating.service_minutes)}</b> 小时</p>
       ${to !== null
         ? html`<div class="level-progress">
@@ -70,7 +79,7 @@ function Rating({ who }) {
         : html`<p class="notice">已达到最高星级</p>`}
       ${rating.barred_until &&
       html`<p class="problem">暂停评星至 ${dayName(rating.barred_until)}，期间星级不提升。</p>`}
-      <p class="muted">${rating.as_of ? `统计截至 ${regionTime(rating.as_of, who)}` : "星级每天统计一次，今天尚未统计"}</p>
+      <p class="muted">${rating.as_of ? `统计截至 ${dateTime(rating.as_of)}` : "星级每天统计一次，今天尚未统计"}</p>
     </div>
     <p class="muted">各星级所需累计服务时长：${thresholds.map((h, i) => `${starName(i + 1)} ${h} 小时`).join("，")}</p>
   </section>`;
@@ -171,7 +180,7 @@ function CareRow({ request, subject, who }) {
   return html`<li class="row" data-testid="care-request" data-status=${request.status}>
     <div>
       <strong>${request.category_name}</strong> <small>${mine ? "我申请的" : "我服务的"}</small>
-      <span class="muted">${regionTime(request.window_start, who)}–${regionTime(request.window_end, who).slice(-5)}</span>
+      <span class="muted">${dateTime(request.window_start)}–${clock(request.window_end)}</span>
       <span class="muted">${request.place}${request.reason ? ` · ${request.reason}` : ""}</span>
     </div>
     <div class="figures">
