@@ -7,6 +7,7 @@ the counter (another context, desktop-sized), as at a real counter.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.console.conftest import Console
 from tests.console.test_browser import CJK, shoot, sign_in
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.browser
 SHOP = ("门店", "13700000001", "tb-demo-shop")  # 周店长, 张园爱心超市 (refund window 24 h)
 VOLUNTEER = ("志愿者", "13800000001", "tb-demo-volunteer")  # 张秀英: 3 points, 2 h served in the demo
 ADMIN = ("管理员", "13600000001", "tb-demo-admin")
-DESKTOP = {"width": 1280, "height": 900}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 
 
 def token(console: Console, who: tuple[str, str, str]) -> str:
@@ -99,14 +100,23 @@ def bag(console: Console, shop_id: str, served: None) -> str:
     return name
 
 
-@pytest.fixture
-def counter(browser: Browser) -> Iterator[Page]:
-    ctx: BrowserContext = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="Asia/Shanghai")
+@contextlib.contextmanager
+def browser_page(
+    browser: Browser, viewport: ViewportSize, zone: str = "Asia/Shanghai", *, mobile: bool = False
+) -> Iterator[Page]:
+    """A page in a browser context of its own (its own session), closed afterwards."""
+    ctx = browser.new_context(viewport=viewport, locale="zh-CN", timezone_id=zone, is_mobile=mobile)
     ctx.set_default_timeout(15_000)
     try:
         yield ctx.new_page()
     finally:
         ctx.close()
+
+
+@pytest.fixture
+def counter(browser: Browser) -> Iterator[Page]:
+    with browser_page(browser, DESKTOP) as page:
+        yield page
 
 
 def points_on_code_page(page: Page) -> int:
@@ -196,10 +206,7 @@ class TestReceipts:
             headers={"idempotency-key": f"test-{secrets.token_hex(8)}"},
         ).json()
         # A PC whose clock is set to New York still shows the region's (Shanghai) time.
-        ctx = browser.new_context(viewport=DESKTOP, locale="zh-CN", timezone_id="America/New_York")
-        ctx.set_default_timeout(15_000)
-        try:
-            page = ctx.new_page()
+        with browser_page(browser, DESKTOP, "America/New_York") as page:
             sign_in(page, console, SHOP)
             page.goto(f"{console.url}/#/shop/receipts")
             receipt = page.get_by_test_id("receipt").filter(has_text=redeemed["id"][-8:])
@@ -211,8 +218,6 @@ class TestReceipts:
             receipt.get_by_role("button", name="确认退回").click()
             expect(receipt).to_have_attribute("data-status", "refunded")
             expect(receipt).to_contain_text("顾客退货")
-        finally:
-            ctx.close()
 
     def test_a_month_statement_is_downloaded(self, counter: Page, console: Console, shop_id: str) -> None:
         month = (date.today().replace(day=1) - timedelta(days=1)).isoformat()  # last month: over

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, ViewportSize, expect
 
 from tests.console.conftest import Console
 from tests.console.test_browser import shoot, sign_in
-from tests.console.test_shop import SHOP, VOLUNTEER
+from tests.console.test_shop import SHOP, VOLUNTEER, browser_page
 
 pytestmark = pytest.mark.browser
 
-IPHONE = {"width": 375, "height": 812}
+IPHONE: ViewportSize = {"width": 375, "height": 812}
 H5_PAGES = [
     ("/balances", "时间与积分"),
     ("/statement", "收支明细"),
@@ -26,12 +26,8 @@ H5_PAGES = [
 
 @pytest.fixture
 def phone(browser: Browser) -> Iterator[Page]:
-    ctx = browser.new_context(viewport=IPHONE, locale="zh-CN", timezone_id="Asia/Shanghai", is_mobile=True)
-    ctx.set_default_timeout(15_000)
-    try:
-        yield ctx.new_page()
-    finally:
-        ctx.close()
+    with browser_page(browser, IPHONE, mobile=True) as page:
+        yield page
 
 
 def no_sideways_scrolling(page: Page) -> bool:

@@ -2,6 +2,7 @@
 // receipts with refunds inside the shop's window, and the monthly statements as CSV or Excel.
 
 import * as api from "../api.js";
+import { everyPage } from "../lookups.js";
 import { explainAlso } from "../problems.js";
 import {
   dateTime,
@@ -52,17 +53,8 @@ function useCatalogue(shopId) {
   const [generation, setGeneration] = useState(0);
   useEffect(() => {
     let live = true;
-    (async () => {
-      const items = [];
-      let cursor = null;
-      do {
-        const page = await api.get(`/shops/${shopId}/items`, { query: { cursor, limit: 100 } });
-        items.push(...page.items);
-        cursor = page.next_cursor;
-      } while (cursor && live);
-      return items.filter((item) => item.status === "active");
-    })().then(
-      (items) => live && setState({ items, error: null, loaded: true }),
+    everyPage(`/shops/${shopId}/items`, {}, () => live).then(
+      (items) => live && setState({ items: items.filter((i) => i.status === "active"), error: null, loaded: true }),
       (error) => live && setState({ items: [], error, loaded: true }),
     );
     return () => {
