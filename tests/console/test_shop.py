@@ -151,6 +151,8 @@ class TestRedeem:
         expect(preview.get_by_test_id("available-points")).to_have_text(f"{before} 分")
         expect(preview.get_by_test_id("total-points")).to_have_text("2 分")
         expect(preview.get_by_test_id("points-after")).to_have_text(f"{before - 2} 分")
+        expect(preview.get_by_test_id("points-after")).to_be_in_viewport()
+        counter.screenshot(path=str(console.shots / "shop-preview-in-view.png"))
         shoot(counter, console, "shop-preview")
         counter.get_by_role("button", name="确认兑换 2 分").click()
         receipt = counter.get_by_test_id("receipt")
@@ -176,6 +178,8 @@ class TestRedeem:
         detail = problem.locator(".problem-detail").inner_text()
         assert "请核对 8 位数字" in detail and len(CJK.findall(detail)) >= 10, detail
         expect(counter.get_by_test_id("preview")).to_have_count(0)
+        expect(problem).to_be_in_viewport()  # below a long catalogue, brought into view
+        counter.screenshot(path=str(console.shots / "shop-wrong-code-in-view.png"))
         shoot(counter, console, "shop-wrong-code")
 
     def test_a_scanned_qr_payload_is_checked_like_the_digits(
