@@ -68,8 +68,8 @@ function Rating({ who }) {
       <p>累计服务 <b data-testid="service-hours">${hoursOf(rating.service_minutes)}</b> 小时</p>
       ${to !== null
         ? html`<div class="level-progress">
-            <p>距离${starName(rating.next_level)}（${to} 小时）还差
-              <b data-testid="hours-to-next">${hoursOf(rating.minutes_to_next)}</b> 小时</p>
+            <p>距离${starName(rating.next_level)}（${to} 小时）还差 <b data-testid="hours-to-next"
+              >${hoursOf(rating.minutes_to_next)}</b> 小时</p>
             <div class="bar" role="progressbar" aria-label="升级进度" aria-valuemin="0" aria-valuemax="100"
               aria-valuenow=${percent} data-testid="level-progress">
               <div class="bar-fill" style=${{ width: `${percent}%` }}></div>
