@@ -11,16 +11,7 @@ export function useOrganisations(kind) {
   const [state, setState] = useState({ items: [], error: null });
   useEffect(() => {
     let live = true;
-    (async () => {
-      const items = [];
-      let cursor = null;
-      do {
-        const page = await api.get("/organisations", { query: { kind, cursor, limit: 100 } });
-        items.push(...page.items);
-        cursor = page.next_cursor;
-      } while (cursor && live);
-      return items;
-    })().then(
+    everyPage("/organisations", { kind }, () => live).then(
       (items) => live && setState({ items, error: null }),
       (error) => live && setState({ items: [], error }),
     );
@@ -29,4 +20,16 @@ export function useOrganisations(kind) {
     };
   }, [kind]);
   return state;
+}
+
+/** Every item of a cursor-paginated list of the API, a hundred a call; stops early once `live()` is false. */
+export async function everyPage(path, query = {}, live = () => true) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await api.get(path, { query: { ...query, cursor, limit: 100 } });
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && live());
+  return items;
 }

@@ -11,5 +11,9 @@ import organisations from "./pages/organisations.js";
 import care from "./pages/care.js";
 import rating from "./pages/rating.js";
 import admin from "./pages/admin.js";
+import shop from "./pages/shop.js";
+import volunteer from "./pages/volunteer.js";
 
-export default [signIn, ledger, hours, exports, residents, certificates, organisations, care, rating, admin];
+export default [
+  signIn, ledger, hours, exports, residents, certificates, organisations, care, rating, admin, shop, volunteer,
+];

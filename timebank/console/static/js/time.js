@@ -1,8 +1,8 @@
 // Moments as people of the region read them: in the region's time zone, whatever the device's
 // (a relative's phone abroad, a PC set to UTC). The API sends UTC instants and names no zone for
-// the region, so the service's default zone is the console's.
+// the region, so the service's default zone is the console's (one constant, in ui.js).
 
-const ZONE = "Asia/Shanghai";
+import { REGION_ZONE as ZONE } from "./ui.js";
 
 const parts = (options) => {
   const format = new Intl.DateTimeFormat("zh-CN", { timeZone: ZONE, hourCycle: "h23", ...options });

@@ -114,26 +114,26 @@ export function More({ list, empty = "暂无记录" }) {
 
 const pad = (n) => String(n).padStart(2, "0");
 
-/** A local day `YYYY-MM-DD`, `offset` days from today. */
+/** The region's day `YYYY-MM-DD`, `offset` days from today. */
 export function today(offset = 0) {
-  const d = new Date();
-  d.setDate(d.getDate() + offset);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  const now = regionParts(Date.now());
+  const d = new Date(Date.UTC(now.year, now.month - 1, now.day + offset));
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
 }
 
-/** `12月8日 08:30` (with the year when it is not this one). */
+/** `12月8日 08:30` in the region's zone (with the year when it is not this one). */
 export function dateTime(iso) {
   if (!iso) return "—";
-  const d = new Date(iso);
-  const year = d.getFullYear() === new Date().getFullYear() ? "" : `${d.getFullYear()}年`;
-  return `${year}${d.getMonth() + 1}月${d.getDate()}日 ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const d = regionParts(iso);
+  const year = d.year === regionParts(Date.now()).year ? "" : `${d.year}年`;
+  return `${year}${d.month}月${d.day}日 ${pad(d.hour)}:${pad(d.minute)}`;
 }
 
-/** `08:30`. */
+/** `08:30` in the region's zone. */
 export function clock(iso) {
   if (!iso) return "—";
-  const d = new Date(iso);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const d = regionParts(iso);
+  return `${pad(d.hour)}:${pad(d.minute)}`;
 }
 
 /** Minutes as hours with one decimal, as the API shows them (`90` → `1.5`). */
@@ -144,3 +144,29 @@ export function hours(minutes) {
 
 /** The value of a form's named field. */
 export const field = (form, name) => form.elements.namedItem(name).value.trim();
+
+/**
+ * Times are shown in the region's zone, not the browser's (a phone abroad, a PC set to UTC). The
+ * API does not name the region's zone; every region so far is in China.
+ */
+export const REGION_ZONE = "Asia/Shanghai";
+
+const REGION_FORMAT = new Intl.DateTimeFormat("en-GB", {
+  timeZone: REGION_ZONE, year: "numeric", month: "numeric", day: "numeric",
+  hour: "numeric", minute: "numeric", hourCycle: "h23",
+});
+
+/** `{year, month, day, hour, minute}` (numbers) of a moment (ISO text or ms) in the region's zone. */
+export function regionParts(moment) {
+  const parts = REGION_FORMAT.formatToParts(new Date(moment));
+  return Object.fromEntries(parts.filter((p) => p.type !== "literal").map((p) => [p.type, Number(p.value)]));
+}
+
+/** `2026年12月8日`: a moment's day in the region, or a calendar day (`2026-12-08`) as it is. */
+export function dayName(value) {
+  if (!value) return "—";
+  const [year, month, day] = /^\d{4}-\d{2}-\d{2}$/.test(value)
+    ? value.split("-").map(Number)
+    : ((d) => [d.year, d.month, d.day])(regionParts(value));
+  return `${year}年${month}月${day}日`;
+}

@@ -3,17 +3,26 @@
 import * as api from "../api.js";
 import { dateTime, html, More, ProblemBox, Segmented, useEffect, usePaged, useState } from "../ui.js";
 
-// What a statement line says, by the ledger code the domains declare; unknown codes show the memo.
+// What a statement line says: the title each domain declares for its ledger code (TransferCode;
+// tests/console/test_volunteer_statement.py keeps the two equal); unknown codes show the memo.
 const CODES = {
   service_confirmed: "志愿服务时长确认",
   honour_grant: "荣誉时长补录",
   debt_recovery: "冲正欠款扣回",
   reversal_shortfall: "冲正欠款记账",
+  points_redeemed: "积分兑换",
+  points_ordered: "线上兑换订单",
+  points_refunded: "积分兑换退回",
+  points_expired: "积分到期",
+  care_hold: "时间银行服务预留",
+  care_released: "时间银行预留释放",
+  care_settled: "时间银行服务结算",
+  care_overrun: "时间银行超时服务结算",
+  care_gift: "时长赠与亲属",
+  care_donation: "时长捐赠",
+  guarantee_grant: "政府托底时长发放",
   reversal: "冲正",
-  gift: "赠与",
-  redemption: "兑换",
-  refund: "退还",
-  expiry: "积分过期",
+  hold_expired: "预留到期释放",
 };
 
 const forPerson = (who) => who.kind === "volunteer" || who.acting !== null;
