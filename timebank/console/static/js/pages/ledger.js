@@ -10,6 +10,7 @@ const CODES = {
   honour_grant: "荣誉时长补录",
   debt_recovery: "冲正欠款扣回",
   reversal_shortfall: "冲正欠款记账",
+  referral_reward: "推荐新志愿者奖励",
   points_redeemed: "积分兑换",
   points_ordered: "线上兑换订单",
   points_refunded: "积分兑换退回",
