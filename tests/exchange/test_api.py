@@ -68,6 +68,26 @@ class TestCreateItem:
             )
         assert resp.status_code == 201, resp.text
         assert resp.json()["stock"] == 50 and resp.json()["limit_period"] == "month"
+        assert resp.json()["min_star_level"] == 0
+
+    @pytest.mark.asyncio
+    async def test_201_with_a_minimum_star_level(self, app: Litestar, market: Market) -> None:
+        body = {"name": "体检套餐", "kind": "service", "price_points": 200, "min_star_level": 3}
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/shops/{market.shops[MARKET]}/items", json=body, headers=h(app, market.operator())
+            )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["min_star_level"] == 3
+
+    @pytest.mark.asyncio
+    async def test_422_a_star_level_above_the_scale(self, app: Litestar, market: Market) -> None:
+        body = {"name": "米", "kind": "goods", "price_points": 1, "min_star_level": 21}
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/shops/{market.shops[MARKET]}/items", json=body, headers=h(app, market.operator())
+            )
+        assert_problem(resp, 422)
 
     @pytest.mark.asyncio
     async def test_403_another_shops_catalogue(self, app: Litestar, market: Market) -> None:
@@ -170,6 +190,25 @@ class TestRedeem:
         problem = assert_problem(resp, 409, "insufficient-points")
         assert (problem["available_points"], problem["required_points"]) == (15, 20)
         assert problem["title"] == "积分不足" and await market.stock(item.id) == 3
+
+    @pytest.mark.asyncio
+    async def test_409_a_star_level_names_the_level_needed_and_held(
+        self, app: Litestar, market: Market
+    ) -> None:
+        vol = await market.volunteer(points=50)
+        await market.star_level(vol.sub, 1)
+        item = await market.item(price_points=10, stock=3, min_star_level=2)
+        body = {"code": (await market.code(vol)).code, "items": [{"item_id": str(item.id)}]}
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/shops/{market.shops[MARKET]}/redemptions",
+                json=body,
+                headers=h(app, market.operator(), **key()),
+            )
+        problem = assert_problem(resp, 409, "star-level-not-met")
+        assert (problem["required_level"], problem["volunteer_level"]) == (2, 1)
+        assert problem["title"] == "星级未达到兑换条件"
+        assert await market.stock(item.id) == 3 and await market.points(vol.sub) == 50
 
     @pytest.mark.asyncio
     async def test_409_a_wrong_code_says_what_to_do_then_429(self, app: Litestar, market: Market) -> None:
@@ -278,6 +317,33 @@ class TestPreview:
                 headers=h(app, market.operator()),
             )
         assert assert_problem(resp, 409, "out-of-stock")["in_stock"] == 1
+
+
+class TestListShopRedemptions:
+    @pytest.mark.asyncio
+    async def test_200_each_receipt_with_its_own_lines_newest_first(
+        self, app: Litestar, market: Market
+    ) -> None:
+        rice = await market.item(name="大米", price_points=2)
+        oil = await market.item(name="油", price_points=3)
+        made = []
+        for lines in ([(rice.id, 1)], [(rice.id, 2), (oil.id, 1)], [(oil.id, 3)]):
+            vol = await market.volunteer(points=50)
+            made.append(await market.redeem((await market.code(vol)).code, lines))
+        url = f"{API}/shops/{market.shops[MARKET]}/redemptions"
+        async with AsyncTestClient(app) as client:
+            first = await client.get(f"{url}?limit=2", headers=h(app, market.operator()))
+            rest = await client.get(
+                f"{url}?limit=2&cursor={first.json()['next_cursor']}", headers=h(app, market.operator())
+            )
+        seen = first.json()["items"] + rest.json()["items"]
+        assert [r["id"] for r in seen] == [str(r.id) for r in reversed(made)]
+        assert [[(x["name"], x["quantity"]) for x in r["lines"]] for r in seen] == [
+            [("油", 3)],
+            [("大米", 2), ("油", 1)],
+            [("大米", 1)],
+        ]
+        assert [r["total_points"] for r in seen] == [9, 7, 2]
 
 
 class TestRedemptionCodes:

@@ -139,6 +139,27 @@ class TestThresholdsAndLimits:
             await market.redeem((await market.code(vol)).code, [(item.id, 1)])
 
     @pytest.mark.asyncio
+    async def test_an_item_may_ask_for_a_star_level(self, market: Market) -> None:
+        vol = await market.volunteer(points=100)
+        item = await market.item(min_star_level=2)
+        with pytest.raises(errors.StarLevelNotMet) as refused:
+            await market.redeem((await market.code(vol)).code, [(item.id, 1)])
+        assert refused.value.extra == {"required_level": 2, "volunteer_level": 0}
+        await market.star_level(vol.sub, 1)
+        with pytest.raises(errors.StarLevelNotMet) as again:
+            await market.redeem((await market.code(vol)).code, [(item.id, 1)])
+        assert again.value.extra == {"required_level": 2, "volunteer_level": 1}
+        assert await market.points(vol.sub) == 100 and await market.stock(item.id) is None
+
+    @pytest.mark.asyncio
+    async def test_the_star_level_reached_redeems(self, market: Market) -> None:
+        vol = await market.volunteer(points=100)
+        item = await market.item(min_star_level=2, price_points=10)
+        await market.star_level(vol.sub, 3)
+        receipt = await market.redeem((await market.code(vol)).code, [(item.id, 1)])
+        assert receipt.total_points == 10 and await market.points(vol.sub) == 90
+
+    @pytest.mark.asyncio
     async def test_a_per_period_limit_counts_earlier_redemptions(self, market: Market) -> None:
         vol = await market.volunteer(points=100)
         item = await market.item(price_points=1, limit_quantity=3, limit_period="month")
@@ -192,6 +213,17 @@ class TestPreview:
         item = await market.item(price_points=15)
         code = await market.code(vol)
         with pytest.raises(errors.InsufficientPoints):
+            await service.preview(
+                market.conn, market.operator(), market.mac, market.shops["zhangyuan-love-market"], code.code,
+                [LineRequest(item_id=item.id)],
+            )  # fmt: skip
+
+    @pytest.mark.asyncio
+    async def test_a_preview_refuses_a_star_level_not_reached(self, market: Market) -> None:
+        vol = await market.volunteer(points=100)
+        item = await market.item(min_star_level=1)
+        code = await market.code(vol)
+        with pytest.raises(errors.StarLevelNotMet):
             await service.preview(
                 market.conn, market.operator(), market.mac, market.shops["zhangyuan-love-market"], code.code,
                 [LineRequest(item_id=item.id)],

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from timebank.db import Conn
 from timebank.exchange.rows import LineRow, OrderRow, RedemptionRow
+
+T = TypeVar("T", RedemptionRow, OrderRow)
 
 INSERT_REDEMPTION = """
 INSERT INTO redemptions (id, region_id, shop_id, volunteer_id, channel, code_id, order_id, operator_id,
@@ -37,9 +38,26 @@ SELECT_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2"
 
 LOCK_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2 FOR UPDATE OF r"
 
-# Newest first, keyset on id (time-ordered); by shop or by volunteer.
+# A redemption's or an order's lines as JSON, for lists read with one statement.
+_REDEMPTION_LINES = """,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('item_id', l.item_id, 'name', i.name, 'kind', i.kind,
+                                                     'quantity', l.quantity, 'price_points', l.price_points)
+                                  ORDER BY l.id)
+                   FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id
+                  WHERE l.redemption_id = r.id), '[]'::jsonb) AS lines
+"""
+
+_ORDER_LINES = """,
+       coalesce((SELECT jsonb_agg(jsonb_build_object('item_id', l.item_id, 'name', i.name, 'kind', i.kind,
+                                                     'quantity', l.quantity, 'price_points', l.price_points)
+                                  ORDER BY l.id)
+                   FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id
+                  WHERE l.order_id = o.id), '[]'::jsonb) AS lines
+"""
+
+# Newest first, keyset on id (time-ordered); by shop or by volunteer; with their lines.
 LIST_REDEMPTIONS = (
-    _REDEMPTION
+    _REDEMPTION.replace("\n  FROM redemptions r", _REDEMPTION_LINES + "  FROM redemptions r")
     + """ WHERE r.region_id = $1 AND ($2::uuid IS NULL OR r.shop_id = $2)
    AND ($3::uuid IS NULL OR r.volunteer_id = $3)
    AND ($4::uuid IS NULL OR r.id < $4)
@@ -73,21 +91,6 @@ UNCOUNT_ORDER_LINES = "UPDATE exchange_lines SET counts = false WHERE order_id =
 
 ATTACH_ORDER_LINES = "UPDATE exchange_lines SET redemption_id = $2 WHERE order_id = $1"
 
-# Quantities of each item the volunteer took since that item's period began (refunded and
-# released lines excluded).
-USED_SINCE = """
-SELECT q.item_id, coalesce(sum(l.quantity), 0)::int AS used
-  FROM unnest($2::uuid[], $3::timestamptz[]) AS q (item_id, since)
-  LEFT JOIN exchange_lines l
-         ON l.item_id = q.item_id AND l.volunteer_id = $1 AND l.counts AND l.created_at >= q.since
- GROUP BY q.item_id
-"""
-
-HAS_REDEEMED = """
-SELECT EXISTS (SELECT 1 FROM redemptions WHERE volunteer_id = $1 AND status = 'completed')
-    OR EXISTS (SELECT 1 FROM exchange_orders WHERE volunteer_id = $1 AND status = 'placed')
-"""
-
 # ------------------------------------------------------------------------------------ orders
 INSERT_ORDER = """
 INSERT INTO exchange_orders (id, region_id, shop_id, volunteer_id, requested_by_kind, requested_by,
@@ -107,7 +110,7 @@ SELECT_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2"
 LOCK_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2 FOR UPDATE OF o"
 
 LIST_ORDERS = (
-    _ORDER
+    _ORDER.replace("\n  FROM exchange_orders o", _ORDER_LINES + "  FROM exchange_orders o")
     + """ WHERE o.region_id = $1 AND ($2::uuid IS NULL OR o.shop_id = $2)
    AND ($3::uuid IS NULL OR o.volunteer_id = $3)
    AND ($4::text IS NULL OR o.status = $4) AND ($5::uuid IS NULL OR o.id < $5)
@@ -164,6 +167,12 @@ async def redemption(
     )
 
 
+def _with_lines(row: Any, kind: type[T]) -> tuple[T, list[LineRow]]:
+    fields = dict(row)
+    lines = msgspec.convert(fields.pop("lines"), list[LineRow])
+    return msgspec.convert(fields, kind), lines
+
+
 async def list_redemptions(
     conn: Conn,
     region_id: UUID,
@@ -171,10 +180,10 @@ async def list_redemptions(
     volunteer_id: UUID | None,
     before: UUID | None,
     limit: int,
-) -> list[RedemptionRow]:
-    """Redemptions of a shop or of a volunteer, newest first."""
+) -> list[tuple[RedemptionRow, list[LineRow]]]:
+    """Redemptions of a shop or of a volunteer, newest first, each with its lines (one statement)."""
     rows = await conn.fetch(LIST_REDEMPTIONS, region_id, shop_id, volunteer_id, before, limit)
-    return [msgspec.convert(dict(r), RedemptionRow) for r in rows]
+    return [_with_lines(r, RedemptionRow) for r in rows]
 
 
 async def lines(
@@ -192,17 +201,6 @@ async def mark_refunded(conn: Conn, redemption_id: UUID, transfer_id: UUID, by: 
     """Record the refund; its lines stop counting against limits."""
     await conn.execute(MARK_REFUNDED, redemption_id, transfer_id, by, reason)
     await conn.execute(UNCOUNT_REDEMPTION_LINES, redemption_id)
-
-
-async def used_since(conn: Conn, volunteer_id: UUID, since: dict[UUID, datetime]) -> dict[UUID, int]:
-    """Item → quantity the volunteer took since the given moment (per item)."""
-    rows = await conn.fetch(USED_SINCE, volunteer_id, list(since), list(since.values()))
-    return {r["item_id"]: int(r["used"]) for r in rows}
-
-
-async def has_redeemed(conn: Conn, volunteer_id: UUID) -> bool:
-    """Whether the volunteer has a redemption (or an order waiting) already."""
-    return bool(await conn.fetchval(HAS_REDEEMED, volunteer_id))
 
 
 async def insert_order(conn: Conn, values: Sequence[Any]) -> None:
@@ -223,10 +221,10 @@ async def list_orders(
     status: str | None,
     before: UUID | None,
     limit: int,
-) -> list[OrderRow]:
-    """Orders of a shop or of a volunteer, newest first."""
+) -> list[tuple[OrderRow, list[LineRow]]]:
+    """Orders of a shop or of a volunteer, newest first, each with its lines (one statement)."""
     rows = await conn.fetch(LIST_ORDERS, region_id, shop_id, volunteer_id, status, before, limit)
-    return [msgspec.convert(dict(r), OrderRow) for r in rows]
+    return [_with_lines(r, OrderRow) for r in rows]
 
 
 async def decide_order(
