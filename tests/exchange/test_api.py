@@ -3,9 +3,11 @@ guards; tests/exchange/authz.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -248,6 +250,60 @@ class TestRedeem:
                 headers=h(app, market.operator()),
             )
         assert_problem(resp, 422)
+
+    @pytest.mark.asyncio
+    async def test_422_a_nul_in_the_code(self, app: Litestar, market: Market) -> None:
+        vol, item, code = await self._setup(market)
+        body = {"code": f"{code[:4]}\u0000{code[4:]}", "items": [{"item_id": str(item.id)}]}
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/shops/{market.shops[MARKET]}/redemptions",
+                json=body,
+                headers=h(app, market.operator(), **key()),
+            )
+        assert_problem(resp, 422)
+        assert await market.stock(item.id) == 3 and await market.points(vol.sub) == 50
+        assert await market.conn.fetchval("SELECT coalesce(sum(hits), 0) FROM rate_limits") == 0
+
+    @pytest.mark.asyncio
+    async def test_422_a_nul_in_the_idempotency_key(self, app: Litestar, market: Market) -> None:
+        vol, item, code = await self._setup(market)
+        body = {"code": code, "items": [{"item_id": str(item.id)}]}
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/shops/{market.shops[MARKET]}/redemptions",
+                json=body,
+                headers=h(app, market.operator(), **{"Idempotency-Key": "a\x00b"}),
+            )
+        assert_problem(resp, 422, "validation-failed")
+        assert await market.stock(item.id) == 3 and await market.points(vol.sub) == 50
+
+    @pytest.mark.asyncio
+    async def test_one_idempotency_key_sent_twenty_times_at_once_redeems_once(
+        self, app: Litestar, market: Market
+    ) -> None:
+        # httpx's ASGI transport interleaves the requests on this event loop, against the real pool.
+        vol, item, code = await self._setup(market)
+        body = {"code": code, "items": [{"item_id": str(item.id), "quantity": 2}]}
+        headers = h(app, market.operator(), **key())
+        url = f"http://testserver{API}/shops/{market.shops[MARKET]}/redemptions"
+        async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+            responses = await asyncio.gather(
+                *(client.post(url, json=body, headers=headers) for _ in range(20))
+            )
+        by_status: dict[int, list[httpx.Response]] = {}
+        for r in responses:
+            by_status.setdefault(r.status_code, []).append(r)
+        assert set(by_status) <= {201, 409}, {s: [r.text for r in rs] for s, rs in by_status.items()}
+        assert len({r.content for r in by_status[201]}) == 1  # the first response, and its replays
+        assert all(
+            r.json()["type"].endswith("/idempotency-request-in-flight") for r in by_status.get(409, [])
+        )
+        assert await market.points(vol.sub) == 30 and await market.stock(item.id) == 1
+        assert (
+            await market.conn.fetchval("SELECT count(*) FROM redemptions WHERE volunteer_id = $1", vol.sub)
+            == 1
+        )
 
     @pytest.mark.asyncio
     async def test_422_a_malformed_code(self, app: Litestar, market: Market) -> None:
