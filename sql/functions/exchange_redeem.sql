@@ -212,3 +212,17 @@ BEGIN
      ORDER BY x.n;
 END
 $$;
+
+-- The lines of a redemption (p_redemption) or of an order (p_order) as a JSON array in the order
+-- written, with their items' names and kinds: what lists of receipts and orders show per row.
+CREATE OR REPLACE FUNCTION exchange_lines_json(p_redemption uuid, p_order uuid) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    -- plpgsql rather than sql: called once per listed row, its statement is planned once per session.
+    RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('item_id', l.item_id, 'name', i.name, 'kind', i.kind,
+                                                         'quantity', l.quantity, 'price_points', l.price_points)
+                                      ORDER BY l.id), '[]'::jsonb)
+              FROM public.exchange_lines l JOIN public.shop_items i ON i.id = l.item_id
+             WHERE l.redemption_id = p_redemption OR l.order_id = p_order);
+END
+$$;

@@ -4,13 +4,14 @@ connections."""
 from __future__ import annotations
 
 import asyncio
+from uuid import UUID
 
 import asyncpg
 import pytest
 
-from tests.exchange.conftest import OTHER, Market
+from tests.exchange.conftest import MARKET, OTHER, Market
 from timebank.exchange import errors, service
-from timebank.exchange.schemas import LineRequest
+from timebank.exchange.schemas import LineRequest, RedemptionPreview
 from timebank.kit.errors import NotInScope
 from timebank.ledger.verify import verify
 from timebank.problems import InvalidInput
@@ -191,6 +192,12 @@ class TestThresholdsAndLimits:
             await market.redeem((await market.code(vol)).code, [(item.id, 1)])
 
 
+async def _preview(market: Market, code: str, item_id: UUID) -> RedemptionPreview:
+    return await service.preview(
+        market.conn, market.operator(), market.mac, market.shops[MARKET], code, [LineRequest(item_id=item_id)]
+    )
+
+
 class TestPreview:
     @pytest.mark.asyncio
     async def test_a_preview_commits_nothing(self, market: Market) -> None:
@@ -213,10 +220,7 @@ class TestPreview:
         item = await market.item(price_points=15)
         code = await market.code(vol)
         with pytest.raises(errors.InsufficientPoints):
-            await service.preview(
-                market.conn, market.operator(), market.mac, market.shops["zhangyuan-love-market"], code.code,
-                [LineRequest(item_id=item.id)],
-            )  # fmt: skip
+            await _preview(market, code.code, item.id)
 
     @pytest.mark.asyncio
     async def test_a_preview_refuses_a_star_level_not_reached(self, market: Market) -> None:
@@ -224,10 +228,7 @@ class TestPreview:
         item = await market.item(min_star_level=1)
         code = await market.code(vol)
         with pytest.raises(errors.StarLevelNotMet):
-            await service.preview(
-                market.conn, market.operator(), market.mac, market.shops["zhangyuan-love-market"], code.code,
-                [LineRequest(item_id=item.id)],
-            )  # fmt: skip
+            await _preview(market, code.code, item.id)
 
 
 class TestRaces:

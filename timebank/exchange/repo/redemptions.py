@@ -26,38 +26,27 @@ SELECT $1, $2, $3, x.item_id, $4, x.quantity, x.price
  ORDER BY x.n
 """
 
-_REDEMPTION = """
+_REDEMPTION_COLUMNS = """
 SELECT r.id, r.region_id, r.shop_id, s.name AS shop_name, s.refund_window_hours AS shop_refund_window_hours,
        r.volunteer_id, r.channel, r.code_id, r.order_id, r.operator_id, r.requested_by_kind, r.requested_by,
        r.total_points, r.transfer_id, r.status, r.refund_transfer_id, r.refunded_at, r.refund_reason,
-       r.created_at
+       r.created_at"""
+
+_REDEMPTION_FROM = """
   FROM redemptions r JOIN shops s ON s.id = r.shop_id
 """
+
+_REDEMPTION = _REDEMPTION_COLUMNS + _REDEMPTION_FROM
 
 SELECT_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2"
 
 LOCK_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2 FOR UPDATE OF r"
 
-# A redemption's or an order's lines as JSON, for lists read with one statement.
-_REDEMPTION_LINES = """,
-       coalesce((SELECT jsonb_agg(jsonb_build_object('item_id', l.item_id, 'name', i.name, 'kind', i.kind,
-                                                     'quantity', l.quantity, 'price_points', l.price_points)
-                                  ORDER BY l.id)
-                   FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id
-                  WHERE l.redemption_id = r.id), '[]'::jsonb) AS lines
-"""
-
-_ORDER_LINES = """,
-       coalesce((SELECT jsonb_agg(jsonb_build_object('item_id', l.item_id, 'name', i.name, 'kind', i.kind,
-                                                     'quantity', l.quantity, 'price_points', l.price_points)
-                                  ORDER BY l.id)
-                   FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id
-                  WHERE l.order_id = o.id), '[]'::jsonb) AS lines
-"""
-
 # Newest first, keyset on id (time-ordered); by shop or by volunteer; with their lines.
 LIST_REDEMPTIONS = (
-    _REDEMPTION.replace("\n  FROM redemptions r", _REDEMPTION_LINES + "  FROM redemptions r")
+    _REDEMPTION_COLUMNS
+    + ", exchange_lines_json(r.id, NULL) AS lines"
+    + _REDEMPTION_FROM
     + """ WHERE r.region_id = $1 AND ($2::uuid IS NULL OR r.shop_id = $2)
    AND ($3::uuid IS NULL OR r.volunteer_id = $3)
    AND ($4::uuid IS NULL OR r.id < $4)
@@ -98,19 +87,25 @@ INSERT INTO exchange_orders (id, region_id, shop_id, volunteer_id, requested_by_
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 
-_ORDER = """
+_ORDER_COLUMNS = """
 SELECT o.id, o.region_id, o.shop_id, s.name AS shop_name, o.volunteer_id, o.requested_by_kind, o.requested_by,
        o.total_points, o.hold_id, o.status, o.expires_at, o.redemption_id, o.decided_at, o.reason,
-       o.created_at
+       o.created_at"""
+
+_ORDER_FROM = """
   FROM exchange_orders o JOIN shops s ON s.id = o.shop_id
 """
+
+_ORDER = _ORDER_COLUMNS + _ORDER_FROM
 
 SELECT_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2"
 
 LOCK_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2 FOR UPDATE OF o"
 
 LIST_ORDERS = (
-    _ORDER.replace("\n  FROM exchange_orders o", _ORDER_LINES + "  FROM exchange_orders o")
+    _ORDER_COLUMNS
+    + ", exchange_lines_json(NULL, o.id) AS lines"
+    + _ORDER_FROM
     + """ WHERE o.region_id = $1 AND ($2::uuid IS NULL OR o.shop_id = $2)
    AND ($3::uuid IS NULL OR o.volunteer_id = $3)
    AND ($4::text IS NULL OR o.status = $4) AND ($5::uuid IS NULL OR o.id < $5)
