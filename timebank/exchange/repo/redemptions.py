@@ -26,27 +26,21 @@ SELECT $1, $2, $3, x.item_id, $4, x.quantity, x.price
  ORDER BY x.n
 """
 
-_REDEMPTION_COLUMNS = """
+_REDEMPTION = """
 SELECT r.id, r.region_id, r.shop_id, s.name AS shop_name, s.refund_window_hours AS shop_refund_window_hours,
        r.volunteer_id, r.channel, r.code_id, r.order_id, r.operator_id, r.requested_by_kind, r.requested_by,
        r.total_points, r.transfer_id, r.status, r.refund_transfer_id, r.refunded_at, r.refund_reason,
-       r.created_at"""
-
-_REDEMPTION_FROM = """
+       r.created_at, exchange_lines_json(r.id, NULL) AS lines
   FROM redemptions r JOIN shops s ON s.id = r.shop_id
 """
-
-_REDEMPTION = _REDEMPTION_COLUMNS + _REDEMPTION_FROM
 
 SELECT_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2"
 
 LOCK_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2 FOR UPDATE OF r"
 
-# Newest first, keyset on id (time-ordered); by shop or by volunteer; with their lines.
+# Newest first, keyset on id (time-ordered); by shop or by volunteer; each with its lines.
 LIST_REDEMPTIONS = (
-    _REDEMPTION_COLUMNS
-    + ", exchange_lines_json(r.id, NULL) AS lines"
-    + _REDEMPTION_FROM
+    _REDEMPTION
     + """ WHERE r.region_id = $1 AND ($2::uuid IS NULL OR r.shop_id = $2)
    AND ($3::uuid IS NULL OR r.volunteer_id = $3)
    AND ($4::uuid IS NULL OR r.id < $4)
@@ -87,25 +81,20 @@ INSERT INTO exchange_orders (id, region_id, shop_id, volunteer_id, requested_by_
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 """
 
-_ORDER_COLUMNS = """
+_ORDER = """
 SELECT o.id, o.region_id, o.shop_id, s.name AS shop_name, o.volunteer_id, o.requested_by_kind, o.requested_by,
        o.total_points, o.hold_id, o.status, o.expires_at, o.redemption_id, o.decided_at, o.reason,
-       o.created_at"""
-
-_ORDER_FROM = """
+       o.created_at, exchange_lines_json(NULL, o.id) AS lines
   FROM exchange_orders o JOIN shops s ON s.id = o.shop_id
 """
-
-_ORDER = _ORDER_COLUMNS + _ORDER_FROM
 
 SELECT_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2"
 
 LOCK_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2 FOR UPDATE OF o"
 
+# Newest first, each with its lines.
 LIST_ORDERS = (
-    _ORDER_COLUMNS
-    + ", exchange_lines_json(NULL, o.id) AS lines"
-    + _ORDER_FROM
+    _ORDER
     + """ WHERE o.region_id = $1 AND ($2::uuid IS NULL OR o.shop_id = $2)
    AND ($3::uuid IS NULL OR o.volunteer_id = $3)
    AND ($4::text IS NULL OR o.status = $4) AND ($5::uuid IS NULL OR o.id < $5)
