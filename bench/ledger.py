@@ -41,10 +41,10 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -53,12 +53,14 @@ from uuid import UUID
 import asyncpg
 import uvloop
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: bench._server
+
+from bench._server import database
 from timebank.app import freeze_startup_heap
 from timebank.db import SET_APP_ROLE, connect, database_dsn, init_connection, load_migrations, migrate
-from timebank.embedded import EmbeddedDatabase
 from timebank.ledger import sealer, service
 from timebank.ledger.schemas import Actor, TransferSpec
-from timebank.settings import PROJECT_ROOT, load_settings
+from timebank.settings import PROJECT_ROOT
 
 COMMUNITIES = 50
 VOLUNTEERS = 2000
@@ -100,21 +102,6 @@ END;
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-@contextlib.asynccontextmanager
-async def server() -> AsyncIterator[str]:
-    """A superuser/owner DSN: TIMEBANK_DATABASE_URL, or the embedded server (started if needed)."""
-    settings = load_settings()
-    if not settings.embedded:
-        yield settings.database_url
-        return
-    embedded = EmbeddedDatabase(settings.data_dir)
-    dsn = await asyncio.to_thread(embedded.start)
-    try:
-        yield dsn
-    finally:
-        embedded.stop()
 
 
 def backend_cpu(pids: list[int]) -> float | None:
@@ -379,7 +366,7 @@ async def main() -> None:
     args = parser.parse_args()
     binary = pgbench_binary()
     name = f"timebank_bench_{os.getpid()}"
-    async with server() as admin_dsn:
+    async with database() as admin_dsn:
         async with connect(admin_dsn) as admin:
             await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = database_dsn(admin_dsn, name)

@@ -24,19 +24,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
+import sys
 import time
-from collections.abc import AsyncIterator
+from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository: bench._server
+
+from bench._server import database
 from timebank.db import connect, database_dsn, load_migrations, migrate
 from timebank.domains import domains
-from timebank.embedded import EmbeddedDatabase
 from timebank.rating import service
-from timebank.settings import PROJECT_ROOT, load_settings
+from timebank.settings import PROJECT_ROOT
 
 CHUNK = 500_000
 NEW_CONFIRMATIONS = 10_000
@@ -110,21 +112,6 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-@contextlib.asynccontextmanager
-async def server() -> AsyncIterator[str]:
-    """A superuser/owner DSN: TIMEBANK_DATABASE_URL, or the embedded server (started if needed)."""
-    settings = load_settings()
-    if not settings.embedded:
-        yield settings.database_url
-        return
-    embedded = EmbeddedDatabase(settings.data_dir)
-    dsn = await asyncio.to_thread(embedded.start)
-    try:
-        yield dsn
-    finally:
-        embedded.stop()
-
-
 async def chunks(conn: asyncpg.Connection, label: str, total: int, sql: str, *args: object) -> None:
     """Run ``sql`` over [1, total] in chunks (``$n-1``, ``$n`` the bounds), a progress line each."""
     started = time.perf_counter()
@@ -171,7 +158,7 @@ async def main() -> None:
     codes = service.service_codes()
     name = f"timebank_bench_rating_{os.getpid()}"
     say(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
-    async with server() as admin_dsn:
+    async with database() as admin_dsn:
         async with connect(admin_dsn) as admin:
             await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = database_dsn(admin_dsn, name)

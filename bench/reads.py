@@ -28,17 +28,15 @@ import asyncio
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._server import start_api, stop_api, wait_ready  # noqa: E402
 from timebank.app import create_app  # noqa: E402
 from timebank.db import connect, database_dsn, load_migrations, migrate  # noqa: E402
 from timebank.embedded import EmbeddedDatabase  # noqa: E402
@@ -72,12 +70,6 @@ def ensure_wrk() -> str:
     if not found:
         sys.exit("bench/reads.py needs wrk: sudo apt-get install -y wrk")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def prepare(dsn: str, settings: Settings) -> tuple[Principal, str]:
@@ -177,19 +169,6 @@ def run_wrk(
     return {"rate": float(rate.group(1)), **{f"p{k}": _ms(v) for k, v in percentiles.items()}}
 
 
-def wait_ready(base: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    sys.exit("the API did not become ready")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured run (default 15)")
@@ -227,41 +206,7 @@ def main() -> int:
         say(f"pgbench -S: {args.connections} connections, {args.duration} s …")
         pg_rate = pgbench(bin_dir, dsn, args.connections, args.threads, args.duration)
 
-        port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")},
-            "TIMEBANK_DATABASE_URL": dsn,
-            "TIMEBANK_DATA_DIR": str(root / "data"),
-            "TIMEBANK_LOG_LEVEL": "WARNING",
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "timebank.app:app_from_env",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                # Named, so that a missing uvloop or httptools fails instead of quietly measuring
-                # uvicorn's pure-Python HTTP parser and the asyncio loop.
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_api(dsn, root / "data", args.workers)
         wait_ready(base)
         say(
             f"GET {path}: {args.workers} uvicorn worker(s), {args.connections} connections, {args.duration} s"
@@ -270,12 +215,7 @@ def main() -> int:
         checkpoint(dsn)
         api = run_wrk(wrk, base + path, token, args.connections, args.threads, args.duration)
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_api(server)
         embedded.stop()
         shutil.rmtree(root, ignore_errors=True)
 

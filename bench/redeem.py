@@ -45,7 +45,8 @@ from uuid import UUID
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.reads import _ms, checkpoint, ensure_wrk, free_port, wait_ready  # noqa: E402
+from bench._server import start_api, stop_api, wait_ready  # noqa: E402
+from bench.reads import _ms, checkpoint, ensure_wrk  # noqa: E402
 from timebank.db import connect, database_dsn, load_migrations, migrate  # noqa: E402
 from timebank.embedded import EmbeddedDatabase  # noqa: E402
 from timebank.exchange.service.codes import code_hash  # noqa: E402
@@ -254,21 +255,6 @@ def run_wrk(wrk: str, base: str, script: Path, codes: Path, run: str, connection
     return {"rate": float(rate.group(1)), **{f"p{k}": _ms(v) for k, v in percentiles.items()}}
 
 
-def serve(dsn: str, data_dir: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")},
-        "TIMEBANK_DATABASE_URL": dsn,
-        "TIMEBANK_DATA_DIR": str(data_dir),
-        "TIMEBANK_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "timebank.app:app_from_env", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=15, help="seconds per measured run (default 15)")
@@ -317,9 +303,7 @@ def main() -> int:
         say(f"pgbench (equivalent transaction): {args.shops} clients, {args.duration} s …")
         pg_rate = pgbench(bin_dir, dsn, script, args.shops, args.threads, args.duration)
 
-        port = free_port()
-        server = serve(dsn, root / "data", port, args.workers)
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_api(dsn, root / "data", args.workers)
         wait_ready(base)
         say(
             f"POST /shops/{{id}}/redemptions: {args.workers} uvicorn worker(s), {args.shops} shops, "
@@ -331,12 +315,7 @@ def main() -> int:
             wrk, base, lua, root / "codes-main.txt", "main", args.shops, args.threads, args.duration
         )
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_api(server)
         embedded.stop()
         shutil.rmtree(root, ignore_errors=True)
 

@@ -46,7 +46,8 @@ from uuid import UUID
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.reads import checkpoint, ensure_wrk, free_port, run_wrk, wait_ready  # noqa: E402
+from bench._server import start_api, stop_api, wait_ready  # noqa: E402
+from bench.reads import checkpoint, ensure_wrk, run_wrk  # noqa: E402
 from timebank.db import connect, database_dsn, load_migrations, migrate  # noqa: E402
 from timebank.embedded import EmbeddedDatabase  # noqa: E402
 from timebank.identity.pii import load_pii_keys  # noqa: E402
@@ -260,28 +261,16 @@ def stop_replica(embedded: EmbeddedDatabase, root: Path) -> None:
         _pg(embedded, "pg_ctl", "-w", "-D", str(root / "pgdata"), "-m", "immediate", "stop")
 
 
-def api_rate(wrk: str, env: dict[str, str], token: str, args: argparse.Namespace, dsn: str) -> float:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "timebank.app:app_from_env", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools",
-         "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
+def api_rate(wrk: str, data_dir: Path, extra: dict[str, str], token: str, args: argparse.Namespace,
+             dsn: str) -> float:  # fmt: skip
+    server, base = start_api(dsn, data_dir, args.workers, extra)
     try:
-        base = f"http://127.0.0.1:{port}"
         wait_ready(base)
         run_wrk(wrk, base + BALANCES, token, args.connections, 2, 3)  # warm-up (and the replica's pool)
         checkpoint(dsn)
         return run_wrk(wrk, base + BALANCES, token, args.connections, 2, args.duration)["rate"]
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_api(server)
 
 
 def main() -> int:
@@ -325,21 +314,15 @@ def main() -> int:
             sub=books.volunteer, kind="volunteer", region_id=books.region, roles=("volunteer",)
         )
         token = issue_access_token(load_key_ring(settings), settings, principal)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")},
-            "TIMEBANK_DATABASE_URL": dsn,
-            "TIMEBANK_DATA_DIR": str(root / "data"),
-            "TIMEBANK_LOG_LEVEL": "WARNING",
-        }
         say(
             f"GET {BALANCES}: {args.workers} worker(s), {args.connections} connections, "
             f"{args.duration} s, no replica …"
         )
-        without = api_rate(wrk, env, token, args, dsn)
+        without = api_rate(wrk, root / "data", {}, token, args, dsn)
         say(f"  {without:.0f} requests/s; starting a streaming replica …")
         replica_dsn = replica_of(embedded, admin_dsn, replica_root)
-        env["TIMEBANK_DATABASE_REPLICA_URLS"] = replica_dsn
-        with_replica = api_rate(wrk, env, token, args, dsn)
+        replica = {"TIMEBANK_DATABASE_REPLICA_URLS": replica_dsn}
+        with_replica = api_rate(wrk, root / "data", replica, token, args, dsn)
         say(f"  {with_replica:.0f} requests/s with one replica")
     finally:
         stop_replica(embedded, replica_root)

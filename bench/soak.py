@@ -29,12 +29,10 @@ import asyncio
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +43,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._server import start_api, stop_api, wait_ready  # noqa: E402
 from timebank.db import connect, database_dsn, load_migrations, migrate  # noqa: E402
 from timebank.embedded import EmbeddedDatabase  # noqa: E402
 from timebank.identity.pii import load_pii_keys  # noqa: E402
@@ -61,12 +60,6 @@ GROWING_TABLES = ("idempotency_keys", "refresh_tokens", "ledger_transfers")
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -272,19 +265,6 @@ async def soak(args: argparse.Namespace, base: str, dsn: str, server: subprocess
     return 0
 
 
-def wait_ready(base: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(base + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    sys.exit("the API did not become ready")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10, help="length of the soak (default 10)")
@@ -311,50 +291,13 @@ def main() -> int:
             return dsn
 
         dsn = asyncio.run(prepare())
-        port = free_port()
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("TIMEBANK_")},
-            "TIMEBANK_DATABASE_URL": dsn,
-            "TIMEBANK_DATA_DIR": str(root / "data"),
-            "TIMEBANK_LOG_LEVEL": "WARNING",
-        }
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "timebank.app:app_from_env",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-                "--loop",
-                "uvloop",
-                "--http",
-                "httptools",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_api(dsn, root / "data", args.workers)
         wait_ready(base)
         load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         say(f"soak: {args.minutes} min, {args.workers} workers, {args.clients} clients, load {load}")
         return asyncio.run(soak(args, base, dsn, server))
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_api(server)
         embedded.stop()
         shutil.rmtree(root, ignore_errors=True)
 

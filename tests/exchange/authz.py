@@ -65,9 +65,9 @@ async def paths(ctx: Ctx) -> dict[str, str]:
         conn, operator, shop_id, ItemCreate(name="公交卡充值 10 元", kind="transit_topup", price_points=5)
     )
     code = await codes.issue(conn, ctx.subject, world.pii.mac)
-    shop, code_id = await screen(conn, operator, world.pii.mac, shop_id, code.code)
+    shop, screened = await screen(conn, operator, world.pii.mac, shop_id, code.code)
     async with conn.transaction():
-        receipt = await redemptions.redeem(conn, operator, shop, code_id, [LineRequest(item_id=item.id)])
+        receipt = await redemptions.redeem(conn, operator, shop, screened, [LineRequest(item_id=item.id)])
         order = await orders.place(
             conn, ctx.subject, OrderCreate(shop_id=shop_id, items=[LineRequest(item_id=item.id)])
         )

@@ -104,6 +104,16 @@ class Market:
             await self.serve(vid, minutes)
         return self.world.volunteer(vid)
 
+    async def star_level(self, volunteer_id: UUID, level: int) -> None:
+        """The volunteer's current star level, as the rating domain's daily run records it."""
+        await self.world.conn.execute(
+            "INSERT INTO rating_volunteers (volunteer_id, region_id, level) VALUES ($1, $2, $3)"
+            " ON CONFLICT (volunteer_id) DO UPDATE SET level = EXCLUDED.level",
+            volunteer_id,
+            self.region,
+            level,
+        )
+
     async def item(self, shop: str = MARKET, **fields: Any) -> Item:
         values: dict[str, Any] = {"name": "大米 5 斤", "kind": "goods", "price_points": 10, **fields}
         return await catalogue.create_item(
@@ -125,10 +135,10 @@ class Market:
         c = conn or self.conn
         op = operator or self.operator()
         assert op.shop_id is not None
-        shop, code_id = await service.screen_counter(c, op, self.mac, op.shop_id, code)
+        shop, screened = await service.screen_counter(c, op, self.mac, op.shop_id, code)
         lines = [LineRequest(item_id=i, quantity=q) for i, q in items]
         async with c.transaction():
-            return await service.redeem(c, op, shop, code_id, lines)
+            return await service.redeem(c, op, shop, screened, lines)
 
     async def points(self, volunteer_id: UUID) -> int:
         found = (await ledger.owner_balances(self.conn, self.region, "volunteer", volunteer_id)).get("POINTS")

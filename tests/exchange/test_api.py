@@ -3,9 +3,11 @@ guards; tests/exchange/authz.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from uuid import uuid4
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -57,44 +59,54 @@ class TestListItems:
         assert_problem(resp, 404, "shop-not-found")
 
 
+async def create_item(app: Litestar, market: Market, body: Any, shop: str = MARKET) -> Any:
+    """POST a catalogue item to ``shop`` as the market's operator."""
+    async with AsyncTestClient(app) as client:
+        return await client.post(
+            f"{API}/shops/{market.shops[shop]}/items", json=body, headers=h(app, market.operator())
+        )
+
+
 class TestCreateItem:
     @pytest.mark.asyncio
     async def test_201(self, app: Litestar, market: Market) -> None:
         body = {"name": "公交卡充值 20 元", "kind": "transit_topup", "price_points": 20, "stock": 50,
                 "limit_quantity": 1, "limit_period": "month"}  # fmt: skip
-        async with AsyncTestClient(app) as client:
-            resp = await client.post(
-                f"{API}/shops/{market.shops[MARKET]}/items", json=body, headers=h(app, market.operator())
-            )
+        resp = await create_item(app, market, body)
         assert resp.status_code == 201, resp.text
         assert resp.json()["stock"] == 50 and resp.json()["limit_period"] == "month"
+        assert resp.json()["min_star_level"] == 0
+
+    @pytest.mark.asyncio
+    async def test_201_with_a_minimum_star_level(self, app: Litestar, market: Market) -> None:
+        body = {"name": "体检套餐", "kind": "service", "price_points": 200, "min_star_level": 3}
+        resp = await create_item(app, market, body)
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["min_star_level"] == 3
+
+    @pytest.mark.asyncio
+    async def test_422_a_star_level_above_the_scale(self, app: Litestar, market: Market) -> None:
+        body = {"name": "米", "kind": "goods", "price_points": 1, "min_star_level": 21}
+        resp = await create_item(app, market, body)
+        assert_problem(resp, 422)
 
     @pytest.mark.asyncio
     async def test_403_another_shops_catalogue(self, app: Litestar, market: Market) -> None:
         body = {"name": "米", "kind": "goods", "price_points": 1}
-        async with AsyncTestClient(app) as client:
-            resp = await client.post(
-                f"{API}/shops/{market.shops[OTHER]}/items", json=body, headers=h(app, market.operator())
-            )
+        resp = await create_item(app, market, body, OTHER)
         assert_problem(resp, 403, "out-of-scope")
 
     @pytest.mark.asyncio
     async def test_422_a_limit_without_its_period(self, app: Litestar, market: Market) -> None:
         body = {"name": "米", "kind": "goods", "price_points": 1, "limit_quantity": 2}
-        async with AsyncTestClient(app) as client:
-            resp = await client.post(
-                f"{API}/shops/{market.shops[MARKET]}/items", json=body, headers=h(app, market.operator())
-            )
+        resp = await create_item(app, market, body)
         assert_problem(resp, 422)
         assert await market.conn.fetchval("SELECT count(*) FROM shop_items WHERE name = $1", "米") == 0
 
     @pytest.mark.asyncio
     async def test_422_a_price_of_zero(self, app: Litestar, market: Market) -> None:
         body = {"name": "米", "kind": "goods", "price_points": 0}
-        async with AsyncTestClient(app) as client:
-            resp = await client.post(
-                f"{API}/shops/{market.shops[MARKET]}/items", json=body, headers=h(app, market.operator())
-            )
+        resp = await create_item(app, market, body)
         assert_problem(resp, 422)
 
 
@@ -120,6 +132,16 @@ class TestUpdateItem:
                 headers=h(app, market.operator()),
             )
         assert_problem(resp, 404, "item-not-found")
+
+
+async def redeem(app: Litestar, market: Market, body: Any, idempotency: dict[str, str] | None = None) -> Any:
+    """POST a counter redemption as the market's operator (a fresh Idempotency-Key unless given)."""
+    async with AsyncTestClient(app) as client:
+        return await client.post(
+            f"{API}/shops/{market.shops[MARKET]}/redemptions",
+            json=body,
+            headers=h(app, market.operator(), **(idempotency or key())),
+        )
 
 
 class TestRedeem:
@@ -161,15 +183,24 @@ class TestRedeem:
     ) -> None:
         _, item, code = await self._setup(market, points=15)
         body = {"code": code, "items": [{"item_id": str(item.id), "quantity": 2}]}
-        async with AsyncTestClient(app) as client:
-            resp = await client.post(
-                f"{API}/shops/{market.shops[MARKET]}/redemptions",
-                json=body,
-                headers=h(app, market.operator(), **key()),
-            )
+        resp = await redeem(app, market, body)
         problem = assert_problem(resp, 409, "insufficient-points")
         assert (problem["available_points"], problem["required_points"]) == (15, 20)
         assert problem["title"] == "积分不足" and await market.stock(item.id) == 3
+
+    @pytest.mark.asyncio
+    async def test_409_a_star_level_names_the_level_needed_and_held(
+        self, app: Litestar, market: Market
+    ) -> None:
+        vol = await market.volunteer(points=50)
+        await market.star_level(vol.sub, 1)
+        item = await market.item(price_points=10, stock=3, min_star_level=2)
+        body = {"code": (await market.code(vol)).code, "items": [{"item_id": str(item.id)}]}
+        resp = await redeem(app, market, body)
+        problem = assert_problem(resp, 409, "star-level-not-met")
+        assert (problem["required_level"], problem["volunteer_level"]) == (2, 1)
+        assert problem["title"] == "星级未达到兑换条件"
+        assert await market.stock(item.id) == 3 and await market.points(vol.sub) == 50
 
     @pytest.mark.asyncio
     async def test_409_a_wrong_code_says_what_to_do_then_429(self, app: Litestar, market: Market) -> None:
@@ -191,12 +222,7 @@ class TestRedeem:
     async def test_409_a_qr_payload_naming_no_code(self, app: Litestar, market: Market) -> None:
         _, item, code = await self._setup(market)
         body = {"code": f"tb-redeem:{'-' * 36}:{code}", "items": [{"item_id": str(item.id)}]}
-        async with AsyncTestClient(app) as client:
-            resp = await client.post(
-                f"{API}/shops/{market.shops[MARKET]}/redemptions",
-                json=body,
-                headers=h(app, market.operator(), **key()),
-            )
+        resp = await redeem(app, market, body)
         assert_problem(resp, 409, "code-invalid")
 
     @pytest.mark.asyncio
@@ -211,15 +237,48 @@ class TestRedeem:
         assert_problem(resp, 422)
 
     @pytest.mark.asyncio
+    async def test_422_a_nul_in_the_code(self, app: Litestar, market: Market) -> None:
+        vol, item, code = await self._setup(market)
+        body = {"code": f"{code[:4]}\u0000{code[4:]}", "items": [{"item_id": str(item.id)}]}
+        resp = await redeem(app, market, body)
+        assert_problem(resp, 422)
+        assert await market.stock(item.id) == 3 and await market.points(vol.sub) == 50
+        assert await market.conn.fetchval("SELECT coalesce(sum(hits), 0) FROM rate_limits") == 0
+
+    @pytest.mark.asyncio
+    async def test_422_a_nul_in_the_idempotency_key(self, app: Litestar, market: Market) -> None:
+        vol, item, code = await self._setup(market)
+        body = {"code": code, "items": [{"item_id": str(item.id)}]}
+        resp = await redeem(app, market, body, {"Idempotency-Key": "a\x00b"})
+        assert_problem(resp, 422, "validation-failed")
+        assert await market.stock(item.id) == 3 and await market.points(vol.sub) == 50
+
+    @pytest.mark.asyncio
+    async def test_one_idempotency_key_sent_twenty_times_at_once_redeems_once(
+        self, app: Litestar, market: Market
+    ) -> None:
+        # httpx's ASGI transport interleaves the requests on this event loop, against the real pool.
+        vol, item, code = await self._setup(market)
+        body = {"code": code, "items": [{"item_id": str(item.id), "quantity": 2}]}
+        headers = h(app, market.operator(), **key())
+        url = f"http://testserver{API}/shops/{market.shops[MARKET]}/redemptions"
+        async with app.lifespan(), httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as client:
+            responses = await asyncio.gather(
+                *(client.post(url, json=body, headers=headers) for _ in range(20))
+            )
+        receipts = {r.content for r in responses if r.status_code == 201}
+        assert len(receipts) == 1  # the first response, and its replays
+        refused = [r.json()["type"] for r in responses if r.status_code != 201]
+        assert all(t.endswith("/idempotency-request-in-flight") for t in refused), refused
+        assert await market.points(vol.sub) == 30 and await market.stock(item.id) == 1
+        made = await market.conn.fetchval("SELECT count(*) FROM redemptions WHERE volunteer_id = $1", vol.sub)
+        assert made == 1
+
+    @pytest.mark.asyncio
     async def test_422_a_malformed_code(self, app: Litestar, market: Market) -> None:
         _, item, _ = await self._setup(market)
         body = {"code": "12ab", "items": [{"item_id": str(item.id)}]}
-        async with AsyncTestClient(app) as client:
-            resp = await client.post(
-                f"{API}/shops/{market.shops[MARKET]}/redemptions",
-                json=body,
-                headers=h(app, market.operator(), **key()),
-            )
+        resp = await redeem(app, market, body)
         assert_problem(resp, 422)
 
     @pytest.mark.asyncio
@@ -278,6 +337,33 @@ class TestPreview:
                 headers=h(app, market.operator()),
             )
         assert assert_problem(resp, 409, "out-of-stock")["in_stock"] == 1
+
+
+class TestListShopRedemptions:
+    @pytest.mark.asyncio
+    async def test_200_each_receipt_with_its_own_lines_newest_first(
+        self, app: Litestar, market: Market
+    ) -> None:
+        rice = await market.item(name="大米", price_points=2)
+        oil = await market.item(name="油", price_points=3)
+        made = []
+        for lines in ([(rice.id, 1)], [(rice.id, 2), (oil.id, 1)], [(oil.id, 3)]):
+            vol = await market.volunteer(points=50)
+            made.append(await market.redeem((await market.code(vol)).code, lines))
+        url = f"{API}/shops/{market.shops[MARKET]}/redemptions"
+        async with AsyncTestClient(app) as client:
+            first = await client.get(f"{url}?limit=2", headers=h(app, market.operator()))
+            rest = await client.get(
+                f"{url}?limit=2&cursor={first.json()['next_cursor']}", headers=h(app, market.operator())
+            )
+        seen = first.json()["items"] + rest.json()["items"]
+        assert [r["id"] for r in seen] == [str(r.id) for r in reversed(made)]
+        assert [sorted((x["name"], x["quantity"]) for x in r["lines"]) for r in seen] == [
+            [("油", 3)],
+            sorted([("大米", 2), ("油", 1)]),
+            [("大米", 1)],
+        ]
+        assert [r["total_points"] for r in seen] == [9, 7, 2]
 
 
 class TestRedemptionCodes:

@@ -161,6 +161,16 @@ class TestOrders:
         assert await market.stock(item.id) == 3
 
     @pytest.mark.asyncio
+    async def test_an_order_below_the_items_star_level_is_refused(self, market: Market) -> None:
+        vol = await market.volunteer(points=50)
+        item = await market.item(price_points=10, stock=3, min_star_level=4)
+        await market.star_level(vol.sub, 3)
+        with pytest.raises(errors.StarLevelNotMet) as refused:
+            await _place(market, vol, [(item.id, 1)])
+        assert refused.value.extra == {"required_level": 4, "volunteer_level": 3}
+        assert await market.points(vol.sub) == 50 and await market.stock(item.id) == 3
+
+    @pytest.mark.asyncio
     async def test_a_limit_holds_under_concurrent_orders(self, market: Market, pool: asyncpg.Pool) -> None:
         vol = await market.volunteer(points=10)
         item = await market.item(price_points=1, limit_quantity=1, limit_period="day")

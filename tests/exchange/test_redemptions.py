@@ -4,13 +4,14 @@ connections."""
 from __future__ import annotations
 
 import asyncio
+from uuid import UUID
 
 import asyncpg
 import pytest
 
-from tests.exchange.conftest import OTHER, Market
+from tests.exchange.conftest import MARKET, OTHER, Market
 from timebank.exchange import errors, service
-from timebank.exchange.schemas import LineRequest
+from timebank.exchange.schemas import LineRequest, RedemptionPreview
 from timebank.kit.errors import NotInScope
 from timebank.ledger.verify import verify
 from timebank.problems import InvalidInput
@@ -139,6 +140,27 @@ class TestThresholdsAndLimits:
             await market.redeem((await market.code(vol)).code, [(item.id, 1)])
 
     @pytest.mark.asyncio
+    async def test_an_item_may_ask_for_a_star_level(self, market: Market) -> None:
+        vol = await market.volunteer(points=100)
+        item = await market.item(min_star_level=2)
+        with pytest.raises(errors.StarLevelNotMet) as refused:
+            await market.redeem((await market.code(vol)).code, [(item.id, 1)])
+        assert refused.value.extra == {"required_level": 2, "volunteer_level": 0}
+        await market.star_level(vol.sub, 1)
+        with pytest.raises(errors.StarLevelNotMet) as again:
+            await market.redeem((await market.code(vol)).code, [(item.id, 1)])
+        assert again.value.extra == {"required_level": 2, "volunteer_level": 1}
+        assert await market.points(vol.sub) == 100 and await market.stock(item.id) is None
+
+    @pytest.mark.asyncio
+    async def test_the_star_level_reached_redeems(self, market: Market) -> None:
+        vol = await market.volunteer(points=100)
+        item = await market.item(min_star_level=2, price_points=10)
+        await market.star_level(vol.sub, 3)
+        receipt = await market.redeem((await market.code(vol)).code, [(item.id, 1)])
+        assert receipt.total_points == 10 and await market.points(vol.sub) == 90
+
+    @pytest.mark.asyncio
     async def test_a_per_period_limit_counts_earlier_redemptions(self, market: Market) -> None:
         vol = await market.volunteer(points=100)
         item = await market.item(price_points=1, limit_quantity=3, limit_period="month")
@@ -170,6 +192,12 @@ class TestThresholdsAndLimits:
             await market.redeem((await market.code(vol)).code, [(item.id, 1)])
 
 
+async def _preview(market: Market, code: str, item_id: UUID) -> RedemptionPreview:
+    return await service.preview(
+        market.conn, market.operator(), market.mac, market.shops[MARKET], code, [LineRequest(item_id=item_id)]
+    )
+
+
 class TestPreview:
     @pytest.mark.asyncio
     async def test_a_preview_commits_nothing(self, market: Market) -> None:
@@ -192,10 +220,15 @@ class TestPreview:
         item = await market.item(price_points=15)
         code = await market.code(vol)
         with pytest.raises(errors.InsufficientPoints):
-            await service.preview(
-                market.conn, market.operator(), market.mac, market.shops["zhangyuan-love-market"], code.code,
-                [LineRequest(item_id=item.id)],
-            )  # fmt: skip
+            await _preview(market, code.code, item.id)
+
+    @pytest.mark.asyncio
+    async def test_a_preview_refuses_a_star_level_not_reached(self, market: Market) -> None:
+        vol = await market.volunteer(points=100)
+        item = await market.item(min_star_level=1)
+        code = await market.code(vol)
+        with pytest.raises(errors.StarLevelNotMet):
+            await _preview(market, code.code, item.id)
 
 
 class TestRaces:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import asyncpg
+
 from timebank.hours.errors import VolunteerInactive
+from timebank.ledger import errors as ledger_errors
 from timebank.problems import Conflict, DomainError, NotFound
 
 __all__ = ["VolunteerInactive"]  # the same refusal as hours': one slug, one title
@@ -104,6 +108,12 @@ class ThresholdNotMet(Conflict):
     slug, title = "threshold-not-met", "服务时长未达到兑换条件"
 
 
+class StarLevelNotMet(Conflict):
+    """An item asks for a higher star level (星级) than the volunteer holds."""
+
+    slug, title = "star-level-not-met", "星级未达到兑换条件"
+
+
 class RefundNotAllowed(Conflict):
     """Redemption is final here, or the refund window has closed."""
 
@@ -126,3 +136,42 @@ class StatementNotDue(Conflict):
     """A month's statement is issued only once the month is over."""
 
     slug, title = "statement-not-due", "该月尚未结束，不能出结算单"
+
+
+def insufficient(available: int, total: int) -> InsufficientPoints:
+    """The refusal naming the available amount."""
+    return InsufficientPoints(
+        f"{total} points are needed and {available} are available; remove items or lower quantities",
+        available_points=available,
+        required_points=total,
+    )
+
+
+_RAISED: dict[str, type[DomainError]] = {
+    cls.slug: cls
+    for cls in (
+        CodeExpired, CodeUsed, VolunteerInactive, ItemNotFound, ItemUnavailable, OutOfStock, LimitReached,
+        ThresholdNotMet, StarLevelNotMet, InsufficientPoints,
+    )
+}  # fmt: skip
+
+
+def from_database(exc: asyncpg.PostgresError) -> DomainError | None:
+    """The problem a refusal of the exchange's SQL functions (sql/functions/exchange_redeem.sql)
+    stands for, an overdraft refused by the ledger included; None when ``exc`` is neither."""
+    ledger_problem = ledger_errors.from_database(exc)
+    if isinstance(ledger_problem, ledger_errors.InsufficientBalance):
+        extra = ledger_problem.extra
+        return insufficient(int(extra["available_points"]), int(extra["requested_points"]))
+    if ledger_problem is not None or not isinstance(exc, asyncpg.RaiseError):
+        return ledger_problem
+    try:
+        detail = json.loads(getattr(exc, "detail", None) or "")
+    except ValueError:
+        return None
+    slug = detail.pop("exchange_error", None) if isinstance(detail, dict) else None
+    message = str(exc.args[0] if exc.args else "")
+    if slug == TooManyWrongCodes.slug:
+        return TooManyWrongCodes(message, int(detail.pop("retry_after_seconds")), **detail)
+    cls = _RAISED.get(str(slug))
+    return None if cls is None else cls(message, **detail)

@@ -23,6 +23,7 @@ Stock = Annotated[int, msgspec.Meta(ge=0, le=10_000_000, description="units left
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=1000)]
 LimitQuantity = Annotated[int, msgspec.Meta(ge=1, le=10000)]
 LifetimeHours = Annotated[int, msgspec.Meta(ge=0, le=100000)]
+StarLevel = Annotated[int, msgspec.Meta(ge=0, le=20, description="minimum star level (星级); 0: none")]
 Reason = Annotated[str, msgspec.Meta(min_length=2, max_length=500, examples=["顾客退货"])]
 CODE_PATTERN = r"^(\d{8}|tb-redeem:[0-9a-f-]{36}:\d{8})$"
 CodeText = Annotated[
@@ -73,6 +74,7 @@ class Item(msgspec.Struct, kw_only=True):
     limit_quantity: int | None
     limit_period: Period | None
     min_lifetime_hours: int
+    min_star_level: int
     active_from: date | None
     active_until: date | None
     status: ItemStatus
@@ -91,6 +93,7 @@ class ItemCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limit_quantity: LimitQuantity | None = None
     limit_period: Period | None = None
     min_lifetime_hours: LifetimeHours = 0
+    min_star_level: StarLevel = 0
     active_from: date | None = None
     active_until: date | None = None
 
@@ -105,6 +108,7 @@ class ItemUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limit_quantity: LimitQuantity | msgspec.UnsetType | None = msgspec.UNSET
     limit_period: Period | msgspec.UnsetType | None = msgspec.UNSET
     min_lifetime_hours: LifetimeHours | msgspec.UnsetType = msgspec.UNSET
+    min_star_level: StarLevel | msgspec.UnsetType = msgspec.UNSET
     active_from: date | msgspec.UnsetType | None = msgspec.UNSET
     active_until: date | msgspec.UnsetType | None = msgspec.UNSET
     status: ItemStatus | msgspec.UnsetType = msgspec.UNSET

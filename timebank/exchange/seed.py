@@ -29,6 +29,7 @@ class ItemSeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     limit_quantity: Annotated[int, msgspec.Meta(ge=1, le=10000)] | None = None
     limit_period: Period | None = None
     min_lifetime_hours: Annotated[int, msgspec.Meta(ge=0, le=100000)] = 0
+    min_star_level: Annotated[int, msgspec.Meta(ge=0, le=20)] = 0
 
 
 class CatalogueSeed(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -66,7 +67,7 @@ async def load_catalogues(
                 conn,
                 (
                     region_id, shop_id, item.name, item.description, item.kind, item.price_points, item.stock,
-                    item.limit_quantity, item.limit_period, item.min_lifetime_hours,
+                    item.limit_quantity, item.limit_period, item.min_lifetime_hours, item.min_star_level,
                 ),
             )  # fmt: skip
     progress(f"  catalogues: {len(catalogues)} shops, {added} new items")

@@ -160,7 +160,12 @@ async def region_rules(conn: Conn, region_id: UUID) -> RegionRules:
     row = await repo.region_rules(conn, region_id)
     if row is None:
         raise RegionNotFound("no such region", region_id=str(region_id))
-    timezone, values = row
+    return rules_of(region_id, *row)
+
+
+def rules_of(region_id: UUID, timezone: str, values: Mapping[str, Any]) -> RegionRules:
+    """A region's rules from its time zone and overrides read by a caller's own statement (the
+    columns of ``REGION_RULES`` in timebank/kit/repo.py)."""
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-import msgspec
-
 from timebank.db import Conn
-from timebank.exchange.rows import CodeRow
 
 # A volunteer's live codes, and expired live codes with the same digits, stop being live.
 VOID_BEFORE_ISSUE = """
@@ -25,30 +21,6 @@ ON CONFLICT (region_id, code_hash) WHERE status = 'live' DO NOTHING
 RETURNING expires_at
 """
 
-# The newest code with these digits (live first): what a counter's digits name.
-CODE_BY_HASH = """
-SELECT id, region_id, volunteer_id, actor_kind, actor_id, code_hash, status, expires_at, used_at,
-       expires_at <= now() AS expired
-  FROM redemption_codes
- WHERE region_id = $1 AND code_hash = $2
- ORDER BY status = 'live' DESC, created_at DESC
- LIMIT 1
-"""
-
-CODE_BY_ID = """
-SELECT id, region_id, volunteer_id, actor_kind, actor_id, code_hash, status, expires_at, used_at,
-       expires_at <= now() AS expired
-  FROM redemption_codes WHERE id = $1 AND region_id = $2
-"""
-
-# Use a code: only a live, unexpired one (of two counters, the second finds nothing).
-USE_CODE = """
-UPDATE redemption_codes SET status = 'used', used_at = now(), used_by_shop = $3
- WHERE id = $1 AND region_id = $2 AND status = 'live' AND expires_at > now()
-RETURNING id, region_id, volunteer_id, actor_kind, actor_id, code_hash, status, expires_at, used_at,
-       expires_at <= now() AS expired
-"""
-
 VOID_CODE = "UPDATE redemption_codes SET status = 'void' WHERE id = $1 AND status = 'live'"
 
 # Hits of some buckets in the current fixed window, without counting one.
@@ -60,10 +32,6 @@ SELECT bucket, hits,
 """
 
 DB_NOW = "SELECT now()"
-
-
-def _code(row: Any) -> CodeRow | None:
-    return None if row is None else msgspec.convert(dict(row), CodeRow)
 
 
 async def issue(
@@ -80,21 +48,6 @@ async def issue(
     return await conn.fetchval(  # type: ignore[no-any-return]
         INSERT_CODE, code_id, region_id, volunteer_id, actor[0], actor[1], code_hash, seconds
     )
-
-
-async def by_hash(conn: Conn, region_id: UUID, code_hash: bytes) -> CodeRow | None:
-    """The code these digits name, if any."""
-    return _code(await conn.fetchrow(CODE_BY_HASH, region_id, code_hash))
-
-
-async def by_id(conn: Conn, region_id: UUID, code_id: UUID) -> CodeRow | None:
-    """A code by id."""
-    return _code(await conn.fetchrow(CODE_BY_ID, code_id, region_id))
-
-
-async def use(conn: Conn, region_id: UUID, code_id: UUID, shop_id: UUID) -> CodeRow | None:
-    """Mark a live, unexpired code used; None when it is not (any more)."""
-    return _code(await conn.fetchrow(USE_CODE, code_id, region_id, shop_id))
 
 
 async def void(conn: Conn, code_id: UUID) -> None:

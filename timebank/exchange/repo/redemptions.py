@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import msgspec
 
 from timebank.db import Conn
 from timebank.exchange.rows import LineRow, OrderRow, RedemptionRow
+
+T = TypeVar("T", RedemptionRow, OrderRow)
 
 INSERT_REDEMPTION = """
 INSERT INTO redemptions (id, region_id, shop_id, volunteer_id, channel, code_id, order_id, operator_id,
@@ -29,7 +30,7 @@ _REDEMPTION = """
 SELECT r.id, r.region_id, r.shop_id, s.name AS shop_name, s.refund_window_hours AS shop_refund_window_hours,
        r.volunteer_id, r.channel, r.code_id, r.order_id, r.operator_id, r.requested_by_kind, r.requested_by,
        r.total_points, r.transfer_id, r.status, r.refund_transfer_id, r.refunded_at, r.refund_reason,
-       r.created_at
+       r.created_at, exchange_lines_json(r.id, NULL) AS lines
   FROM redemptions r JOIN shops s ON s.id = r.shop_id
 """
 
@@ -37,7 +38,7 @@ SELECT_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2"
 
 LOCK_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2 FOR UPDATE OF r"
 
-# Newest first, keyset on id (time-ordered); by shop or by volunteer.
+# Newest first, keyset on id (time-ordered); by shop or by volunteer; each with its lines.
 LIST_REDEMPTIONS = (
     _REDEMPTION
     + """ WHERE r.region_id = $1 AND ($2::uuid IS NULL OR r.shop_id = $2)
@@ -73,21 +74,6 @@ UNCOUNT_ORDER_LINES = "UPDATE exchange_lines SET counts = false WHERE order_id =
 
 ATTACH_ORDER_LINES = "UPDATE exchange_lines SET redemption_id = $2 WHERE order_id = $1"
 
-# Quantities of each item the volunteer took since that item's period began (refunded and
-# released lines excluded).
-USED_SINCE = """
-SELECT q.item_id, coalesce(sum(l.quantity), 0)::int AS used
-  FROM unnest($2::uuid[], $3::timestamptz[]) AS q (item_id, since)
-  LEFT JOIN exchange_lines l
-         ON l.item_id = q.item_id AND l.volunteer_id = $1 AND l.counts AND l.created_at >= q.since
- GROUP BY q.item_id
-"""
-
-HAS_REDEEMED = """
-SELECT EXISTS (SELECT 1 FROM redemptions WHERE volunteer_id = $1 AND status = 'completed')
-    OR EXISTS (SELECT 1 FROM exchange_orders WHERE volunteer_id = $1 AND status = 'placed')
-"""
-
 # ------------------------------------------------------------------------------------ orders
 INSERT_ORDER = """
 INSERT INTO exchange_orders (id, region_id, shop_id, volunteer_id, requested_by_kind, requested_by,
@@ -98,7 +84,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 _ORDER = """
 SELECT o.id, o.region_id, o.shop_id, s.name AS shop_name, o.volunteer_id, o.requested_by_kind, o.requested_by,
        o.total_points, o.hold_id, o.status, o.expires_at, o.redemption_id, o.decided_at, o.reason,
-       o.created_at
+       o.created_at, exchange_lines_json(NULL, o.id) AS lines
   FROM exchange_orders o JOIN shops s ON s.id = o.shop_id
 """
 
@@ -106,6 +92,7 @@ SELECT_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2"
 
 LOCK_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2 FOR UPDATE OF o"
 
+# Newest first, each with its lines.
 LIST_ORDERS = (
     _ORDER
     + """ WHERE o.region_id = $1 AND ($2::uuid IS NULL OR o.shop_id = $2)
@@ -164,6 +151,12 @@ async def redemption(
     )
 
 
+def _with_lines(row: Any, kind: type[T]) -> tuple[T, list[LineRow]]:
+    fields = dict(row)
+    lines = msgspec.convert(fields.pop("lines"), list[LineRow])
+    return msgspec.convert(fields, kind), lines
+
+
 async def list_redemptions(
     conn: Conn,
     region_id: UUID,
@@ -171,10 +164,10 @@ async def list_redemptions(
     volunteer_id: UUID | None,
     before: UUID | None,
     limit: int,
-) -> list[RedemptionRow]:
-    """Redemptions of a shop or of a volunteer, newest first."""
+) -> list[tuple[RedemptionRow, list[LineRow]]]:
+    """Redemptions of a shop or of a volunteer, newest first, each with its lines (one statement)."""
     rows = await conn.fetch(LIST_REDEMPTIONS, region_id, shop_id, volunteer_id, before, limit)
-    return [msgspec.convert(dict(r), RedemptionRow) for r in rows]
+    return [_with_lines(r, RedemptionRow) for r in rows]
 
 
 async def lines(
@@ -192,17 +185,6 @@ async def mark_refunded(conn: Conn, redemption_id: UUID, transfer_id: UUID, by: 
     """Record the refund; its lines stop counting against limits."""
     await conn.execute(MARK_REFUNDED, redemption_id, transfer_id, by, reason)
     await conn.execute(UNCOUNT_REDEMPTION_LINES, redemption_id)
-
-
-async def used_since(conn: Conn, volunteer_id: UUID, since: dict[UUID, datetime]) -> dict[UUID, int]:
-    """Item → quantity the volunteer took since the given moment (per item)."""
-    rows = await conn.fetch(USED_SINCE, volunteer_id, list(since), list(since.values()))
-    return {r["item_id"]: int(r["used"]) for r in rows}
-
-
-async def has_redeemed(conn: Conn, volunteer_id: UUID) -> bool:
-    """Whether the volunteer has a redemption (or an order waiting) already."""
-    return bool(await conn.fetchval(HAS_REDEEMED, volunteer_id))
 
 
 async def insert_order(conn: Conn, values: Sequence[Any]) -> None:
@@ -223,10 +205,10 @@ async def list_orders(
     status: str | None,
     before: UUID | None,
     limit: int,
-) -> list[OrderRow]:
-    """Orders of a shop or of a volunteer, newest first."""
+) -> list[tuple[OrderRow, list[LineRow]]]:
+    """Orders of a shop or of a volunteer, newest first, each with its lines (one statement)."""
     rows = await conn.fetch(LIST_ORDERS, region_id, shop_id, volunteer_id, status, before, limit)
-    return [msgspec.convert(dict(r), OrderRow) for r in rows]
+    return [_with_lines(r, OrderRow) for r in rows]
 
 
 async def decide_order(

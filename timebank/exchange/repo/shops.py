@@ -32,15 +32,16 @@ SELECT_VOLUNTEER = "SELECT id, region_id, real_name, status FROM volunteers WHER
 
 INSERT_ITEM = """
 INSERT INTO shop_items (region_id, shop_id, name, description, kind, price_points, stock, limit_quantity,
-                        limit_period, min_lifetime_hours, active_from, active_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                        limit_period, min_lifetime_hours, active_from, active_until, min_star_level)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 RETURNING *
 """
 
 UPDATE_ITEM = """
 UPDATE shop_items
    SET name = $2, description = $3, price_points = $4, stock = $5, limit_quantity = $6, limit_period = $7,
-       min_lifetime_hours = $8, active_from = $9, active_until = $10, status = $11, updated_at = now()
+       min_lifetime_hours = $8, active_from = $9, active_until = $10, status = $11, min_star_level = $12,
+       updated_at = now()
  WHERE id = $1
 RETURNING *
 """
@@ -116,6 +117,7 @@ async def update_item(conn: Conn, item: ItemRow) -> ItemRow:
     row = await conn.fetchrow(
         UPDATE_ITEM, item.id, item.name, item.description, item.price_points, item.stock, item.limit_quantity,
         item.limit_period, item.min_lifetime_hours, item.active_from, item.active_until, item.status,
+        item.min_star_level,
     )  # fmt: skip
     return _item(row)
 
@@ -157,8 +159,8 @@ SEED_TERMS = "UPDATE shops SET kind = $2, yuan_per_point = $3, refund_window_hou
 # A seeded item, unless the shop has one of that name already.
 SEED_ITEM = """
 INSERT INTO shop_items (region_id, shop_id, name, description, kind, price_points, stock, limit_quantity,
-                        limit_period, min_lifetime_hours)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+                        limit_period, min_lifetime_hours, min_star_level)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
  WHERE NOT EXISTS (SELECT 1 FROM shop_items WHERE shop_id = $2 AND name = $3)
 """
 

@@ -17,30 +17,30 @@ from timebank.db import Conn
 from timebank.exchange.rows import ShopRow
 from timebank.exchange.schemas import LineRequest, Redemption, RedemptionPreview
 from timebank.exchange.service import codes, redemptions
-from timebank.exchange.service.codes import Mac
-from timebank.exchange.service.common import counter_shop
+from timebank.exchange.service.codes import Mac, Screened
 from timebank.kit.principal import Principal
 
 
 async def screen_counter(
     conn: Conn, principal: Principal, mac: Mac, shop_id: UUID, code: str
-) -> tuple[ShopRow, UUID]:
-    """The caller's open shop and the code it submitted (a wrong code is counted and refused)."""
-    shop = await counter_shop(conn, principal, shop_id)
-    found = await codes.screen(conn, mac, shop, code)
-    return shop, found.id
+) -> tuple[ShopRow, Screened]:
+    """The caller's open shop and the code it submitted (a wrong code is counted and refused); the
+    shop's redemption account is opened on the way when this process has not seen it yet."""
+    shop, screened = await codes.screen(conn, mac, principal, shop_id, code)
+    await redemptions.open_shop_account(conn, shop)
+    return shop, screened
 
 
 async def preview(
     conn: Conn, principal: Principal, mac: Mac, shop_id: UUID, code: str, items: Sequence[LineRequest]
 ) -> RedemptionPreview:
     """What a redemption would do; commits nothing but a wrong-code count."""
-    shop, code_id = await screen_counter(conn, principal, mac, shop_id, code)
-    return await redemptions.preview(conn, principal, shop, code_id, items)
+    shop, screened = await codes.screen(conn, mac, principal, shop_id, code)
+    return await redemptions.preview(conn, principal, shop, screened, items)
 
 
 async def redeem(
-    conn: Conn, principal: Principal, shop: ShopRow, code_id: UUID, items: Sequence[LineRequest]
+    conn: Conn, principal: Principal, shop: ShopRow, screened: Screened, items: Sequence[LineRequest]
 ) -> Redemption:
     """Redeem a screened code, in the caller's transaction."""
-    return await redemptions.redeem(conn, principal, shop, code_id, items)
+    return await redemptions.redeem(conn, principal, shop, screened, items)

@@ -88,7 +88,7 @@ async def create_item(conn: Conn, principal: Principal, shop_id: UUID, data: Ite
         (
             shop.region_id, shop.id, data.name, data.description, data.kind, data.price_points, data.stock,
             data.limit_quantity, data.limit_period, data.min_lifetime_hours, data.active_from,
-            data.active_until,
+            data.active_until, data.min_star_level,
         ),
     )  # fmt: skip
     return _view(row)

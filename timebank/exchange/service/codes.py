@@ -19,19 +19,22 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from uuid import UUID
 
 from timebank.db import Conn
 from timebank.exchange import errors
 from timebank.exchange.repo import codes as repo
+from timebank.exchange.repo import counter as counter_repo
 from timebank.exchange.repo import shops as shop_repo
 from timebank.exchange.rows import CodeRow, ShopRow
 from timebank.exchange.rules import ExchangeRules
 from timebank.exchange.schemas import RedemptionCode
+from timebank.exchange.service.common import open_counter
 from timebank.identity.repo.sessions import hit_rate_limit
 from timebank.ids import uuid7
 from timebank.kit.principal import Principal
-from timebank.kit.rules import read
+from timebank.kit.rules import RegionRules, read, rules_of, shipped_defaults
 from timebank.problems import Forbidden
 
 Mac = Callable[[str, bytes], bytes]
@@ -117,30 +120,50 @@ def _refuse_if_locked(hits: tuple[int, int] | None, limit: int, who: str) -> Non
         )
 
 
-async def screen(conn: Conn, mac: Mac, shop: ShopRow, text: str) -> CodeRow:
-    """The code a counter submitted, or a refusal; a wrong code is counted (and committed) first.
+@dataclass(frozen=True, slots=True)
+class Screened:
+    """A code a counter submitted whose digits match: it may still be used, expired or replaced
+    (deciding that is using it), and its volunteer may be locked out for wrong codes (checked when
+    the code is used or previewed)."""
 
-    Runs outside any transaction (each counter hit commits by itself). Returns live, used and
-    expired codes alike: whether one may still be used is decided when it is used.
+    code: CodeRow
+    region: RegionRules
+    volunteer_bucket: bytes
+
+    @property
+    def rules(self) -> ExchangeRules:
+        """The region's exchange rules."""
+        return self.region.get(ExchangeRules)
+
+
+async def screen(
+    conn: Conn, mac: Mac, principal: Principal, shop_id: UUID, text: str
+) -> tuple[ShopRow, Screened]:
+    """The caller's open shop and the code it submitted, or a refusal; a wrong code is counted
+    (and committed) first.
+
+    Runs outside any transaction (each counter hit commits by itself). A code whose digits match
+    costs one statement (shop, rules, code and the shop's wrong-code hits together).
     """
-    rules = await read(conn, shop.region_id, ExchangeRules)
-    window = rules.wrong_code_window_minutes * 60
-    shop_bucket = _shop_bucket(mac, shop.id)
     code_id, digits = parse(text)
-    hashed = code_hash(mac, shop.region_id, digits)
-    found = await (
-        repo.by_id(conn, shop.region_id, code_id) if code_id else repo.by_hash(conn, shop.region_id, hashed)
+    hashed = code_hash(mac, principal.region_id, digits)
+    shop_bucket = _shop_bucket(mac, shop_id)
+    default_window = int(shipped_defaults()[f"{ExchangeRules.prefix}.wrong_code_window_minutes"])
+    seen = await counter_repo.screen(
+        conn, principal.region_id, shop_id, (code_id, hashed), shop_bucket, default_window
     )
-    buckets = [shop_bucket] if found is None else [shop_bucket, _volunteer_bucket(mac, found.volunteer_id)]
-    locked = await repo.peek_rate_limits(conn, buckets, window)
-    _refuse_if_locked(locked.get(shop_bucket), rules.wrong_codes_per_shop, "shop")
+    shop = open_counter(principal, seen.shop if seen else None, shop_id)
+    assert seen is not None
+    region = rules_of(shop.region_id, seen.timezone, seen.rules)
+    rules = region.get(ExchangeRules)
+    _refuse_if_locked(seen.shop_hits, rules.wrong_codes_per_shop, "shop")
+    found = seen.code
     if found is not None:
-        _refuse_if_locked(locked.get(buckets[1]), rules.wrong_codes_per_volunteer, "volunteer")
+        volunteer_bucket = _volunteer_bucket(mac, found.volunteer_id)
         if hmac.compare_digest(found.code_hash, hashed):
-            return found
-        against, _ = await hit_rate_limit(conn, buckets[1], window)
-        if against >= rules.wrong_codes_per_volunteer:
-            await repo.void(conn, found.id)
+            return shop, Screened(code=found, region=region, volunteer_bucket=volunteer_bucket)
+        await _count_against_volunteer(conn, found, volunteer_bucket, rules)
+    window = rules.wrong_code_window_minutes * 60
     hits, retry_after = await hit_rate_limit(conn, shop_bucket, window)
     if hits >= rules.wrong_codes_per_shop:
         raise errors.TooManyWrongCodes(
@@ -150,6 +173,21 @@ async def screen(conn: Conn, mac: Mac, shop: ShopRow, text: str) -> CodeRow:
         "no such code; check the digits, or ask the volunteer to show a new code",
         wrong_codes_left=rules.wrong_codes_per_shop - hits,
     )
+
+
+async def _count_against_volunteer(conn: Conn, code: CodeRow, bucket: bytes, rules: ExchangeRules) -> None:
+    """Wrong digits with a volunteer's QR payload: refused while the volunteer is locked out,
+    counted otherwise; past the limit their code is voided."""
+    await refuse_if_volunteer_locked(conn, bucket, rules)
+    against, _ = await hit_rate_limit(conn, bucket, rules.wrong_code_window_minutes * 60)
+    if against >= rules.wrong_codes_per_volunteer:
+        await repo.void(conn, code.id)
+
+
+async def refuse_if_volunteer_locked(conn: Conn, bucket: bytes, rules: ExchangeRules) -> None:
+    """429 while the volunteer is locked out for wrong codes (the redemption checks it in SQL)."""
+    locked = await repo.peek_rate_limits(conn, [bucket], rules.wrong_code_window_minutes * 60)
+    _refuse_if_locked(locked.get(bucket), rules.wrong_codes_per_volunteer, "volunteer")
 
 
 def refuse_unusable(code: CodeRow) -> None:

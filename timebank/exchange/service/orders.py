@@ -6,6 +6,7 @@ the shop fulfils the order (the hold is posted and the order becomes a redemptio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
@@ -14,14 +15,13 @@ from timebank.exchange import errors
 from timebank.exchange.repo import codes as code_repo
 from timebank.exchange.repo import redemptions as repo
 from timebank.exchange.repo import shops as shop_repo
-from timebank.exchange.rows import OrderRow
+from timebank.exchange.rows import LineRow, OrderRow
 from timebank.exchange.rules import ExchangeRules
 from timebank.exchange.schemas import Order, OrderCreate, OrderDecision
 from timebank.exchange.service.codes import PROXY_ACTION
 from timebank.exchange.service.common import (
     CODE_ORDERED,
     checked_lines,
-    insufficient,
     line_views,
     managed_shop,
     region_shop,
@@ -42,7 +42,7 @@ from timebank.problems import Forbidden
 ORDERS_LIST = "orders"
 
 
-async def _view(conn: Conn, row: OrderRow) -> Order:
+async def _view(conn: Conn, row: OrderRow, lines: Sequence[LineRow] | None = None) -> Order:
     return Order(
         id=row.id,
         shop_id=row.shop_id,
@@ -50,7 +50,7 @@ async def _view(conn: Conn, row: OrderRow) -> Order:
         volunteer_id=row.volunteer_id,
         requested_by_kind=row.requested_by_kind,  # type: ignore[arg-type]
         requested_by=row.requested_by,
-        lines=line_views(await repo.lines(conn, order_id=row.id)),
+        lines=line_views(lines if lines is not None else await repo.lines(conn, order_id=row.id)),
         total_points=row.total_points,
         hold_id=row.hold_id,
         status=row.status,  # type: ignore[arg-type]
@@ -76,9 +76,7 @@ async def place(conn: Conn, principal: Principal, data: OrderCreate) -> Order:
     region = await region_rules(conn, principal.region_id)
     rules = region.get(ExchangeRules)
     now = await code_repo.db_now(conn)
-    plan = await checked_lines(
-        conn, shop, volunteer.id, data.items, now=now, zone=region.zone, rules=rules, lock=True
-    )
+    plan = await checked_lines(conn, shop, volunteer.id, data.items, zone=region.zone, rules=rules, lock=True)
     total = sum(item.price_points * quantity for item, quantity in plan)
     await shop_repo.adjust_stock(conn, {item.id: -q for item, q in plan if item.stock is not None})
     vol, shop_acc = volunteer_points(volunteer.id), shop_points(shop.id)
@@ -103,7 +101,7 @@ async def place(conn: Conn, principal: Principal, data: OrderCreate) -> Order:
     try:
         hold = await ledger.create_hold(conn, shop.region_id, Actor.of(principal), spec)
     except ledger_errors.InsufficientBalance as exc:
-        raise insufficient(int(exc.extra.get("available_points", 0)), total) from None
+        raise errors.insufficient(int(exc.extra.get("available_points", 0)), total) from None
     await repo.insert_order(
         conn,
         (
@@ -222,8 +220,8 @@ async def list_orders(
     rows = await repo.list_orders(
         conn, principal.region_id, shop_id, volunteer_id, status, before[0] if before else None, limit + 1
     )
-    page = page_of(ORDERS_LIST, rows, limit, lambda r: (r.id, status or ""))
-    return Page(items=[await _view(conn, r) for r in page.items], next_cursor=page.next_cursor)
+    page = page_of(ORDERS_LIST, rows, limit, lambda r: (r[0].id, status or ""))
+    return Page(items=[await _view(conn, r, lines) for r, lines in page.items], next_cursor=page.next_cursor)
 
 
 async def shop_orders(

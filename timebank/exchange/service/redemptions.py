@@ -1,50 +1,57 @@
 """Counter redemptions: preview, redeem (one transaction), refund, and reading them back.
 
-A redemption, in the caller's transaction (:func:`timebank.kit.value.moves_value` opens it):
-use the code (a conditional UPDATE: of two counters, the second finds it used), check the
-volunteer, lock the items in id order and check stock, per-period limits and service thresholds,
+A redemption is one statement in the caller's transaction (:func:`timebank.kit.value.moves_value`
+opens it), the SQL function ``exchange_redeem`` (sql/functions/exchange_redeem.sql): use the code
+(a conditional UPDATE: of two counters, the second finds it used), check the volunteer, lock the
+items in id order and check stock, per-period limits and service thresholds (hours, star level),
 take the stock, post the points from the volunteer to the shop's redemption account through the
-ledger (which refuses an overdraft under its row lock) and write the receipt. Any refusal rolls
-all of it back, the code included.
+ledger's ``ledger_transfer`` (which refuses an overdraft under its row lock) and write the
+redemption and its lines. Any refusal rolls all of it back, the code included, and arrives as the
+problem it names. A redemption made statement by statement spent its time on the round trips.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import NamedTuple
 from uuid import UUID
 
+import msgspec
+
+from timebank import metrics
 from timebank.db import Conn
 from timebank.exchange import errors
 from timebank.exchange.repo import codes as code_repo
+from timebank.exchange.repo import counter as counter_repo
 from timebank.exchange.repo import redemptions as repo
 from timebank.exchange.repo import shops as shop_repo
-from timebank.exchange.rows import ItemRow, RedemptionRow, ShopRow
+from timebank.exchange.rows import LineRow, RedemptionRow, ShopRow
 from timebank.exchange.rules import ExchangeRules
 from timebank.exchange.schemas import LineRequest, Redemption, RedemptionPreview, RefundRequest
 from timebank.exchange.service import codes
+from timebank.exchange.service.codes import Screened
 from timebank.exchange.service.common import (
     CODE_REDEEMED,
     CODE_REFUNDED,
+    SERVICE_CODES,
     available_points,
     checked_lines,
-    insufficient,
     line_views,
     managed_shop,
     planned_lines,
     receipt,
     refund_window_hours,
+    requested,
     shop_points,
-    volunteer_points,
 )
 from timebank.hours.service.common import mask_name
 from timebank.ids import uuid7
 from timebank.kit.paging import Page, decode_cursor, page_of
 from timebank.kit.principal import Principal
 from timebank.kit.rules import region_rules
-from timebank.ledger import errors as ledger_errors
 from timebank.ledger import service as ledger
-from timebank.ledger.schemas import Actor, Posting, Reversal, Settled
+from timebank.ledger.schemas import Actor, Reversal
 from timebank.problems import Forbidden
 
 REDEMPTIONS_LIST = "redemptions"
@@ -60,22 +67,20 @@ async def _active_volunteer(conn: Conn, region_id: UUID, volunteer_id: UUID) -> 
 
 
 async def preview(
-    conn: Conn, principal: Principal, shop: ShopRow, code_id: UUID, wanted: Sequence[LineRequest]
+    conn: Conn, principal: Principal, shop: ShopRow, screened: Screened, wanted: Sequence[LineRequest]
 ) -> RedemptionPreview:
     """What :func:`redeem` would do with a screened code, committing nothing."""
-    code = await code_repo.by_id(conn, shop.region_id, code_id)
-    assert code is not None
+    code, rules = screened.code, screened.rules
+    await codes.refuse_if_volunteer_locked(conn, screened.volunteer_bucket, rules)
     codes.refuse_unusable(code)
     name = await _active_volunteer(conn, shop.region_id, code.volunteer_id)
-    region = await region_rules(conn, shop.region_id)
     plan = await checked_lines(
-        conn, shop, code.volunteer_id, wanted, now=await code_repo.db_now(conn), zone=region.zone,
-        rules=region.get(ExchangeRules), lock=False,
-    )  # fmt: skip
+        conn, shop, code.volunteer_id, wanted, zone=screened.region.zone, rules=rules, lock=False
+    )
     total = sum(item.price_points * quantity for item, quantity in plan)
     available = await available_points(conn, shop.region_id, code.volunteer_id)
     if available < total:
-        raise insufficient(available, total)
+        raise errors.insufficient(available, total)
     return RedemptionPreview(
         volunteer_id=code.volunteer_id,
         volunteer_name=mask_name(name),
@@ -86,78 +91,66 @@ async def preview(
     )
 
 
-async def take(
-    conn: Conn,
-    principal: Principal,
-    shop: ShopRow,
-    volunteer_id: UUID,
-    plan: Sequence[tuple[ItemRow, int]],
-    postings: Sequence[Posting],
-) -> list[Settled]:
-    """Take the plan's stock and post ``postings``; an overdraft is refused with the available amount."""
-    await shop_repo.adjust_stock(
-        conn, {item.id: -quantity for item, quantity in plan if item.stock is not None}
-    )
-    try:
-        return await ledger.post(conn, shop.region_id, Actor.of(principal), postings)
-    except ledger_errors.InsufficientBalance as exc:
-        total = sum(p.amount for p in postings)
-        raise insufficient(int(exc.extra.get("available_points", 0)), total) from None
+# Shops whose redemption account this process has seen open: the redemption's statement needs it.
+_open_shop_accounts: set[UUID] = set()
+_OPEN_SHOP_ACCOUNTS_KEPT = 100_000
+
+
+async def open_shop_account(conn: Conn, shop: ShopRow) -> None:
+    """Open the shop's redemption account through the ledger unless this process saw it open;
+    outside a transaction (an account opened in one that rolls back would be remembered wrongly)."""
+    if shop.id in _open_shop_accounts:
+        return
+    owner = shop_points(shop.id)
+    await ledger.ensure_account(conn, shop.region_id, owner.kind, owner.id, "POINTS", owner.purpose)
+    if not conn.is_in_transaction():
+        if len(_open_shop_accounts) >= _OPEN_SHOP_ACCOUNTS_KEPT:
+            _open_shop_accounts.clear()
+        _open_shop_accounts.add(shop.id)
+
+
+class _Posted(NamedTuple):
+    code: str
 
 
 async def redeem(
-    conn: Conn, principal: Principal, shop: ShopRow, code_id: UUID, wanted: Sequence[LineRequest]
+    conn: Conn, principal: Principal, shop: ShopRow, screened: Screened, wanted: Sequence[LineRequest]
 ) -> Redemption:
-    """Redeem at the counter, in the caller's transaction (see the module docstring)."""
-    code = await code_repo.use(conn, shop.region_id, code_id, shop.id)
-    if code is None:
-        found = await code_repo.by_id(conn, shop.region_id, code_id)
-        assert found is not None
-        codes.refuse_unusable(found)
-        raise errors.CodeUsed("the code was used meanwhile; ask the volunteer for a new code")
-    await _active_volunteer(conn, shop.region_id, code.volunteer_id)
-    region = await region_rules(conn, shop.region_id)
-    rules = region.get(ExchangeRules)
-    assert code.used_at is not None  # the transaction's clock
-    plan = await checked_lines(
-        conn, shop, code.volunteer_id, wanted, now=code.used_at, zone=region.zone, rules=rules, lock=True
-    )
-    total = sum(item.price_points * quantity for item, quantity in plan)
-    redemption_id = uuid7()
-    posting = Posting(
-        ledger="POINTS",
-        amount=total,
-        code=CODE_REDEEMED,
-        debit=volunteer_points(code.volunteer_id),
-        credit=shop_points(shop.id),
-        subject_id=code.volunteer_id,
-        memo=f"{shop.name} 积分兑换",
-        metadata={"redemption_id": str(redemption_id), "shop_id": str(shop.id)},
-    )
-    settled = await take(conn, principal, shop, code.volunteer_id, plan, [posting])
-    transfer = settled[0].transfer
-    assert transfer is not None
-    row = RedemptionRow(
-        id=redemption_id, region_id=shop.region_id, shop_id=shop.id, shop_name=shop.name,
-        shop_refund_window_hours=shop.refund_window_hours, volunteer_id=code.volunteer_id, channel="counter",
-        code_id=code.id, order_id=None, operator_id=principal.sub, requested_by_kind=code.actor_kind,
-        requested_by=code.actor_id, total_points=total, transfer_id=transfer.id, status="completed",
-        refund_transfer_id=None, refunded_at=None, refund_reason=None, created_at=code.used_at,
-    )  # fmt: skip
-    await repo.insert_redemption(
+    """Redeem at the counter, in the caller's transaction (see the module docstring): one
+    statement, ``exchange_redeem``, whose refusals arrive as problems."""
+    item_ids, quantities = requested(wanted)
+    rules = screened.rules
+    redemption_id, transfer_id = uuid7(), uuid7()
+    actor = Actor.of(principal)
+    metadata = msgspec.json.encode({"redemption_id": str(redemption_id), "shop_id": str(shop.id)})
+    rows = await counter_repo.redeem(
         conn,
         (
-            row.id, row.region_id, row.shop_id, row.volunteer_id, row.channel, row.code_id, None,
-            row.operator_id, row.requested_by_kind, row.requested_by, row.total_points, row.transfer_id,
-            row.created_at,
+            shop.region_id, shop.id, screened.code.id, principal.sub, item_ids, quantities,
+            screened.region.zone.key, rules.min_hours_before_first_redemption, list(SERVICE_CODES),
+            screened.volunteer_bucket, rules.wrong_code_window_minutes * 60, rules.wrong_codes_per_volunteer,
+            redemption_id, transfer_id, uuid7(), actor.kind, actor.id, CODE_REDEEMED, f"{shop.name} 积分兑换",
+            metadata.decode(),
         ),
     )  # fmt: skip
-    await repo.insert_lines(
-        conn, shop.region_id, (redemption_id, None), code.volunteer_id,
-        [(item.id, quantity, item.price_points) for item, quantity in plan],
+    metrics.ledger_posted([_Posted(CODE_REDEEMED)])
+    first = rows[0]
+    lines = [
+        LineRow(item_id=r["item_id"], name=r["name"], kind=r["kind"], quantity=r["quantity"],
+                price_points=r["price_points"])
+        for r in rows
+    ]  # fmt: skip
+    row = RedemptionRow(
+        id=redemption_id, region_id=shop.region_id, shop_id=shop.id, shop_name=shop.name,
+        shop_refund_window_hours=shop.refund_window_hours, volunteer_id=first["volunteer_id"],
+        channel="counter", code_id=screened.code.id, order_id=None, operator_id=principal.sub,
+        requested_by_kind=first["requested_by_kind"], requested_by=first["requested_by"],
+        total_points=sum(x.quantity * x.price_points for x in lines), transfer_id=transfer_id,
+        status="completed", refund_transfer_id=None, refunded_at=None, refund_reason=None,
+        created_at=first["created_at"],
     )  # fmt: skip
     # The receipt from what was just written: no need to read it back.
-    return await receipt(conn, row, rules, lines=planned_lines(plan))
+    return await receipt(conn, row, rules, lines=lines)
 
 
 async def _reachable(
@@ -238,9 +231,12 @@ async def list_redemptions(
     rows = await repo.list_redemptions(
         conn, principal.region_id, shop_id, volunteer_id, before[0] if before else None, limit + 1
     )
-    page = page_of(REDEMPTIONS_LIST, rows, limit, lambda r: (r.id,))
+    page = page_of(REDEMPTIONS_LIST, rows, limit, lambda r: (r[0].id,))
     rules = (await region_rules(conn, principal.region_id)).get(ExchangeRules)
-    return Page(items=[await receipt(conn, r, rules) for r in page.items], next_cursor=page.next_cursor)
+    return Page(
+        items=[await receipt(conn, r, rules, lines=lines) for r, lines in page.items],
+        next_cursor=page.next_cursor,
+    )
 
 
 async def shop_redemptions(
