@@ -272,7 +272,7 @@ async def soak(args: argparse.Namespace, base: str, dsn: str, server: subprocess
     return 0
 
 
-def wait_ready(base: str, timeout_s: float = 60) -> None:
+def wait_ready(base: str, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -19,14 +19,14 @@ FUZZ_TEST = "test_every_operation_keeps_its_contract"
 CASES_PROPERTY = "contract_fuzz_cases"
 
 
-def count_case(item: pytest.Item) -> None:
-    """Count one case run by ``item`` (a fuzz test: one operation)."""
+def count_case(item: pytest.Item, operation: str) -> None:
+    """Count one case of ``operation`` run by ``item`` (a fuzz test: one operation)."""
     props = item.user_properties
     for i, (name, value) in enumerate(props):
         if name == CASES_PROPERTY:
-            props[i] = (name, int(value) + 1)
+            props[i] = (name, (operation, int(value[1]) + 1))
             return
-    props.append((CASES_PROPERTY, 1))
+    props.append((CASES_PROPERTY, (operation, 1)))
 
 
 class FuzzSummary:
@@ -45,15 +45,16 @@ class FuzzSummary:
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if FUZZ_TEST not in report.keywords:
+        # Every operation's item has the same node id (schemathesis parametrizes inside one item).
+        if report.nodeid.split("::")[-1].split("[")[0] != FUZZ_TEST:
             return
+        operation = f"{report.nodeid} #{len(self.cases) + len(self.failed)}"
         for name, value in report.user_properties:
             if name == CASES_PROPERTY:
-                self.cases[report.nodeid] = max(self.cases.get(report.nodeid, 0), int(value))
-        if report.when == "call":
-            self.cases.setdefault(report.nodeid, 0)
+                operation, cases = value
+                self.cases[operation] = int(cases)
         if report.failed:
-            self.failed.add(report.nodeid)
+            self.failed.add(operation)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.cases or self.failed:

@@ -43,7 +43,7 @@ CHECKS = [
 def test_every_operation_keeps_its_contract(
     case: schemathesis.Case, served: Served, request: pytest.FixtureRequest
 ) -> None:
-    count_case(request.node)
+    count_case(request.node, case.operation.label)
     case.call_and_validate(
         base_url=served.base_url,
         headers={"Authorization": f"Bearer {served.token}"},
