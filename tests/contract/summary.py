@@ -1,14 +1,14 @@
 """Pytest plugin: the contract fuzz's summary line (the closing notes of issue 11 quote it).
 
-    contract fuzz: 131 operations, 786 cases, 0 failures
+    contract fuzz: <operations> operations, <cases> cases, <failures> failures
 
 Loaded by ``tests/conftest.py`` (``pytest_plugins``), because under xdist the controller, which
 prints the summary, runs no collection and so never loads ``tests/contract/conftest.py``. The
 count travels with the test reports, the one channel xdist carries from its workers to the
 controller whatever the import mode: the fuzz test counts the Hypothesis cases it ran in its
 item's ``user_properties`` (:func:`count_case`), each report carries them, and the controller
-adds them up as reports arrive (:func:`pytest_runtest_logreport`, called in the process that
-ran the test when xdist is off).
+adds them up as reports arrive (:meth:`FuzzSummary.pytest_runtest_logreport`, called in the
+process that ran the test when xdist is off).
 """
 
 from __future__ import annotations
