@@ -84,7 +84,7 @@ def stop_api(server: subprocess.Popen[bytes] | None) -> None:
         server.kill()
 
 
-def wait_ready(base: str, timeout_s: float = 60) -> None:
+def wait_ready(base: str, timeout_s: float = 300) -> None:
     """Wait until ``/readyz`` answers 200 (exits the benchmark after ``timeout_s``)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

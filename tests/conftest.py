@@ -40,6 +40,9 @@ from timebank.embedded import EmbeddedDatabase
 from timebank.identity.guards import AuthenticationMiddleware
 from timebank.settings import PROJECT_ROOT, Settings, load_settings
 
+# The contract fuzz's summary line: the xdist controller never loads tests/contract/conftest.py.
+pytest_plugins = ["tests.contract.summary"]
+
 _SHARED_SERVER = "timebank_pg_root"  # key of the shared server's directory in a worker's input
 _shared_root = pytest.StashKey[Path]()
 

@@ -32,13 +32,3 @@ def served(
         )
         login.raise_for_status()
         yield Served(base_url=base, token=login.json()["access_token"])
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Say how much the fuzz tried (the closing notes quote it)."""
-    from tests.contract.test_fuzz import CASES
-
-    if CASES:
-        terminalreporter.write_line(
-            f"contract fuzz: {sum(CASES.values())} cases over {len(CASES)} operations"
-        )

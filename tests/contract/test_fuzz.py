@@ -11,17 +11,18 @@ import json
 import os
 
 import hypothesis
+import pytest
 import schemathesis
 from schemathesis import checks
 
 from tests.contract.conftest import Served
+from tests.contract.summary import count_case
 from timebank.settings import PROJECT_ROOT
 
 SPEC = json.loads((PROJECT_ROOT / "openapi" / "openapi.json").read_text(encoding="utf-8"))
 schema = schemathesis.openapi.from_dict(SPEC)
 # bench/fuzz.py raises it for long runs; the suite keeps a few examples per operation.
 EXAMPLES = int(os.environ.get("TIMEBANK_TEST_FUZZ_EXAMPLES", "6"))
-CASES: dict[str, int] = {}
 
 CHECKS = [
     checks.not_a_server_error,
@@ -39,8 +40,10 @@ CHECKS = [
     suppress_health_check=list(hypothesis.HealthCheck),
     phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
 )
-def test_every_operation_keeps_its_contract(case: schemathesis.Case, served: Served) -> None:
-    CASES[case.operation.label] = CASES.get(case.operation.label, 0) + 1
+def test_every_operation_keeps_its_contract(
+    case: schemathesis.Case, served: Served, request: pytest.FixtureRequest
+) -> None:
+    count_case(request.node, case.operation.label)
     case.call_and_validate(
         base_url=served.base_url,
         headers={"Authorization": f"Bearer {served.token}"},

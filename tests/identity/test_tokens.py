@@ -236,3 +236,16 @@ class TestVerifiedTokens:
         with pytest.raises(InvalidToken):
             cache.verify(tampered_payload(app, me))
         assert len(cache._items) == 2
+
+    def test_idle_entries_make_way(self, settings: Settings) -> None:
+        app = create_app(settings)
+        cache = VerifiedTokens(_ring(app), settings, idle_s=60)
+        me = Principal(sub=UUID(int=1), kind="volunteer", region_id=UUID(int=2), roles=("volunteer",))
+        now = time.time()
+        rotated, in_use, fresh = (issue_access_token(_ring(app), settings, me, now=now) for _ in range(3))
+        cache.verify(rotated, now=now)
+        cache.verify(in_use, now=now)
+        cache.verify(in_use, now=now + 50)
+        cache.verify(fresh, now=now + 70)  # rotated: idle 70 s, dropped; in_use: idle 20 s, kept
+        assert list(cache._items) == [in_use, fresh]
+        assert cache.verify(rotated, now=now + 70).sub == me.sub  # verified again from scratch
