@@ -76,8 +76,9 @@ WITH moved AS (
       JOIN ledger_accounts a ON a.id = m.account_id AND a.owner_kind = 'volunteer'
      GROUP BY a.owner_id
 ), judged AS (
-    SELECT m.volunteer_id, r.ctid AS row, r.volunteer_id IS NULL AS first, coalesce(r.service_minutes, 0) AS old_minutes,
-           coalesce(r.level, 0) AS old_level, coalesce(r.barred_until > $4, false) AS barred,
+    SELECT m.volunteer_id, r.ctid AS row, r.volunteer_id IS NULL AS first,
+           coalesce(r.service_minutes, 0) AS old_minutes, coalesce(r.level, 0) AS old_level,
+           coalesce(r.barred_until > $4, false) AS barred,
            CASE WHEN $2 THEN m.minutes ELSE coalesce(r.service_minutes, 0) + m.minutes END AS minutes
       FROM moved m
       LEFT JOIN rating_volunteers r ON r.volunteer_id = m.volunteer_id
