@@ -113,6 +113,8 @@ VALUES ($1, $2, $3::timestamptz, 'schedule', $4, 1, $3, $3::timestamptz + interv
 
 
 class TestListRuns:
+    """401 and 403 by role: the route × role rows in tests/jobs/authz.py."""
+
     @pytest.mark.asyncio
     async def test_200_newest_first_paginated(self, app: Litestar, world: World) -> None:
         start = datetime(2026, 1, 1, 1, 30, tzinfo=UTC)
@@ -153,17 +155,6 @@ class TestListRuns:
         assert resp.status_code == 200, resp.text
         assert [r["trigger"] for r in resp.json()["items"]] == ["schedule", "schedule"]
         assert len(resp.json()["items"]) == 2 and resp.json()["next_cursor"] is None
-
-    @pytest.mark.asyncio
-    async def test_401(self, app: Litestar, world: World) -> None:
-        async with AsyncTestClient(app) as client:
-            assert_problem(await client.get(f"{API}/rating.daily/runs"), 401)
-
-    @pytest.mark.asyncio
-    async def test_403_for_staff(self, app: Litestar, world: World) -> None:
-        async with AsyncTestClient(app) as client:
-            resp = await client.get(f"{API}/rating.daily/runs", headers=auth(app, world.staff()))
-        assert_problem(resp, 403)
 
     @pytest.mark.asyncio
     async def test_404_unknown_task(self, app: Litestar, world: World) -> None:
