@@ -16,6 +16,10 @@ b. full: ``rating.service.run(full=True)``, the full recompute (writes every vol
    changed: what a later full recount costs);
 c. incremental: 10,000 new confirmations in one transaction, then ``rating.service.run()``.
 
+``--keep`` leaves the scratch database in place (its name is printed) and ``--reuse NAME`` times
+against it again without generating: the rating's tables and the outbox are emptied first, so
+the full recompute again starts from nothing.
+
 Targets: full ≤ 2 × aggregate, incremental ≤ 1 s. The last line printed is
 ``rating_ratio=<full/aggregate> incremental_s=<c> rating_s=<b>`` and nothing follows it.
 """
@@ -152,37 +156,62 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 1M volunteers, 10M transfers")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--reuse", metavar="NAME", help="time against a kept scratch database")
     args = parser.parse_args()
     volunteers, transfers = int(1_000_000 * args.scale), int(10_000_000 * args.scale)
     domains()
     codes = service.service_codes()
-    name = f"timebank_bench_rating_{os.getpid()}"
+    name = args.reuse or f"timebank_bench_rating_{os.getpid()}"
     say(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
     async with database() as admin_dsn:
-        async with connect(admin_dsn) as admin:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+        if not args.reuse:
+            async with connect(admin_dsn) as admin:
+                await admin.execute(f'CREATE DATABASE "{name}"')
         dsn = database_dsn(admin_dsn, name)
         try:
             async with connect(dsn) as conn:
                 await migrate(conn, load_migrations(PROJECT_ROOT / "sql"))
-                say(f"generating {volunteers:,} volunteers and {transfers:,} transfers (+1% reversals) …")
-                region, issuance = await generate(conn, volunteers, transfers)
-                await conn.fetchrow(AGGREGATE, codes)  # read once: both timed runs start from a warm cache
-                aggregate = await timed("a. aggregate", conn.fetchrow(AGGREGATE, codes))
-                full = await timed("b. full recompute", service.run(conn, full=True))
-                await timed("   full recompute again (nothing changed)", service.run(conn, full=True))
-                base = transfers + 1
-                await conn.execute(
-                    TRANSFERS, region, issuance, volunteers, base, base + NEW_CONFIRMATIONS - 1, "n"
-                )
-                incremental = await timed(
-                    f"c. incremental after {NEW_CONFIRMATIONS:,} confirmations", service.run(conn)
-                )
+                if args.reuse:
+                    region, issuance, volunteers = await reused(conn)
+                else:
+                    say(f"generating {volunteers:,} volunteers and {transfers:,} transfers (+1% reversals) …")
+                    region, issuance = await generate(conn, volunteers, transfers)
+                ratio, incremental, full = await measure(conn, codes, region, issuance, volunteers)
         finally:
-            async with connect(admin_dsn) as admin:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if args.keep or args.reuse:
+                say(f"kept database {name} (--reuse {name})")
+            else:
+                async with connect(admin_dsn) as admin:
+                    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     say(f"load: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f} (1/5/15 min)")
-    say(f"rating_ratio={full / aggregate:.2f} incremental_s={incremental:.3f} rating_s={full:.2f}")
+    say(f"rating_ratio={ratio:.2f} incremental_s={incremental:.3f} rating_s={full:.2f}")
+
+
+async def reused(conn: asyncpg.Connection) -> tuple[UUID, UUID, int]:
+    """A kept database's region, issuance account and volunteer count, its rating emptied."""
+    await conn.execute("TRUNCATE rating_volunteers, rating_changes, rating_watermarks, notification_outbox")
+    region = await conn.fetchval("SELECT id FROM regions WHERE code = 'bench'")
+    issuance = await conn.fetchval("SELECT md5('issuance')::uuid")
+    volunteers = await conn.fetchval("SELECT count(*) FROM volunteers WHERE region_id = $1", region)
+    await conn.execute("VACUUM ANALYZE")
+    return region, issuance, int(volunteers)
+
+
+async def measure(
+    conn: asyncpg.Connection, codes: list[str], region: UUID, issuance: UUID, volunteers: int
+) -> tuple[float, float, float]:
+    """(full / aggregate, incremental, full) in seconds."""
+    await conn.fetchrow(AGGREGATE, codes)  # read once: both timed runs start from a warm cache
+    aggregate = await timed("a. aggregate", conn.fetchrow(AGGREGATE, codes))
+    full = await timed("b. full recompute", service.run(conn, full=True))
+    await timed("   full recompute again (nothing changed)", service.run(conn, full=True))
+    base = 10 * volunteers + 1  # past the generated transfers' numbers (their seq are not unique keys)
+    await conn.execute(
+        TRANSFERS, region, issuance, volunteers, base, base + NEW_CONFIRMATIONS - 1, f"n{os.getpid()}"
+    )
+    incremental = await timed(f"c. incremental after {NEW_CONFIRMATIONS:,} confirmations", service.run(conn))
+    return full / aggregate, incremental, full
 
 
 if __name__ == "__main__":

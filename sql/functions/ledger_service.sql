@@ -2,15 +2,17 @@
 -- given transfer codes (the domains' TransferCode.counts_as_service), minus reversals of such
 -- credits; gifts, refunds and care received are other codes and count nothing.
 --
--- ledger_service_minutes: per volunteer, over the transfers of one region written by transactions
+-- ledger_service_account_minutes: per account (any owner), over the transfers of one region written by transactions
 -- at or above p_through or in p_pending (the rating's watermark; '0' and '{}' read everything).
+-- ledger_service_minutes: the same per volunteer (their accounts summed).
 -- ledger_service_minutes_in: per volunteer among p_owners, over transfers created in [p_from, p_to).
 -- Plain SQL functions: the planner inlines them into the caller's statement.
 
-CREATE OR REPLACE FUNCTION ledger_service_minutes(p_region uuid, p_codes text[], p_through xid8, p_pending xid8[])
-RETURNS TABLE (volunteer_id uuid, minutes bigint)
+CREATE OR REPLACE FUNCTION ledger_service_account_minutes(
+    p_region uuid, p_codes text[], p_through xid8, p_pending xid8[]
+) RETURNS TABLE (account_id uuid, minutes bigint)
 LANGUAGE sql STABLE AS $$
-    SELECT a.owner_id, sum(m.minutes)::bigint
+    SELECT u.account_id, sum(u.minutes)::bigint
       FROM (SELECT t.credit_account_id AS account_id, t.amount AS minutes
               FROM public.ledger_transfers t
              WHERE t.region_id = p_region AND t.ledger = 'TIME' AND t.kind IN ('posted', 'post_pending')
@@ -22,7 +24,15 @@ LANGUAGE sql STABLE AS $$
               JOIN public.ledger_transfers o ON o.id = r.reverses
              WHERE r.region_id = p_region AND r.ledger = 'TIME' AND r.reverses IS NOT NULL
                AND o.code = ANY (p_codes) AND o.credit_account_id = r.debit_account_id
-               AND (r.txid >= p_through OR r.txid = ANY (p_pending))) AS m
+               AND (r.txid >= p_through OR r.txid = ANY (p_pending))) AS u
+     GROUP BY u.account_id
+$$;
+
+CREATE OR REPLACE FUNCTION ledger_service_minutes(p_region uuid, p_codes text[], p_through xid8, p_pending xid8[])
+RETURNS TABLE (volunteer_id uuid, minutes bigint)
+LANGUAGE sql STABLE AS $$
+    SELECT a.owner_id, sum(m.minutes)::bigint
+      FROM public.ledger_service_account_minutes(p_region, p_codes, p_through, p_pending) AS m
       JOIN public.ledger_accounts a ON a.id = m.account_id AND a.owner_kind = 'volunteer'
      GROUP BY a.owner_id
 $$;

@@ -12,6 +12,7 @@ import pytest
 import timebank
 
 _SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
+_TEMP_TABLE = re.compile(r"^\s*CREATE TEMP TABLE\b", re.IGNORECASE)
 
 
 def repo_sql_constants() -> list[tuple[str, str]]:
@@ -27,6 +28,20 @@ def repo_sql_constants() -> list[tuple[str, str]]:
     return found
 
 
+def repo_temp_tables() -> list[str]:
+    """Statements creating the temporary tables (ON COMMIT DROP) that other statements read."""
+    found: list[str] = []
+    for info in pkgutil.walk_packages(timebank.__path__, "timebank."):
+        if info.name.endswith(".repo") or ".repo." in info.name:
+            module = importlib.import_module(info.name)
+            found += [
+                v
+                for k, v in vars(module).items()
+                if k.isupper() and isinstance(v, str) and _TEMP_TABLE.match(v)
+            ]
+    return found
+
+
 CONSTANTS = repo_sql_constants()
 
 
@@ -37,9 +52,14 @@ class TestRepoSql:
     @pytest.mark.asyncio
     async def test_every_constant_prepares(self, owner_conn: asyncpg.Connection) -> None:
         failures = []
-        for name, sql in CONSTANTS:
-            try:
-                await owner_conn.prepare(sql)
-            except asyncpg.PostgresError as exc:
-                failures.append(f"{name}: {type(exc).__name__}: {exc}")
+        async with owner_conn.transaction():  # the temporary tables last until it ends
+            for sql in repo_temp_tables():
+                statement = await owner_conn.prepare(sql)
+                await statement.fetch(*[None] * len(statement.get_parameters()))
+            for name, sql in CONSTANTS:
+                try:
+                    async with owner_conn.transaction():  # a savepoint: a failure leaves the rest
+                        await owner_conn.prepare(sql)
+                except asyncpg.PostgresError as exc:
+                    failures.append(f"{name}: {type(exc).__name__}: {exc}")
         assert failures == []

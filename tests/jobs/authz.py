@@ -21,6 +21,7 @@ async def run_body(ctx: Ctx, role: str) -> Any:
 
 TABLE: dict[str, Entry] = {
     "GET /api/v1/admin/jobs": Entry(outcome(401, 403, 403, 403, 403, 403, 200)),
+    "GET /api/v1/admin/jobs/{job:str}/runs": Entry(outcome(401, 403, 403, 403, 403, 403, 200)),
     "POST /api/v1/admin/jobs/{job:str}/runs": Entry(
         outcome(401, 403, 403, 403, 403, 403, 202), run_body, headers={"Idempotency-Key": "authz-jobs"}
     ),

@@ -75,6 +75,31 @@ class TestThresholds:
         assert await svc.run() == {"regions": 1, "updated": 0, "raised": 0, "lowered": 0, "bars_ended": 0}
         assert len(await changes(svc, vid)) == 1
 
+    @pytest.mark.asyncio
+    async def test_a_full_recount_with_nothing_new_writes_nothing(self, svc: Service) -> None:
+        first, second = await svc.world.add_volunteers(2)
+        await svc.give(first, 100 * HOUR)
+        await svc.give(second, 30 * HOUR)
+        assert (await svc.run(full=True))["updated"] == 2
+        written = await svc.world.conn.fetch(
+            "SELECT xmin::text, * FROM rating_volunteers ORDER BY volunteer_id"
+        )
+        assert (await svc.run(full=True))["updated"] == 0
+        assert (
+            await svc.world.conn.fetch("SELECT xmin::text, * FROM rating_volunteers ORDER BY volunteer_id")
+            == written
+        )
+        await svc.give(second, 70 * HOUR)
+        assert await svc.run(full=True) == {
+            "regions": 1,
+            "updated": 1,
+            "raised": 1,
+            "lowered": 0,
+            "bars_ended": 0,
+        }
+        assert await level(svc, second) == (1, 100 * HOUR)
+        assert await changes(svc, first) == [(0, 1, "reached")]
+
 
 class TestReversal:
     @pytest.mark.asyncio

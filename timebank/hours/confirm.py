@@ -7,7 +7,8 @@ Reversal takes both transfers back (ledger reversals, on both statements). When 
 already spent part of it, rule ``points.reversal_shortfall_policy`` decides: ``debt`` (default)
 takes back what is available and records the rest in ``hours_debts``, recovered first from the
 volunteer's next confirmed earnings (code ``debt_recovery``); ``refuse`` refuses the reversal
-(409). A balance never goes negative.
+(409). A balance never goes negative. The volunteer is told in the same transaction (event
+``hours-reversed``, 服务时长已冲正, deduplicated by the reversed confirmation's id).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from timebank.kit.rules import read
 from timebank.ledger import service as ledger
 from timebank.ledger.schemas import SYSTEM, Actor, Operation, TransferSpec
 from timebank.ledger.schemas import Reversal as LedgerReversal
+from timebank.notifications import outbox
 
 CODE_SHORTFALL = "reversal_shortfall"
 
@@ -308,6 +310,19 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
         await repo.insert_event(
             tx, row.region_id, record_id, "reversed", conf.minutes, 0, reason, principal.kind, principal.actor
         )
+        payload = {
+            "title": "服务时长已冲正",
+            "record_id": str(record_id),
+            "confirmation_id": str(conf.id),
+            "minutes": conf.minutes,
+            "reversed_minutes": taken.get("TIME", 0),
+            "reversed_points": taken.get("POINTS", 0),
+            "reason": reason,
+        }
+        await outbox.emit(
+            tx, row.region_id, "hours-reversed", payload, dedupe_key=f"hours-reversed:{conf.id}",
+            recipient_id=row.volunteer_id,
+        )  # fmt: skip
         return Reversal(
             record_id=record_id,
             status="reversed",

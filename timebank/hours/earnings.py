@@ -17,6 +17,10 @@ Confirming a record credits, from the recording organisation's ``issuance`` acco
 Honour hours (荣誉时长) credit TIME with lot origin ``honour`` and earn points only if rule
 ``points.honour_hours_earn_points`` is true (default false).
 
+Each confirmation tells its volunteer (event ``hours-confirmed``, 服务时长已确认, in the outbox in
+the same transaction, one event per record and one insert per batch, deduplicated by the
+confirmation's id: confirming again after a reversal is a new confirmation and a new event).
+
 Open debts of a volunteer (what a reversal could not take back, see
 :func:`timebank.hours.confirm.reverse_record`) are recovered first from the same earnings (code
 ``debt_recovery``): each recovery is a posting *within* the credit it draws on, so the ledger
@@ -42,6 +46,7 @@ from timebank.kit.rules import region_rules
 from timebank.ledger import service as ledger
 from timebank.ledger.rules import StorageRules
 from timebank.ledger.schemas import Actor, Ledger, LotOrigin, Owner, Posting, Settled
+from timebank.notifications import outbox
 
 CODE_CONFIRMED = "service_confirmed"
 CODE_HONOUR = "honour_grant"
@@ -283,10 +288,11 @@ async def post_confirmations(
     done = [posted.setdefault(i.record_id, Posted()) for i in items]
     for item, p in zip(items, done, strict=True):
         p.overlap_trimmed_minutes = item.overlap_trimmed
+    ids = [uuid7() for _ in items]
     await repo.insert_confirmations(
         conn,
         region_id,
-        [uuid7() for _ in items],
+        ids,
         [i.record_id for i in items],
         [i.volunteer_id for i in items],
         [i.organisation_id for i in items],
@@ -309,4 +315,30 @@ async def post_confirmations(
     )
     if recovered:
         await repo.recover_debts(conn, list(recovered), list(recovered.values()))
+    await _tell_confirmed(conn, region_id, items, done, ids, method)
     return posted
+
+
+CONFIRMED = "hours-confirmed"
+
+
+async def _tell_confirmed(
+    conn: Conn, region_id: UUID, items: Sequence[Item], done: list[Posted], ids: list[UUID], method: str
+) -> None:
+    events = [
+        (
+            item.volunteer_id,
+            {
+                "title": "服务时长已确认",
+                "record_id": str(item.record_id),
+                "confirmation_id": str(confirmation),
+                "minutes": item.minutes,
+                "time_minutes": p.time_minutes,
+                "points": p.points,
+                "method": method,
+            },
+            f"{CONFIRMED}:{confirmation}",
+        )
+        for item, p, confirmation in zip(items, done, ids, strict=True)
+    ]
+    await outbox.emit_many(conn, region_id, CONFIRMED, events)

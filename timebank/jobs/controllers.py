@@ -41,6 +41,19 @@ class JobController(Controller):
         zone = ZoneInfo(request.app.state.runtime.settings.timezone)
         return await service.list_jobs(db, zone, cursor, limit)
 
+    @get("/{job:str}/runs", operation_id="list_job_runs", summary="Runs of a periodic task, newest first")
+    async def list_runs(
+        self,
+        db: Db,
+        principal: CurrentPrincipal,
+        job: FromPath[str],
+        cursor: CursorParam = None,
+        limit: LimitParam = DEFAULT_LIMIT,
+    ) -> Page[JobRun]:
+        """Scheduled runs (they cover every region) and the runs requested in the caller's region:
+        scheduled time, start, end, status, counts and error."""
+        return await service.list_runs(db, principal, job, cursor, limit)
+
     @post(
         "/{job:str}/runs",
         operation_id="request_job_run",

@@ -74,6 +74,17 @@ SELECT DISTINCT ON (job) *
 
 RUN_BY_ID = "SELECT * FROM job_runs WHERE id = $1"
 
+# A job's runs, newest first: the scheduled ones (every region's work) and those requested in the
+# caller's region (job_runs_job_idx serves the order).
+RUNS = """
+SELECT *
+  FROM job_runs
+ WHERE job = $1 AND (region_id IS NULL OR region_id = $2)
+   AND ($3::timestamptz IS NULL OR (scheduled_for, id) < ($3, $4))
+ ORDER BY scheduled_for DESC, id DESC
+ LIMIT $5
+"""
+
 
 def _run(row: Any) -> JobRun:
     return msgspec.convert(dict(row), JobRun)
@@ -136,3 +147,11 @@ async def run_by_id(conn: Conn, run_id: UUID) -> JobRun | None:
     """One run."""
     row = await conn.fetchrow(RUN_BY_ID, run_id)
     return None if row is None else _run(row)
+
+
+async def runs(
+    conn: Conn, job: str, region_id: UUID, after: tuple[datetime, UUID] | None, limit: int
+) -> list[JobRun]:
+    """A page of the job's runs seen from ``region_id``, newest first."""
+    when, last = after if after else (None, None)
+    return [_run(r) for r in await conn.fetch(RUNS, job, region_id, when, last, limit)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from uuid import UUID
 
 from timebank.db import Conn
 from timebank.jobs import repo
@@ -15,6 +16,7 @@ from timebank.kit.paging import Page, decode_cursor, page_of
 from timebank.kit.principal import Principal
 
 LIST = "jobs"
+RUNS = "job-runs"
 
 
 async def list_jobs(conn: Conn, zone: tzinfo, cursor: str | None, limit: int) -> Page[Job]:
@@ -44,3 +46,16 @@ async def request_run(conn: Conn, principal: Principal, name: str, data: RunRequ
         raise JobNotFound(f"no periodic task named {name!r}")
     params: dict[str, Any] = dict(data.params)
     return await repo.request_run(conn, principal.region_id, name, params, principal.sub, None, 0.0)
+
+
+async def list_runs(
+    conn: Conn, principal: Principal, name: str, cursor: str | None, limit: int
+) -> Page[JobRun]:
+    """The runs of ``name``, newest first: scheduled runs, and runs requested in the caller's region."""
+    after = decode_cursor(cursor, RUNS, datetime, UUID)
+    if name not in registered_tasks():
+        raise JobNotFound(f"no periodic task named {name!r}")
+    rows = await repo.runs(
+        conn, name, principal.region_id, (after[0], after[1]) if after else None, limit + 1
+    )
+    return page_of(RUNS, rows, limit, lambda run: (run.scheduled_for.isoformat(), str(run.id)))

@@ -37,6 +37,27 @@ async def emit(
     return await repo.emit(conn, region_id, kind, recipient_kind, recipient_id, payload, dedupe_key)
 
 
+async def emit_many(
+    conn: Conn,
+    region_id: UUID,
+    kind: str,
+    events: list[tuple[UUID, dict[str, Any], str]],
+    *,
+    recipient_kind: str = "volunteer",
+) -> int:
+    """Add events of one kind, each ``(recipient_id, payload, dedupe_key)``, with one statement in
+    the caller's transaction (a batch of a thousand confirmations is one insert); keys already
+    present add nothing.
+
+    Returns:
+        How many events were new.
+    """
+    if not events:
+        return 0
+    recipients, payloads, keys = (list(column) for column in zip(*events, strict=True))
+    return await repo.emit_many(conn, region_id, kind, recipient_kind, recipients, payloads, keys)
+
+
 async def deliver(
     connect: Callable[[], AbstractAsyncContextManager[Conn]], sender: Sender, *, limit: int = 10_000
 ) -> dict[str, int]:

@@ -18,6 +18,14 @@ ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id
 """
 
+# Many events of one kind with one statement: one row per (recipient, payload, dedupe key).
+EMIT_MANY = """
+INSERT INTO notification_outbox (region_id, kind, recipient_kind, recipient_id, payload, dedupe_key)
+SELECT $1, $2, $3, e.recipient_id, e.payload, e.dedupe_key
+  FROM unnest($4::uuid[], $5::jsonb[], $6::text[]) AS e(recipient_id, payload, dedupe_key)
+ON CONFLICT (dedupe_key) DO NOTHING
+"""
+
 # Due events, claimed for one lease: a sender that dies mid-send leaves them due again afterwards.
 CLAIM_DUE = """
 UPDATE notification_outbox o
@@ -72,6 +80,22 @@ async def emit(
         EMIT, region_id, kind, recipient_kind, recipient_id, payload, dedupe_key
     )
     return value
+
+
+async def emit_many(
+    conn: Conn,
+    region_id: UUID,
+    kind: str,
+    recipient_kind: str,
+    recipient_ids: list[UUID],
+    payloads: list[dict[str, Any]],
+    dedupe_keys: list[str],
+) -> int:
+    """Add events of one kind (one statement); how many were new."""
+    done = await conn.execute(
+        EMIT_MANY, region_id, kind, recipient_kind, recipient_ids, payloads, dedupe_keys
+    )
+    return int(str(done).split()[-1])
 
 
 async def claim_due(conn: Conn, limit: int, lease_s: float) -> list[Event]:
