@@ -678,6 +678,7 @@ class TestConfirmApi:
             "reversed_points": 2,
             "debt_minutes": 0,
             "debt_points": 0,
+            "reversed_overflow_minutes": 0,
         }
         assert again.json()["minutes"] == 90
         kinds = [e["kind"] for e in history.json()["events"]]

@@ -121,6 +121,8 @@ class Posted:
     time_transfer_id: UUID | None = None
     points_transfer_id: UUID | None = None
     overlap_trimmed_minutes: int = 0
+    overflow_minutes: int = 0  # beyond the storage cap, spilled to a donation pool
+    overflow_transfer_id: UUID | None = None
 
 
 @dataclass
@@ -241,6 +243,8 @@ def _outcome(plan: _Plan, settled: Sequence[Settled]) -> tuple[dict[UUID, Posted
         moved = done.transfer.id if done.transfer else None
         if purpose == "time":
             p.time_minutes, p.time_transfer_id = done.credited, moved
+            spill = done.overflow_transfer
+            p.overflow_minutes, p.overflow_transfer_id = done.overflow, spill.id if spill else None
         elif purpose == "points":
             p.points, p.points_transfer_id = done.credited, moved
         elif debt_id is not None and done.credited:
@@ -297,6 +301,7 @@ async def post_confirmations(
         [p.points_transfer_id for p in done],
         method,
         actor.id,
+        [p.overflow_transfer_id for p in done],
     )
     await repo.mark_confirmed(
         conn,

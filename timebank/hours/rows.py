@@ -164,6 +164,7 @@ class LiveConfirmation(msgspec.Struct, kw_only=True, frozen=True):
     points: int
     time_transfer_id: UUID | None
     points_transfer_id: UUID | None
+    time_overflow_transfer_id: UUID | None  # the storage cap's spill to a donation pool
     created_at: datetime
 
 

@@ -286,12 +286,17 @@ class ReviewLine(msgspec.Struct, kw_only=True):
 
 
 class Reversal(msgspec.Struct, kw_only=True):
+    """What a reversal took back: from the volunteer (``reversed_minutes``, ``reversed_points``),
+    from the donation pool the storage cap spilled to (``reversed_overflow_minutes``), and what the
+    volunteer still owes (``debt_minutes``, ``debt_points``)."""
+
     record_id: UUID
     status: str
     reversed_minutes: int
     reversed_points: int
     debt_minutes: int
     debt_points: int
+    reversed_overflow_minutes: int = 0
 
 
 class HonourGrant(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
