@@ -167,6 +167,21 @@ class TestCreateActivity:
             )
         assert resp.status_code == 201, resp.text
         assert resp.json()["status"] == "draft" and resp.json()["places_left"] == 10
+        assert resp.json()["group_service"] is False
+
+    @pytest.mark.asyncio
+    async def test_201_group_service(self, app: Litestar, world: World) -> None:
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/activities",
+                json=self.body(world, group_service=True),
+                headers=staff_headers(app, world),
+            )
+            read = await client.get(
+                f"{API}/activities/{resp.json()['id']}", headers=staff_headers(app, world)
+            )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["group_service"] is True and read.json()["group_service"] is True
 
     @pytest.mark.asyncio
     async def test_401_403(self, app: Litestar, world: World) -> None:

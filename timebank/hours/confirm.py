@@ -78,6 +78,7 @@ def _item(row: RecordRow, minutes: int) -> Item:
         counts_for_time_bank=bool(row.counts_for_time_bank),
         organiser=row.role == "organiser",
         honour=row.kind == "honour",
+        group=row.group_service,
     )
 
 

@@ -14,6 +14,12 @@ Confirming a record credits, from the recording organisation's ``issuance`` acco
   ``half_up_per_record`` (default: each record rounded to the nearest point, halves up),
   ``floor_per_record`` or ``half_even_per_record``. The lot expires by rule ``points.expiry``.
 
+The TIME of an activity flagged as group service (团体服务, ``activities.group_service``) is the
+group's: it is credited to the organising organisation's ``group`` account (code
+``group_service_confirmed``, no cap), which rule ``timebank.group_hours_donation_only`` lets only
+donate (:mod:`timebank.carebank.service.gifts`); no member can gift it or spend it on care. Points
+still go to each member.
+
 Honour hours (荣誉时长) credit TIME with lot origin ``honour`` and earn points only if rule
 ``points.honour_hours_earn_points`` is true (default false).
 
@@ -45,6 +51,9 @@ from timebank.ledger.schemas import Actor, Ledger, LotOrigin, Owner, Posting, Se
 
 CODE_CONFIRMED = "service_confirmed"
 CODE_HONOUR = "honour_grant"
+CODE_GROUP = "group_service_confirmed"
+GROUP = "group"
+"""Purpose of an organisation's account that holds the hours its group earned (团体服务)."""
 CODE_RECOVERY = "debt_recovery"
 RECOVERY_MEMO = "冲正欠款扣回 (recovery of a reversal shortfall)"
 
@@ -92,6 +101,7 @@ class Item:
     counts_for_time_bank: bool
     organiser: bool
     honour: bool = False
+    group: bool = False  # group service: the TIME is the organisation's group's
     overlap_trimmed: int = 0  # minutes taken off: counted records of the volunteer cover them
 
     @classmethod
@@ -107,6 +117,7 @@ class Item:
             counts_for_time_bank=bool(row.counts_for_time_bank),
             organiser=row.role == "organiser",
             honour=row.kind == "honour",
+            group=bool(row.group_service),
         )
 
 
@@ -180,34 +191,39 @@ def _plan(
     for item in items:
         minutes, points = _earned(item, rules)
         code = CODE_HONOUR if item.honour else CODE_CONFIRMED
+        volunteer = Owner(kind="volunteer", id=item.volunteer_id)
+        group = Owner(kind="organisation", id=item.organisation_id, purpose=GROUP)
         # (ledger, unit, amount, lot origin, lot expiry)
         credits: tuple[tuple[Ledger, str, int, LotOrigin, date | None], ...] = (
             ("TIME", "time", minutes, "honour" if item.honour else "earned", None),
             ("POINTS", "points", points, "earned", expires),
         )
-        volunteer = Owner(kind="volunteer", id=item.volunteer_id)
         for ledger_name, unit, amount, origin, expiry in credits:
             if amount <= 0:
                 continue
             issuance = Owner(kind="organisation", id=item.organisation_id, purpose="issuance")
+            to_group = item.group and ledger_name == "TIME"
+            personal = ledger_name == "TIME" and not to_group
             credit = plan.add(
                 Posting(
                     ledger=ledger_name,
                     debit=issuance,
-                    credit=volunteer,
+                    credit=group if to_group else volunteer,
                     amount=amount,
-                    code=code,
+                    code=CODE_GROUP if to_group else code,
                     subject_id=item.volunteer_id,
                     memo=memo,
                     metadata={"service_record_id": str(item.record_id)},
-                    lot_origin=origin,
+                    lot_origin=None if to_group else origin,
                     lot_expires_on=expiry,
-                    up_to_cap=ledger_name == "TIME",
-                    overflow=overflow.get(item.volunteer_id) if ledger_name == "TIME" else None,
+                    up_to_cap=personal,
+                    overflow=overflow.get(item.volunteer_id) if personal else None,
                 ),
                 item.record_id,
                 unit,
             )
+            if to_group:
+                continue  # the member's debts are recovered from what the member is credited
             left = amount
             for debt in owed.get((item.volunteer_id, unit), []):
                 take = min(debt.outstanding - planned.get(debt.id, 0), left)

@@ -84,6 +84,13 @@ class ActivityCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     min_age: Annotated[int, msgspec.Meta(ge=0, le=120)] | None = None
     max_counted_hours: Annotated[float, msgspec.Meta(gt=0, le=168)] | None = None
     beneficiary_id: UUID | None = None
+    group_service: Annotated[
+        bool,
+        msgspec.Meta(
+            description="团体服务: the hours go to the organisation's group account (donation only), "
+            "points to each member"
+        ),
+    ] = False
 
 
 class ActivityUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -123,6 +130,7 @@ class ActivityFields(msgspec.Struct, kw_only=True):
     min_age: int
     status: str
     created_at: datetime
+    group_service: bool = False
 
 
 class Activity(ActivityFields, kw_only=True):

@@ -12,7 +12,8 @@ from timebank.hours.rows import Confirmable, Debt, LiveConfirmation, many, one
 # What confirm._item needs of a record to confirm it, shared by bulk and auto-confirmation.
 _SELECT_CONFIRMABLE = """
 SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.role,
-       c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank
+       c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank,
+       (SELECT ga.group_service FROM activities ga WHERE ga.id = r.activity_id) AS group_service
   FROM service_records r
   JOIN service_categories c ON c.id = r.category_id
 """

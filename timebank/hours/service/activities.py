@@ -171,6 +171,7 @@ async def create_activity(conn: Conn, principal: Principal, data: ActivityCreate
             "max_counted_minutes": cap_from_hours(data.max_counted_hours),
             "code_secret": os.urandom(32),
             "created_by": principal.actor,
+            "group_service": data.group_service,
         },
     )
     row = await repo.activity(conn, activity_id)
