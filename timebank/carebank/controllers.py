@@ -4,6 +4,7 @@ care profiles and relatives, liability and clearing reports."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -137,14 +138,10 @@ def _transition_route(action: Action) -> HTTPRouteHandler:
         idempotency_key: str | None = None,
         data: Any = None,
     ) -> Response[bytes]:
-        return await moves_value(
-            request,
-            db,
-            principal,
-            idempotency_key,
-            lambda conn: requests.transition(conn, principal, request_id, action, data),
-            status_code=200,
-        )
+        def work(conn: Conn) -> Awaitable[CareRequest]:
+            return requests.transition(conn, principal, request_id, action, data)
+
+        return await moves_value(request, db, principal, idempotency_key, work, status_code=200)
 
     # Litestar reads the parameters' types from the signature: each route gets its own payload.
     hints: dict[str, Any] = {
