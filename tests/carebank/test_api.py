@@ -17,6 +17,9 @@ from openpyxl import load_workbook
 from tests.carebank.conftest import Care
 from tests.hours.conftest import now
 from tests.support import assert_problem, auth
+from timebank.carebank import errors
+from timebank.carebank.controllers import ROUTES
+from timebank.carebank.transitions import route_actions
 from timebank.kit.principal import Principal
 from timebank.ledger.rules import DONATION_POOL
 from timebank.ledger.schemas import Owner
@@ -428,6 +431,29 @@ class TestReports:
         assert int(a_to_b) + int(b_to_a) == cross
 
     @pytest.mark.asyncio
+    async def test_staff_liability_shows_only_their_communities(self, app: Litestar, care: Care) -> None:
+        elder_z = await care.elder(minutes=500, community="zhangyuan")
+        elder_w = await care.elder(minutes=400, community="wuding")
+        prov_w = await care.provider("wuding")
+        await care.request(elder_z, "completed", provider=prov_w, reported=90)  # wuding serves zhangyuan
+        await care.request(elder_w, "completed", provider=prov_w, reported=30)
+        day = now().date()
+        period = f"from={day - timedelta(days=1)}&to={day + timedelta(days=1)}"
+        async with AsyncTestClient(app) as client:
+            liab = await client.get(
+                f"{API}/reports/care-liability?{period}", headers=auth(app, care.staff("wuding"))
+            )
+            clear = await client.get(
+                f"{API}/reports/care-clearing?{period}", headers=auth(app, care.staff("wuding"))
+            )
+        assert liab.status_code == clear.status_code == 200
+        rows = list(csv.reader(io.StringIO(liab.content.decode("utf-8-sig"))))[1:]
+        assert {r[1] for r in rows} == {"wuding"}
+        assert sum(int(r[6]) for r in rows if r[0] != "当前") == 30
+        pairs = list(csv.reader(io.StringIO(clear.content.decode("utf-8-sig"))))[1:]
+        assert [(p[1], p[3], int(p[5]) + int(p[6])) for p in pairs] == [("wuding", "zhangyuan", 90)]
+
+    @pytest.mark.asyncio
     async def test_volunteers_may_not(self, app: Litestar, care: Care) -> None:
         vid = await care.provider()
         async with AsyncTestClient(app) as client:
@@ -436,3 +462,40 @@ class TestReports:
                 headers=auth(app, care.world.volunteer(vid)),
             )
         assert_problem(resp, 403)
+
+
+class TestRoutes:
+    def test_reads_take_the_replica_aware_connection_and_writes_the_primary(self, app: Litestar) -> None:
+        seen: dict[str, set[str]] = {}
+        for route in app.routes:
+            for handler in getattr(route, "route_handlers", []):
+                if "carebank" not in handler.resolve_tags():
+                    continue
+                connections = set(handler.parsed_fn_signature.parameters) & {"db", "read_db"}
+                for method in handler.http_methods - {"OPTIONS"}:
+                    seen[f"{method} {route.path}"] = connections
+        reads = {k for k in seen if k.startswith("GET ")}
+        assert reads == {
+            f"GET {CR}",
+            f"GET {CR}/{{request_id:uuid}}",
+            f"GET {API}/reports/care-liability",
+            f"GET {API}/reports/care-clearing",
+        }
+        assert all(seen[k] == {"read_db"} for k in reads)
+        assert all(v == {"db"} for k, v in seen.items() if k not in reads)
+
+    def test_one_documented_route_per_action_of_the_transition_table(self, app: Litestar) -> None:
+        schema = app.openapi_schema.to_schema()
+        for action in route_actions():
+            op = schema["paths"][f"{CR}/{{request_id}}/{action}"]["post"]
+            summary, description, payload, refusals = ROUTES[action]
+            assert (op["operationId"], op["summary"], op["description"]) == (
+                f"{action}_care_request",
+                summary,
+                description,
+            )
+            assert ("requestBody" in op) == (payload is not None)
+            documented = op["responses"]["409"]["description"]
+            for refusal in (errors.TransitionNotAllowed, *refusals):
+                assert f"/problems/{refusal.slug}" in documented
+        assert set(route_actions()) == set(ROUTES)

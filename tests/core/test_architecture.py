@@ -356,6 +356,24 @@ class TestOneAnswerPerRefusal:
         split = {slug: found for slug, found in answers.items() if len(found) > 1}
         assert split == {}
 
+    def test_no_extension_member_shadows_a_standard_one(self) -> None:
+        # problem_response keeps the standard member, so an extension named `status` (a record's
+        # state) would silently vanish behind the HTTP status.
+        names = {cls.__name__ for cls in ERRORS}
+        shadowing = []
+        for path in sorted(SOURCE.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.Call)
+                    and getattr(node.func, "attr", getattr(node.func, "id", None)) in names
+                ):
+                    shadowing += [
+                        f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {kw.arg}"
+                        for kw in node.keywords
+                        if kw.arg in {"type", "title", "status", "detail", "instance"}
+                    ]
+        assert shadowing == [], "name the extension for what it is (e.g. `state`)"
+
     def test_422_only_for_payload_validation(self) -> None:
         unprocessable = {cls.slug: _name(cls) for cls in ERRORS if cls.status == 422}
         business = {

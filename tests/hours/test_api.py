@@ -167,6 +167,21 @@ class TestCreateActivity:
             )
         assert resp.status_code == 201, resp.text
         assert resp.json()["status"] == "draft" and resp.json()["places_left"] == 10
+        assert resp.json()["group_service"] is False
+
+    @pytest.mark.asyncio
+    async def test_201_group_service(self, app: Litestar, world: World) -> None:
+        async with AsyncTestClient(app) as client:
+            resp = await client.post(
+                f"{API}/activities",
+                json=self.body(world, group_service=True),
+                headers=staff_headers(app, world),
+            )
+            read = await client.get(
+                f"{API}/activities/{resp.json()['id']}", headers=staff_headers(app, world)
+            )
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["group_service"] is True and read.json()["group_service"] is True
 
     @pytest.mark.asyncio
     async def test_401_403(self, app: Litestar, world: World) -> None:
@@ -462,7 +477,8 @@ class TestAttendanceApi:
         assert_problem(other, 404)
         assert dispute.json()["status"] == "disputed"
         assert reject.json()["status"] == "rejected"
-        assert_problem(rejected_again, 409, "record-state")
+        refused = assert_problem(rejected_again, 409, "record-state")
+        assert refused["status"] == 409 and refused["state"] == "rejected"
 
 
 class TestMyViews:
@@ -678,6 +694,7 @@ class TestConfirmApi:
             "reversed_points": 2,
             "debt_minutes": 0,
             "debt_points": 0,
+            "reversed_overflow_minutes": 0,
         }
         assert again.json()["minutes"] == 90
         kinds = [e["kind"] for e in history.json()["events"]]

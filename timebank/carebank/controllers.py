@@ -3,15 +3,19 @@ care profiles and relatives, liability and clearing reports."""
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Awaitable
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post, put
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.types import Guard
 
-from timebank.carebank import reports
+from timebank.carebank import errors, reports
 from timebank.carebank.schemas import (
     Action,
     Assign,
@@ -33,13 +37,15 @@ from timebank.carebank.schemas import (
     WithReason,
 )
 from timebank.carebank.service import gifts, requests
+from timebank.carebank.transitions import route_actions, who_may
 from timebank.db import Conn
 from timebank.hours.controllers.common import ADMIN, PEOPLE, STAFF, VOLUNTEER, Db
 from timebank.identity.guards import AFTER_PRINCIPAL, CurrentPrincipal, require
-from timebank.kit.contract import SHEET_MEDIA_TYPES, attachment, download
+from timebank.kit.contract import SHEET_MEDIA_TYPES, Problem, attachment, download
 from timebank.kit.paging import DEFAULT_LIMIT, CursorParam, LimitParam, Page
 from timebank.kit.principal import Principal
 from timebank.kit.value import IdempotencyKeyHeader, moves_value
+from timebank.problems import PROBLEM_MEDIA_TYPE, DomainError
 
 REVIEW = require("staff", "admin", roles=("reviewer", "coordinator", "org_admin", "region_admin"))
 GROUP_ADMIN = require("staff", "admin", roles=("org_admin", "region_admin"))
@@ -52,23 +58,120 @@ def _spec(kind: type, status: int = 200) -> dict[int, ResponseSpec]:
     return {status: ResponseSpec(data_container=kind, generate_examples=False, description="The request now")}
 
 
-async def _move(
-    request: Request[Any, Any, Any],
-    db: Conn,
-    principal: Principal,
-    key: str | None,
-    request_id: UUID,
-    action: Action,
-    payload: Any = None,
-) -> Response[bytes]:
-    return await moves_value(
-        request,
-        db,
-        principal,
-        key,
-        lambda conn: requests.transition(conn, principal, request_id, action, payload),
-        status_code=200,
+# The routes of the transition table's actions: what each one says in the OpenAPI document, its
+# payload and the problems it adds to ``care-transition-not-allowed``. Who may call it (the guard)
+# follows from the table itself (:func:`_guard`).
+ROUTES: dict[Action, tuple[str, str, type | None, tuple[type[DomainError], ...]]] = {
+    "approve": ("Approve a request", "Staff review: the request opens for matching.", None, ()),
+    "reject": ("Reject a request", "Staff review with a reason; the hold is released.", WithReason, ()),
+    "accept": (
+        "Accept an open request",
+        "A qualified volunteer becomes the provider; of concurrent accepts exactly one wins.",
+        None,
+        (errors.NotEligible,),
+    ),
+    "assign": (
+        "Assign a provider",
+        "Staff choose a qualified provider for an open request.",
+        Assign,
+        (errors.NotEligible,),
+    ),
+    "report": (
+        "Report the minutes served",
+        "The provider reports actual minutes; the recipient then confirms or disputes.",
+        Report,
+        (),
+    ),
+    "confirm": (
+        "Confirm and settle",
+        "The recipient (or proxy) confirms a report, staff a disputed one; the hold pays the provider.",
+        ConfirmCare,
+        (errors.OverrunNeedsConsent,),
+    ),
+    "dispute": (
+        "Dispute a report",
+        "The recipient (or proxy, or staff for them) disputes the reported minutes; staff decide.",
+        WithReason,
+        (),
+    ),
+    "cancel": (
+        "Cancel a request",
+        "The recipient (or proxy, or staff) before the report; staff a disputed one. Releases the hold.",
+        WithReason,
+        (),
+    ),
+}
+
+
+def _guard(action: Action) -> tuple[Guard, dict[str, str] | None]:
+    """The guard (and proxy action) of an action's route, from who the table lets take it."""
+    who = who_may(action)
+    if "recipient" in who:
+        return PEOPLE, CARE
+    if who <= {"staff"}:
+        return REVIEW, None
+    assert who <= {"volunteer", "provider"}, (action, who)
+    return VOLUNTEER, None
+
+
+def _conflicts(action: Action) -> ResponseSpec:
+    """The 409 of an action's route, naming the problem types it may answer."""
+    refusals: tuple[type[DomainError], ...] = (errors.TransitionNotAllowed, *ROUTES[action][3])
+    return ResponseSpec(
+        data_container=Problem,
+        media_type=PROBLEM_MEDIA_TYPE,
+        description="; ".join(f"`/problems/{e.slug}` {e.title}" for e in refusals),
+        generate_examples=False,
     )
+
+
+def _transition_route(action: Action) -> HTTPRouteHandler:
+    """``POST /care-requests/{id}/<action>``: one row of the transition table, through moves_value."""
+    summary, description, payload, _ = ROUTES[action]
+
+    async def move(
+        self: Controller,
+        request: Request[Any, Any, Any],
+        db: Conn,
+        principal: Principal,
+        request_id: UUID,
+        idempotency_key: str | None = None,
+        data: Any = None,
+    ) -> Response[bytes]:
+        def work(conn: Conn) -> Awaitable[CareRequest]:
+            return requests.transition(conn, principal, request_id, action, data)
+
+        return await moves_value(request, db, principal, idempotency_key, work, status_code=200)
+
+    # Litestar reads the parameters' types from the signature: each route gets its own payload.
+    hints: dict[str, Any] = {
+        "request": Request[Any, Any, Any],
+        "db": Db,
+        "principal": CurrentPrincipal,
+        "request_id": FromPath[UUID],
+        "idempotency_key": IdempotencyKeyHeader,
+        "return": Response[bytes],
+    }
+    parameters = list(inspect.signature(move).parameters.values())
+    if payload is None:
+        parameters.pop()
+    else:
+        hints["data"] = JSONBody[payload]  # type: ignore[misc, valid-type]
+        parameters[-1] = parameters[-1].replace(default=inspect.Parameter.empty)
+        parameters[-2], parameters[-1] = parameters[-1], parameters[-2]
+    move.__annotations__ = hints
+    move.__signature__ = inspect.Signature(parameters, return_annotation=hints["return"])  # type: ignore[attr-defined]
+    move.__name__ = move.__qualname__ = action
+    guard, opt = _guard(action)
+    return post(
+        f"/{{request_id:uuid}}/{action}",
+        operation_id=f"{action}_care_request",
+        guards=[guard],
+        opt=opt,
+        summary=summary,
+        description=description,
+        responses={**_spec(CareRequest), 409: _conflicts(action)},
+    )(move)
 
 
 class CareRequestController(Controller):
@@ -103,7 +206,7 @@ class CareRequestController(Controller):
     @get("", operation_id="list_care_requests", guards=[PEOPLE], opt=VIEW, summary="List care requests")
     async def list_requests(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         view: Annotated[
             Literal["mine", "open"] | None,
@@ -114,7 +217,7 @@ class CareRequestController(Controller):
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[CareRequest]:
         """Newest first: volunteers their own (as recipient or provider) or open ones; staff their scope."""
-        return await requests.page(db, principal, view=view, status=status, cursor=cursor, limit=limit)
+        return await requests.page(read_db, principal, view=view, status=status, cursor=cursor, limit=limit)
 
     @get(
         "/{request_id:uuid}",
@@ -124,163 +227,14 @@ class CareRequestController(Controller):
         summary="A care request and its history",
     )
     async def get_request(
-        self, db: Db, principal: CurrentPrincipal, request_id: FromPath[UUID]
+        self, read_db: Db, principal: CurrentPrincipal, request_id: FromPath[UUID]
     ) -> CareRequestDetail:
         """Both parties, the resident's proxies and staff in scope; any volunteer while it is open."""
-        return await requests.get(db, principal, request_id)
+        return await requests.get(read_db, principal, request_id)
 
-    @post(
-        "/{request_id:uuid}/approve",
-        operation_id="approve_care_request",
-        guards=[REVIEW],
-        summary="Approve a request",
-        responses=_spec(CareRequest),
-    )
-    async def approve(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """Staff review: the request opens for matching."""
-        return await _move(request, db, principal, idempotency_key, request_id, "approve")
 
-    @post(
-        "/{request_id:uuid}/reject",
-        operation_id="reject_care_request",
-        guards=[REVIEW],
-        summary="Reject a request",
-        responses=_spec(CareRequest),
-    )
-    async def reject(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        data: JSONBody[WithReason],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """Staff review with a reason; the hold is released."""
-        return await _move(request, db, principal, idempotency_key, request_id, "reject", data)
-
-    @post(
-        "/{request_id:uuid}/accept",
-        operation_id="accept_care_request",
-        guards=[VOLUNTEER],
-        summary="Accept an open request",
-        responses=_spec(CareRequest),
-    )
-    async def accept(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """A qualified volunteer becomes the provider; of concurrent accepts exactly one wins."""
-        return await _move(request, db, principal, idempotency_key, request_id, "accept")
-
-    @post(
-        "/{request_id:uuid}/assign",
-        operation_id="assign_care_request",
-        guards=[REVIEW],
-        summary="Assign a provider",
-        responses=_spec(CareRequest),
-    )
-    async def assign(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        data: JSONBody[Assign],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """Staff choose a qualified provider for an open request."""
-        return await _move(request, db, principal, idempotency_key, request_id, "assign", data)
-
-    @post(
-        "/{request_id:uuid}/report",
-        operation_id="report_care_request",
-        guards=[VOLUNTEER],
-        summary="Report the minutes served",
-        responses=_spec(CareRequest),
-    )
-    async def report(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        data: JSONBody[Report],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """The provider reports actual minutes; the recipient then confirms or disputes."""
-        return await _move(request, db, principal, idempotency_key, request_id, "report", data)
-
-    @post(
-        "/{request_id:uuid}/confirm",
-        operation_id="confirm_care_request",
-        guards=[PEOPLE],
-        opt=CARE,
-        summary="Confirm and settle",
-        responses=_spec(CareRequest),
-    )
-    async def confirm(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        data: JSONBody[ConfirmCare],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """The recipient (or proxy) confirms a report, staff a disputed one; the hold pays the provider."""
-        return await _move(request, db, principal, idempotency_key, request_id, "confirm", data)
-
-    @post(
-        "/{request_id:uuid}/dispute",
-        operation_id="dispute_care_request",
-        guards=[PEOPLE],
-        opt=CARE,
-        summary="Dispute a report",
-        responses=_spec(CareRequest),
-    )
-    async def dispute(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        data: JSONBody[WithReason],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """The recipient (or proxy, or staff for them) disputes the reported minutes; staff decide."""
-        return await _move(request, db, principal, idempotency_key, request_id, "dispute", data)
-
-    @post(
-        "/{request_id:uuid}/cancel",
-        operation_id="cancel_care_request",
-        guards=[PEOPLE],
-        opt=CARE,
-        summary="Cancel a request",
-        responses=_spec(CareRequest),
-    )
-    async def cancel(
-        self,
-        request: Request[Any, Any, Any],
-        db: Db,
-        principal: CurrentPrincipal,
-        request_id: FromPath[UUID],
-        data: JSONBody[WithReason],
-        idempotency_key: IdempotencyKeyHeader = None,
-    ) -> Response[bytes]:
-        """The recipient (or proxy, or staff) before the report; staff a disputed one. Releases the hold."""
-        return await _move(request, db, principal, idempotency_key, request_id, "cancel", data)
+for _action in route_actions():
+    setattr(CareRequestController, _action, _transition_route(_action))
 
 
 class GiftController(Controller):
@@ -397,14 +351,14 @@ class CareReportController(Controller):
     )
     async def liability(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         day_from: Annotated[date, QueryParameter(name="from", description="first local day")],
         day_to: Annotated[date, QueryParameter(name="to", description="last local day")],
         format: FromQuery[reports.Format] = "csv",
     ) -> Response[bytes]:
         """Per community: hours owed to members and held now, earned and delivered per month. CSV or XLSX."""
-        body, name = await reports.liability(db, principal, day_from, day_to, format)
+        body, name = await reports.liability(read_db, principal, day_from, day_to, format)
         return attachment(body, name, SHEET_MEDIA_TYPES[format])
 
     @get(
@@ -416,14 +370,14 @@ class CareReportController(Controller):
     )
     async def clearing(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         day_from: Annotated[date, QueryParameter(name="from", description="first local day")],
         day_to: Annotated[date, QueryParameter(name="to", description="last local day")],
         format: FromQuery[reports.Format] = "csv",
     ) -> Response[bytes]:
         """通存通兑: per month, care minutes each community's providers delivered to another's residents."""
-        body, name = await reports.clearing(db, principal, day_from, day_to, format)
+        body, name = await reports.clearing(read_db, principal, day_from, day_to, format)
         return attachment(body, name, SHEET_MEDIA_TYPES[format])
 
 

@@ -18,7 +18,8 @@ class RecipientNotFound(NotFound):
 
 
 class TransitionNotAllowed(Conflict):
-    """The request's state does not allow this action (extensions: ``status``, ``action``)."""
+    """The request's state does not allow this action (extensions: ``state``, the request's
+    status, and ``action``)."""
 
     slug, title = "care-transition-not-allowed", "当前状态不允许此操作"
 

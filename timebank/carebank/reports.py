@@ -78,6 +78,8 @@ async def liability_rows(conn: Conn, principal: Principal, day_from: date, day_t
         conn, principal.region_id, org, zone.key, period.since, period.until, CARE_CODES
     )
     for d in found:
+        if not d["recipient_in_scope"]:  # care given by the scope's providers to other communities
+            continue
         names[d["recipient_code"]] = d["recipient_name"]
         total = sums.setdefault((d["month"], d["recipient_code"]), [0, 0])
         total[0] += d["minutes"]

@@ -4,7 +4,9 @@ Residents' care profiles, registered relatives, guarantee grants and care reques
 each request driven there through the service (holds, settlements and releases are real ledger
 transfers). Windows are relative to the day of loading (``day_offset``, local time of the region).
 The section is loaded once per region: when the region already has seeded requests, loading the
-file again adds nothing. Staff steps are recorded as done by the region's administration.
+file again adds nothing. Staff steps (profiles, relatives, review, assignment) are recorded as done
+by the nearest reviewer of the resident's community, guarantee grants by the region's first
+administrator: the people sections must name them.
 """
 
 from __future__ import annotations
@@ -120,33 +122,52 @@ async def load_care(
     """Load the care section in ``conn``'s transaction (nothing when the region has it already)."""
     if not care.requests or await repo.seeded(conn, region_id):
         return
-    office = Principal(sub=region_id, kind="admin", region_id=region_id, roles=("region_admin",))
     for p in care.profiles:
-        await repo.upsert_profile(
-            conn, region_id, volunteer_ids[p.volunteer], p.hardship, p.priority, p.note, region_id
-        )
+        vid = volunteer_ids[p.volunteer]
+        staff = await _staff_for(conn, region_id, vid)
+        await repo.upsert_profile(conn, region_id, vid, p.hardship, p.priority, p.note, staff.sub)
     for r in care.relatives:
         vid, rid = volunteer_ids[r.volunteer], volunteer_ids[r.relative]
-        await repo.insert_relative(conn, region_id, vid, rid, r.relation, region_id)
-    for g in care.guarantee_grants:
-        data = GuaranteeGrantCreate(
-            recipient_id=volunteer_ids[g.recipient], minutes=g.minutes, reason=g.reason
-        )
-        await gifts.grant(conn, office, data)
+        staff = await _staff_for(conn, region_id, vid)
+        await repo.insert_relative(conn, region_id, vid, rid, r.relation, staff.sub)
+    if care.guarantee_grants:
+        admin_id = await repo.administrator(conn, region_id)
+        if admin_id is None:
+            raise ValueError("care: guarantee grants need an administrator in the admins section")
+        office = Principal(sub=admin_id, kind="admin", region_id=region_id, roles=("region_admin",))
+        for g in care.guarantee_grants:
+            data = GuaranteeGrantCreate(
+                recipient_id=volunteer_ids[g.recipient], minutes=g.minutes, reason=g.reason
+            )
+            await gifts.grant(conn, office, data)
     zone = ZoneInfo(timezone)
     today = datetime.now(zone).date()
     for req in care.requests:
         hour, minute = (int(x) for x in req.start.split(":"))
         start = datetime.combine(today + timedelta(days=req.day_offset), time(hour, minute), zone)
-        await _request(conn, office, volunteer_ids, req, start)
+        await _request(conn, region_id, volunteer_ids, req, start)
     progress(f"  care: {len(care.requests)} requests, {len(care.guarantee_grants)} guarantee grants")
 
 
+async def _staff_for(conn: Conn, region_id: UUID, volunteer_id: UUID) -> Principal:
+    """The nearest reviewer of the resident's community, as the staff principal of the demo's steps."""
+    person = await repo.resident(conn, region_id, volunteer_id)
+    assert person is not None
+    found = await repo.reviewer(conn, region_id, person.community_id)
+    if found is None:
+        raise ValueError(
+            "care: the resident's community (or a parent) needs a staff member with the reviewer role"
+        )
+    staff_id, org_id, roles = found
+    return Principal(sub=staff_id, kind="staff", region_id=region_id, roles=tuple(roles), org_id=org_id)
+
+
 async def _request(
-    conn: Conn, office: Principal, ids: dict[str, UUID], req: RequestSeed, start: datetime
+    conn: Conn, region_id: UUID, ids: dict[str, UUID], req: RequestSeed, start: datetime
 ) -> None:
     recipient = ids[req.recipient]
-    asker = _volunteer(office, recipient)
+    staff = await _staff_for(conn, region_id, recipient)
+    asker = _volunteer(region_id, recipient)
     if req.by_proxy:
         asker = msgspec.structs.replace(
             asker, actor_id=ids[req.by_proxy], actor_kind="volunteer", proxy_actions=("view", "request_care")
@@ -159,21 +180,21 @@ async def _request(
     await repo.set_seed_key(conn, made.id, req.key)
     provider = ids[req.provider] if req.provider else None
     steps: dict[str, tuple[Principal, Any]] = {
-        "approve": (office, None),
-        "reject": (office, WithReason(reason="演示：不符合服务范围")),
-        "cancel": (_volunteer(office, recipient), WithReason(reason="演示：家属已安排")),
-        "assign": (office, Assign(provider_id=provider) if provider else None),
-        "report": (_volunteer(office, provider or recipient), Report(minutes=req.reported_minutes or 60)),
-        "dispute": (_volunteer(office, recipient), WithReason(reason="演示：实际服务时间较短")),
-        "confirm": (_volunteer(office, recipient), ConfirmCare()),
+        "approve": (staff, None),
+        "reject": (staff, WithReason(reason="演示：不符合服务范围")),
+        "cancel": (_volunteer(region_id, recipient), WithReason(reason="演示：家属已安排")),
+        "assign": (staff, Assign(provider_id=provider) if provider else None),
+        "report": (_volunteer(region_id, provider or recipient), Report(minutes=req.reported_minutes or 60)),
+        "dispute": (_volunteer(region_id, recipient), WithReason(reason="演示：实际服务时间较短")),
+        "confirm": (_volunteer(region_id, recipient), ConfirmCare()),
     }
     for action in PATHS[req.state]:
         if action == "expire":
-            await requests.system_transition(conn, office.region_id, made.id, "expire")
+            await requests.system_transition(conn, region_id, made.id, "expire")
             continue
         who, payload = steps[action]
         await requests.transition(conn, who, made.id, action, payload)  # type: ignore[arg-type]
 
 
-def _volunteer(office: Principal, vid: UUID) -> Principal:
-    return Principal(sub=vid, kind="volunteer", region_id=office.region_id, roles=("volunteer",))
+def _volunteer(region_id: UUID, vid: UUID) -> Principal:
+    return Principal(sub=vid, kind="volunteer", region_id=region_id, roles=("volunteer",))

@@ -56,3 +56,13 @@ def next_status(status: Status, action: Action, roles: frozenset[Who]) -> Status
 def allowed_actions(status: Status, roles: frozenset[Who]) -> list[str]:
     """The actions ``roles`` may take from ``status`` (for the caller's view of a request)."""
     return sorted(a for (s, a), (_, who) in TRANSITIONS.items() if s == status and who & roles)
+
+
+def who_may(action: Action) -> frozenset[Who]:
+    """Everyone who may take ``action`` from some state."""
+    return frozenset().union(*(who for (_, a), (_, who) in TRANSITIONS.items() if a == action))
+
+
+def route_actions() -> list[Action]:
+    """The actions people take (each one route ``POST /care-requests/{id}/<action>``), in table order."""
+    return list(dict.fromkeys(a for (_, a), (_, who) in TRANSITIONS.items() if who - {"system"}))

@@ -12,7 +12,7 @@ def register() -> Domain:
     from timebank.hours import cli, tasks
     from timebank.hours.confirm import CODE_SHORTFALL
     from timebank.hours.controllers import CONTROLLERS
-    from timebank.hours.earnings import CODE_CONFIRMED, CODE_HONOUR, CODE_RECOVERY
+    from timebank.hours.earnings import CODE_CONFIRMED, CODE_GROUP, CODE_HONOUR, CODE_RECOVERY
     from timebank.hours.referrals import CODE_REFERRAL
     from timebank.hours.rules import HoursRules, PointsEarning, ProviderRules
 
@@ -25,6 +25,8 @@ def register() -> Domain:
         transfers=[
             TransferCode(CODE_CONFIRMED, "志愿服务时长确认", CORRECTED_BY, counts_as_service=True),
             TransferCode(CODE_HONOUR, "荣誉时长补录", CORRECTED_BY, counts_as_service=True),
+            # A group's account is no volunteer's: its hours raise no member's star level.
+            TransferCode(CODE_GROUP, "团体服务时长确认", CORRECTED_BY),
             TransferCode(CODE_RECOVERY, "冲正欠款扣回", CORRECTED_BY),
             TransferCode(CODE_SHORTFALL, "冲正欠款记账", CORRECTED_BY),
             TransferCode(CODE_REFERRAL, "推荐新志愿者奖励", None),

@@ -3,12 +3,14 @@
 What a confirmation earns, and how it reaches the ledger in one call, is
 :mod:`timebank.hours.earnings`.
 
-Reversal takes both transfers back (ledger reversals, on both statements). When the volunteer has
-already spent part of it, rule ``points.reversal_shortfall_policy`` decides: ``debt`` (default)
-takes back what is available and records the rest in ``hours_debts``, recovered first from the
-volunteer's next confirmed earnings (code ``debt_recovery``); ``refuse`` refuses the reversal
-(409). A balance never goes negative. The volunteer is told in the same transaction (event
-``hours-reversed``, 服务时长已冲正, deduplicated by the reversed confirmation's id).
+Reversal takes both transfers back (ledger reversals, on both statements), and the spill of the
+TIME credit beyond the storage cap from the donation pool it went to (on the pool's and the issuing
+account's statements). When the volunteer (or the pool) has already spent part of it, rule
+``points.reversal_shortfall_policy`` decides: ``debt`` (default) takes back what is available and
+records the rest in ``hours_debts`` as the volunteer's, recovered first from their next confirmed
+earnings (code ``debt_recovery``); ``refuse`` refuses the reversal (409). A balance never goes
+negative. The volunteer is told in the same transaction (event ``hours-reversed``, 服务时长已冲正,
+deduplicated by the reversed confirmation's id).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ def _item(row: RecordRow, minutes: int) -> Item:
         counts_for_time_bank=bool(row.counts_for_time_bank),
         organiser=row.role == "organiser",
         honour=row.kind == "honour",
+        group=row.group_service,
     )
 
 
@@ -115,7 +118,7 @@ async def confirm_record(conn: Conn, principal: Principal, record_id: UUID, data
             raise errors.AlreadyConfirmed("the record is already confirmed")
         if locked.status not in allowed:
             raise errors.RecordState(
-                f"a {locked.status} record cannot be confirmed here", status=locked.status
+                f"a {locked.status} record cannot be confirmed here", state=locked.status
             )
         if row.kind == "service" and row.ends_at is not None and await repo.db_now(tx) < row.ends_at:
             raise errors.RecordState("the activity has not ended yet")
@@ -160,7 +163,7 @@ async def confirm_activity(conn: Conn, principal: Principal, activity_id: UUID) 
         assert locked is not None
         if locked.status not in ("closed", "settled"):
             raise errors.ActivityState(
-                f"close the activity before confirming it (it is {locked.status})", status=locked.status
+                f"close the activity before confirming it (it is {locked.status})", state=locked.status
             )
         items = [Item.of(r) for r in await repo.lock_attended(tx, activity_id)]
         posted = await post_confirmations(tx, principal.region_id, Actor.of(principal), items, method="bulk")
@@ -233,28 +236,36 @@ async def grant_honour(conn: Conn, principal: Principal, data: HonourGrant) -> C
 async def _take_back(
     conn: Conn, row: RecordRow, conf: LiveConfirmation, reason: str, refuse: bool
 ) -> tuple[list[Operation], list[str], dict[str, int], dict[str, int]]:
-    """The ledger operations taking a confirmation back: a full reversal of each transfer the
-    volunteer can cover, else (policy ``debt``) what is available, the rest owed.
+    """The ledger operations taking a confirmation back: a full reversal of each transfer its
+    account can cover, else (policy ``debt``) what is available, the rest owed by the volunteer.
 
-    Returns the operations, the unit of each, and per unit what they take and what stays owed.
+    The parts are the TIME credit (``time``), its spill beyond the storage cap to a donation pool
+    (``overflow``: the record's minutes too, so the pool gives them back) and the points
+    (``points``). Returns the operations, the part of each, what each part takes and, per unit
+    (``TIME``/``POINTS``), what stays owed.
     """
     ops: list[Operation] = []
-    units: list[str] = []
+    parts: list[str] = []
     taken: dict[str, int] = {}
     owed: dict[str, int] = {}
-    for unit, transfer_id in (("TIME", conf.time_transfer_id), ("POINTS", conf.points_transfer_id)):
+    for part, transfer_id in (
+        ("time", conf.time_transfer_id),
+        ("overflow", conf.time_overflow_transfer_id),
+        ("points", conf.points_transfer_id),
+    ):
         original = None if transfer_id is None else await ledger.transfer(conn, row.region_id, transfer_id)
         if original is None:
             continue
+        unit = original.ledger
         credited = await ledger.balances(conn, [original.credit_account_id])
         bal = credited.get(original.credit_account_id)
         available = bal.available if bal else 0
         if available >= original.amount:
             ops.append(LedgerReversal(transfer_id=original.id, reason=reason, when_spent="other_lots"))
-            taken[unit] = original.amount
+            taken[part] = original.amount
         elif refuse:
             raise errors.ShortfallRefused(
-                f"the volunteer has only {available} of the {original.amount} {unit.lower()} to take back",
+                f"only {available} of the {original.amount} {unit.lower()} are left to take back",
                 unit=unit,
                 available=available,
                 amount=original.amount,
@@ -273,11 +284,11 @@ async def _take_back(
                         metadata={"service_record_id": str(row.id), "reverses": str(original.id)},
                     )
                 )
-                taken[unit] = available
-            owed[unit] = original.amount - available
-        if taken.get(unit):
-            units.append(unit)
-    return ops, units, taken, owed
+                taken[part] = available
+            owed[unit] = owed.get(unit, 0) + original.amount - available
+        if taken.get(part):
+            parts.append(part)
+    return ops, parts, taken, owed
 
 
 async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reason: str) -> Reversal:
@@ -290,18 +301,19 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
         locked = await repo.lock_record(tx, record_id)
         assert locked is not None
         if locked.status != "confirmed":
-            raise errors.RecordState(f"a {locked.status} record has nothing to reverse", status=locked.status)
+            raise errors.RecordState(f"a {locked.status} record has nothing to reverse", state=locked.status)
         conf = await repo.live_confirmation(tx, record_id)
         assert conf is not None
         policy = (await read(tx, row.region_id, PointsEarning)).reversal_shortfall_policy
-        ops, units, taken, owed = await _take_back(tx, row, conf, reason, refuse=policy == "refuse")
+        ops, parts, taken, owed = await _take_back(tx, row, conf, reason, refuse=policy == "refuse")
         reversal_ids: dict[str, UUID] = {}
         if ops:
             transfers = await ledger.execute(tx, row.region_id, Actor.of(principal), ops)
-            reversal_ids = {unit: t.id for unit, t in zip(units, transfers, strict=True)}
+            reversal_ids = {part: t.id for part, t in zip(parts, transfers, strict=True)}
         await repo.mark_reversed(
-            tx, conf.id, principal.actor, reason, reversal_ids.get("TIME"), reversal_ids.get("POINTS")
-        )
+            tx, conf.id, principal.actor, reason,
+            reversal_ids.get("time"), reversal_ids.get("points"), reversal_ids.get("overflow"),
+        )  # fmt: skip
         for unit, amount in owed.items():
             await repo.insert_debt(
                 tx, row.region_id, row.volunteer_id, row.organisation_id, unit.lower(), amount, conf.id
@@ -326,8 +338,9 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
         return Reversal(
             record_id=record_id,
             status="reversed",
-            reversed_minutes=taken.get("TIME", 0),
-            reversed_points=taken.get("POINTS", 0),
+            reversed_minutes=taken.get("time", 0),
+            reversed_overflow_minutes=taken.get("overflow", 0),
+            reversed_points=taken.get("points", 0),
             debt_minutes=owed.get("TIME", 0),
             debt_points=owed.get("POINTS", 0),
         )

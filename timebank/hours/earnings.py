@@ -14,6 +14,12 @@ Confirming a record credits, from the recording organisation's ``issuance`` acco
   ``half_up_per_record`` (default: each record rounded to the nearest point, halves up),
   ``floor_per_record`` or ``half_even_per_record``. The lot expires by rule ``points.expiry``.
 
+The TIME of an activity flagged as group service (团体服务, ``activities.group_service``) is the
+group's: it is credited to the organising organisation's ``group`` account (code
+``group_service_confirmed``, no cap), which rule ``timebank.group_hours_donation_only`` lets only
+donate (:mod:`timebank.carebank.service.gifts`); no member can gift it or spend it on care. Points
+still go to each member.
+
 Honour hours (荣誉时长) credit TIME with lot origin ``honour`` and earn points only if rule
 ``points.honour_hours_earn_points`` is true (default false).
 
@@ -50,6 +56,9 @@ from timebank.notifications import outbox
 
 CODE_CONFIRMED = "service_confirmed"
 CODE_HONOUR = "honour_grant"
+CODE_GROUP = "group_service_confirmed"
+GROUP = "group"
+"""Purpose of an organisation's account that holds the hours its group earned (团体服务)."""
 CODE_RECOVERY = "debt_recovery"
 RECOVERY_MEMO = "冲正欠款扣回 (recovery of a reversal shortfall)"
 
@@ -97,6 +106,7 @@ class Item:
     counts_for_time_bank: bool
     organiser: bool
     honour: bool = False
+    group: bool = False  # group service: the TIME is the organisation's group's
     overlap_trimmed: int = 0  # minutes taken off: counted records of the volunteer cover them
 
     @classmethod
@@ -112,6 +122,7 @@ class Item:
             counts_for_time_bank=bool(row.counts_for_time_bank),
             organiser=row.role == "organiser",
             honour=row.kind == "honour",
+            group=bool(row.group_service),
         )
 
 
@@ -126,6 +137,8 @@ class Posted:
     time_transfer_id: UUID | None = None
     points_transfer_id: UUID | None = None
     overlap_trimmed_minutes: int = 0
+    overflow_minutes: int = 0  # beyond the storage cap, spilled to a donation pool
+    overflow_transfer_id: UUID | None = None
 
 
 @dataclass
@@ -183,34 +196,39 @@ def _plan(
     for item in items:
         minutes, points = _earned(item, rules)
         code = CODE_HONOUR if item.honour else CODE_CONFIRMED
+        volunteer = Owner(kind="volunteer", id=item.volunteer_id)
+        group = Owner(kind="organisation", id=item.organisation_id, purpose=GROUP)
         # (ledger, unit, amount, lot origin, lot expiry)
         credits: tuple[tuple[Ledger, str, int, LotOrigin, date | None], ...] = (
             ("TIME", "time", minutes, "honour" if item.honour else "earned", None),
             ("POINTS", "points", points, "earned", expires),
         )
-        volunteer = Owner(kind="volunteer", id=item.volunteer_id)
         for ledger_name, unit, amount, origin, expiry in credits:
             if amount <= 0:
                 continue
             issuance = Owner(kind="organisation", id=item.organisation_id, purpose="issuance")
+            to_group = item.group and ledger_name == "TIME"
+            personal = ledger_name == "TIME" and not to_group
             credit = plan.add(
                 Posting(
                     ledger=ledger_name,
                     debit=issuance,
-                    credit=volunteer,
+                    credit=group if to_group else volunteer,
                     amount=amount,
-                    code=code,
+                    code=CODE_GROUP if to_group else code,
                     subject_id=item.volunteer_id,
                     memo=memo,
                     metadata={"service_record_id": str(item.record_id)},
-                    lot_origin=origin,
+                    lot_origin=None if to_group else origin,
                     lot_expires_on=expiry,
-                    up_to_cap=ledger_name == "TIME",
-                    overflow=overflow.get(item.volunteer_id) if ledger_name == "TIME" else None,
+                    up_to_cap=personal,
+                    overflow=overflow.get(item.volunteer_id) if personal else None,
                 ),
                 item.record_id,
                 unit,
             )
+            if to_group:
+                continue  # the member's debts are recovered from what the member is credited
             left = amount
             for debt in owed.get((item.volunteer_id, unit), []):
                 take = min(debt.outstanding - planned.get(debt.id, 0), left)
@@ -246,6 +264,8 @@ def _outcome(plan: _Plan, settled: Sequence[Settled]) -> tuple[dict[UUID, Posted
         moved = done.transfer.id if done.transfer else None
         if purpose == "time":
             p.time_minutes, p.time_transfer_id = done.credited, moved
+            spill = done.overflow_transfer
+            p.overflow_minutes, p.overflow_transfer_id = done.overflow, spill.id if spill else None
         elif purpose == "points":
             p.points, p.points_transfer_id = done.credited, moved
         elif debt_id is not None and done.credited:
@@ -303,6 +323,7 @@ async def post_confirmations(
         [p.points_transfer_id for p in done],
         method,
         actor.id,
+        [p.overflow_transfer_id for p in done],
     )
     await repo.mark_confirmed(
         conn,

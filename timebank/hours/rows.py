@@ -105,6 +105,7 @@ class RecordRow(RecordLine, kw_only=True, frozen=True):
     beneficiary_id: UUID | None
     activity_status: str | None
     confirmation_id: UUID | None
+    group_service: bool = False
 
 
 class RecordLock(msgspec.Struct, kw_only=True, frozen=True):
@@ -137,6 +138,7 @@ class Confirmable(msgspec.Struct, kw_only=True, frozen=True):
     points_per_hour: int | None
     multiplier_pct: int | None
     counts_for_time_bank: bool | None
+    group_service: bool | None = None  # the activity's hours are the group's (团体服务)
 
 
 class Debt(msgspec.Struct, kw_only=True, frozen=True):
@@ -164,6 +166,7 @@ class LiveConfirmation(msgspec.Struct, kw_only=True, frozen=True):
     points: int
     time_transfer_id: UUID | None
     points_transfer_id: UUID | None
+    time_overflow_transfer_id: UUID | None  # the storage cap's spill to a donation pool
     created_at: datetime
 
 

@@ -84,6 +84,13 @@ class ActivityCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     min_age: Annotated[int, msgspec.Meta(ge=0, le=120)] | None = None
     max_counted_hours: Annotated[float, msgspec.Meta(gt=0, le=168)] | None = None
     beneficiary_id: UUID | None = None
+    group_service: Annotated[
+        bool,
+        msgspec.Meta(
+            description="团体服务: the hours go to the organisation's group account (donation only), "
+            "points to each member"
+        ),
+    ] = False
 
 
 class ActivityUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -123,6 +130,7 @@ class ActivityFields(msgspec.Struct, kw_only=True):
     min_age: int
     status: str
     created_at: datetime
+    group_service: bool = False
 
 
 class Activity(ActivityFields, kw_only=True):
@@ -286,12 +294,17 @@ class ReviewLine(msgspec.Struct, kw_only=True):
 
 
 class Reversal(msgspec.Struct, kw_only=True):
+    """What a reversal took back: from the volunteer (``reversed_minutes``, ``reversed_points``),
+    from the donation pool the storage cap spilled to (``reversed_overflow_minutes``), and what the
+    volunteer still owes (``debt_minutes``, ``debt_points``)."""
+
     record_id: UUID
     status: str
     reversed_minutes: int
     reversed_points: int
     debt_minutes: int
     debt_points: int
+    reversed_overflow_minutes: int = 0
 
 
 class HonourGrant(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -37,7 +37,17 @@ from timebank.problems import PROBLEM_MEDIA_TYPE, STATUS_TITLES
 BEARER: dict[str, list[str]] = {"BearerToken": []}
 RATE_LIMITED_PREFIX = "/api/v1/auth/"
 # Handler parameters that never name a resource: injected dependencies and paging.
-_NOT_NAMING = {"db", "principal", "state", "request", "identity", "limit", "cursor", "idempotency_key"}
+_NOT_NAMING = {
+    "db",
+    "read_db",
+    "principal",
+    "state",
+    "request",
+    "identity",
+    "limit",
+    "cursor",
+    "idempotency_key",
+}
 
 
 class FieldError(msgspec.Struct, kw_only=True):

@@ -168,6 +168,7 @@ INSERT_EVENT = """
 INSERT INTO care_request_events (region_id, request_id, action, from_status, to_status, actor_kind,
                                  actor_id, subject_id, minutes, reason, transfer_ids)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+RETURNING id
 """
 
 SELECT_EVENTS = """
@@ -258,14 +259,16 @@ async def update_request(
     )
 
 
-async def insert_event(conn: Conn, region_id: UUID, request_id: UUID, values: dict[str, Any]) -> None:
-    """Record a transition (``values``: action, statuses, actor, subject, minutes, reason, transfers)."""
-    await conn.execute(
+async def insert_event(conn: Conn, region_id: UUID, request_id: UUID, values: dict[str, Any]) -> UUID:
+    """Record a transition (``values``: action, statuses, actor, subject, minutes, reason, transfers);
+    the event's id."""
+    event_id: UUID = await conn.fetchval(
         INSERT_EVENT,
         region_id, request_id, values["action"], values["from_status"], values["to_status"],
         values["actor_kind"], values["actor_id"], values["subject_id"], values.get("minutes"),
         values.get("reason", ""), values.get("transfer_ids", []),
     )  # fmt: skip
+    return event_id
 
 
 async def events(conn: Conn, request_id: UUID) -> list[CareEvent]:
@@ -301,6 +304,35 @@ async def set_seed_key(conn: Conn, request_id: UUID, key: str) -> None:
 async def seeded(conn: Conn, region_id: UUID) -> bool:
     """Whether the region's demo requests were loaded already."""
     return bool(await conn.fetchval(SEEDED, region_id))
+
+
+# The nearest active reviewer of a community (its own staff first, then its ancestors'), and the
+# region's first active administrator: who the demo's staff steps are recorded as.
+SELECT_REVIEWER = """
+SELECT op.id, op.organisation_id, op.roles
+  FROM operators op
+  JOIN organisations c ON c.id = $2
+ WHERE op.region_id = $1 AND op.kind = 'staff' AND op.status = 'active' AND 'reviewer' = ANY (op.roles)
+   AND (op.organisation_id = c.id OR op.organisation_id = ANY (c.path))
+ ORDER BY array_position(c.path || c.id, op.organisation_id) DESC, op.id
+ LIMIT 1
+"""
+
+SELECT_ADMIN = """
+SELECT id FROM operators WHERE region_id = $1 AND kind = 'admin' AND status = 'active' ORDER BY id LIMIT 1
+"""
+
+
+async def reviewer(conn: Conn, region_id: UUID, community_id: UUID) -> tuple[UUID, UUID, list[str]] | None:
+    """(staff id, their organisation, roles) of the community's nearest reviewer, if any."""
+    row = await conn.fetchrow(SELECT_REVIEWER, region_id, community_id)
+    return None if row is None else (row["id"], row["organisation_id"], list(row["roles"]))
+
+
+async def administrator(conn: Conn, region_id: UUID) -> UUID | None:
+    """The region's first active administrator, if any."""
+    found: UUID | None = await conn.fetchval(SELECT_ADMIN, region_id)
+    return found
 
 
 # --------------------------------------------------------------------------- profiles, relatives

@@ -37,13 +37,17 @@ SELECT o.id AS community_id, o.code, o.name,
 )
 
 # Care paid to providers (settlements and consented overruns, overflow spills included), by the
-# month (local to $3) and the recipient's and the provider's communities.
+# month (local to $3) and the recipient's and the provider's communities, where either side is in
+# scope (``recipient_in_scope`` says whether the recipient's community is).
 DELIVERED = (
     """
 SELECT to_char(t.created_at AT TIME ZONE $3, 'YYYY-MM') AS month,
        r.recipient_community_id, rc.code AS recipient_code, rc.name AS recipient_name,
        r.provider_community_id, pc.code AS provider_code, pc.name AS provider_name,
-       sum(t.amount)::bigint AS minutes, count(DISTINCT r.id)::int AS requests
+       sum(t.amount)::bigint AS minutes, count(DISTINCT r.id)::int AS requests,
+       r.recipient_community_id IN """
+    + _IN_SCOPE
+    + """ AS recipient_in_scope
   FROM ledger_transfers t
   JOIN care_requests r ON r.id = (t.metadata ->> 'care_request_id')::uuid
   JOIN organisations rc ON rc.id = r.recipient_community_id

@@ -76,7 +76,7 @@ def check_recipient(person: Resident, rules: CareRules, day: date, funding: str)
     age = age_on(person.birth_date, day)
     minimum = rules.recipient_min_age_hardship if person.hardship else rules.recipient_min_age
     if person.status != "active":
-        raise errors.NotEligible("the resident's account is not active", status=person.status)
+        raise errors.NotEligible("the resident's account is not active", state=person.status)
     if age < minimum:
         raise errors.NotEligible(
             f"residents are served from age {minimum}", age=age, min_age=minimum, hardship=person.hardship
@@ -100,7 +100,7 @@ async def check_provider(
     if person.id == row.recipient_id:
         raise errors.NotEligible("a resident cannot serve their own request")
     if person.status != "active":
-        raise errors.NotEligible("the provider's account is not active", status=person.status)
+        raise errors.NotEligible("the provider's account is not active", state=person.status)
     minimum = found.get(ProviderRules).provider_min_age
     if age_on(person.birth_date, day) < minimum:
         raise errors.NotEligible(f"providers are at least {minimum}", min_age=minimum)

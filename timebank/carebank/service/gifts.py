@@ -4,8 +4,10 @@
   (``timebank.gift_relations``), to their community's donation pool, or to a resident in hardship,
   within ``timebank.gift_max_hours_per_year`` (gifts of one giver are serialised, so the limit
   holds under concurrency).
-* A group's hours (an organisation's ``group`` account) can only be donated when
-  ``timebank.group_hours_donation_only`` says so.
+* A group's hours (an organisation's ``group`` account, credited by the activities it serves as a
+  group, see :mod:`timebank.hours.earnings`) can only be donated when
+  ``timebank.group_hours_donation_only`` says so; no member holds them, so none can gift them or
+  spend them on care.
 * Administrators grant hours from the region's guarantee fund (政府托底) to priority recipients,
   within the fund's yearly budget ``timebank.guarantee_fund_hours_per_year``.
 
@@ -32,6 +34,7 @@ from timebank.carebank.schemas import (
 )
 from timebank.carebank.service import common
 from timebank.db import Conn, in_transaction
+from timebank.hours.earnings import GROUP
 from timebank.hours.errors import OrganisationNotFound
 from timebank.identity import scope
 from timebank.kit.dates import local_day
@@ -45,7 +48,6 @@ from timebank.ledger.schemas import AccountRef, Owner, Posting, time_amount
 CODE_GIFT = "care_gift"
 CODE_DONATION = "care_donation"
 CODE_GUARANTEE = "guarantee_grant"
-GROUP = "group"
 
 
 async def _now(conn: Conn, found: RegionRules) -> tuple[datetime, int]:

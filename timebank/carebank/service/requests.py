@@ -27,7 +27,7 @@ from timebank.carebank.schemas import (
     CareRequestDetail,
     ConfirmCare,
 )
-from timebank.carebank.service import common
+from timebank.carebank.service import common, notices
 from timebank.carebank.transitions import SETTLES, TRANSITIONS, VOIDS_HOLD, next_status
 from timebank.db import Conn, in_transaction
 from timebank.hours.errors import CategoryNotFound
@@ -194,8 +194,8 @@ async def _event(
     minutes: int | None = None,
     reason: str = "",
     transfers: Sequence[UUID] = (),
-) -> None:
-    await repo.insert_event(
+) -> UUID:
+    return await repo.insert_event(
         conn,
         region_id,
         request_id,
@@ -304,7 +304,7 @@ def _target(row: RequestRow, action: Action, roles: frozenset[str]) -> str:
     found = TRANSITIONS.get((row.status, action))  # type: ignore[arg-type]
     if found is None:
         raise errors.TransitionNotAllowed(
-            f"a {row.status} request cannot be {action}ed", status=row.status, action=action
+            f"a {row.status} request cannot be {action}ed", state=row.status, action=action
         )
     target = next_status(row.status, action, roles)  # type: ignore[arg-type]
     if target is None:
@@ -336,8 +336,9 @@ async def _apply(
         conn, row.id, target, provider=provider, reported_minutes=reported, settled_minutes=settled,
         reason=reason or None,
     )  # fmt: skip
-    await _event(conn, principal, row.region_id, row.id, row.recipient_id, action, row.status, target,
-                 minutes=minutes, reason=reason, transfers=transfers)  # fmt: skip
+    event_id = await _event(conn, principal, row.region_id, row.id, row.recipient_id, action, row.status,
+                            target, minutes=minutes, reason=reason, transfers=transfers)  # fmt: skip
+    await notices.notify(conn, row, action, event_id, provider[0] if provider else row.provider_id, settled)
 
 
 async def _provider(conn: Conn, principal: Principal, row: RequestRow, payload: Any) -> tuple[UUID, UUID]:

@@ -125,7 +125,7 @@ async def _shop_order(conn: Conn, principal: Principal, order_id: UUID) -> Order
     ):
         raise errors.OrderNotFound("no such order of your shop", order_id=str(order_id))
     if row.status != "placed":
-        raise errors.OrderState(f"the order is {row.status} already", status=row.status)
+        raise errors.OrderState(f"the order is {row.status} already", state=row.status)
     return row
 
 
@@ -133,7 +133,7 @@ async def fulfil(conn: Conn, principal: Principal, order_id: UUID) -> Order:
     """The shop hands the goods over: the hold is posted and the order becomes a redemption."""
     row = await _shop_order(conn, principal, order_id)
     if row.expires_at <= await code_repo.db_now(conn):
-        raise errors.OrderState("the order expired; its points were released", status="expired")
+        raise errors.OrderState("the order expired; its points were released", state="expired")
     posted = await ledger.post_hold(conn, row.region_id, Actor.of(principal), row.hold_id)
     redemption_id = uuid7()
     await repo.insert_redemption(

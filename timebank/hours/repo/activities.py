@@ -94,8 +94,8 @@ SELECT EXISTS (SELECT 1 FROM trainings
 INSERT_ACTIVITY = """
 INSERT INTO activities (id, region_id, organisation_id, category_id, beneficiary_id, title, description,
                         place, starts_at, ends_at, capacity, min_age, max_counted_minutes, code_secret,
-                        created_by)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                        created_by, group_service)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
 """
 
 # The columns service.activity_view turns into schemas.Activity (``a`` activities, ``o`` its
@@ -103,7 +103,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 _ACTIVITY_COLUMNS = """a.id, a.region_id, a.organisation_id, o.name AS organisation_name, a.category_id,
        c.code AS category_code, c.name AS category_name, c.one_to_one, c.required_training,
        a.beneficiary_id, a.title, a.description, a.place, a.starts_at, a.ends_at, a.capacity,
-       a.signed_up, a.min_age, a.max_counted_minutes, a.status, a.created_at"""
+       a.signed_up, a.min_age, a.max_counted_minutes, a.status, a.created_at, a.group_service"""
 
 SELECT_ACTIVITY = (
     "\nSELECT "
@@ -328,6 +328,7 @@ async def insert_activity(conn: Conn, values: dict[str, Any]) -> None:
         values["max_counted_minutes"],
         values["code_secret"],
         values["created_by"],
+        values.get("group_service", False),
     )
 
 

@@ -12,7 +12,8 @@ from timebank.hours.rows import Confirmable, Debt, LiveConfirmation, many, one
 # What confirm._item needs of a record to confirm it, shared by bulk and auto-confirmation.
 _SELECT_CONFIRMABLE = """
 SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.role,
-       c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank
+       c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank,
+       (SELECT ga.group_service FROM activities ga WHERE ga.id = r.activity_id) AS group_service
   FROM service_records r
   JOIN service_categories c ON c.id = r.category_id
 """
@@ -34,13 +35,13 @@ SELECT status, count(*)::int AS n FROM service_records
 INSERT_CONFIRMATIONS = """
 INSERT INTO service_confirmations (id, region_id, record_id, volunteer_id, organisation_id, minutes,
                                    time_minutes, points, time_transfer_id, points_transfer_id, method,
-                                   confirmed_by)
+                                   confirmed_by, time_overflow_transfer_id)
 SELECT t.id, $1, t.record_id, t.volunteer_id, t.organisation_id, t.minutes, t.time_minutes, t.points,
-       t.time_transfer_id, t.points_transfer_id, $11, $12
+       t.time_transfer_id, t.points_transfer_id, $11, $12, t.overflow_transfer_id
   FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::int[], $7::int[], $8::int[], $9::uuid[],
-              $10::uuid[])
+              $10::uuid[], $13::uuid[])
        AS t(id, record_id, volunteer_id, organisation_id, minutes, time_minutes, points, time_transfer_id,
-            points_transfer_id)
+            points_transfer_id, overflow_transfer_id)
 """
 
 MARK_CONFIRMED = """
@@ -87,7 +88,8 @@ RETURNING id
 """
 
 SELECT_LIVE_CONFIRMATION = """
-SELECT id, minutes, time_minutes, points, time_transfer_id, points_transfer_id, created_at
+SELECT id, minutes, time_minutes, points, time_transfer_id, points_transfer_id, time_overflow_transfer_id,
+       created_at
   FROM service_confirmations
  WHERE record_id = $1 AND reversed_at IS NULL
 """
@@ -95,7 +97,7 @@ SELECT id, minutes, time_minutes, points, time_transfer_id, points_transfer_id, 
 MARK_REVERSED = """
 UPDATE service_confirmations
    SET reversed_at = now(), reversed_by = $2, reversal_reason = $3, reversal_time_transfer_id = $4,
-       reversal_points_transfer_id = $5
+       reversal_points_transfer_id = $5, reversal_overflow_transfer_id = $6
  WHERE id = $1 AND reversed_at IS NULL
 """
 
@@ -145,8 +147,10 @@ async def insert_confirmations(
     points_transfer_ids: list[UUID | None],
     method: str,
     confirmed_by: UUID | None,
+    overflow_transfer_ids: list[UUID | None],
 ) -> None:
-    """Insert confirmations for many records with one statement."""
+    """Insert confirmations for many records with one statement (``overflow_transfer_ids``: each
+    TIME credit's spill beyond the storage cap, if any)."""
     await conn.execute(
         INSERT_CONFIRMATIONS,
         region_id,
@@ -161,6 +165,7 @@ async def insert_confirmations(
         points_transfer_ids,
         method,
         confirmed_by,
+        overflow_transfer_ids,
     )
 
 
@@ -233,9 +238,13 @@ async def mark_reversed(
     reason: str,
     time_transfer_id: UUID | None,
     points_transfer_id: UUID | None,
+    overflow_transfer_id: UUID | None = None,
 ) -> None:
-    """Mark a confirmation reversed with the transfers that took it back."""
-    await conn.execute(MARK_REVERSED, confirmation_id, by, reason, time_transfer_id, points_transfer_id)
+    """Mark a confirmation reversed with the transfers that took it back (``overflow_transfer_id``:
+    what took back the spill to a donation pool)."""
+    await conn.execute(
+        MARK_REVERSED, confirmation_id, by, reason, time_transfer_id, points_transfer_id, overflow_transfer_id
+    )
 
 
 async def regions_with_attended(conn: Conn) -> list[UUID]:

@@ -28,7 +28,7 @@ SELECT r.id, r.region_id, r.kind, r.activity_id, a.title AS activity_title, r.or
        r.volunteer_id, v.real_name AS volunteer_name, r.role, r.check_in_at, r.check_out_at,
        r.check_in_method, r.travel_minutes, r.attended_minutes, r.counted_minutes, r.adjusted, r.status,
        r.reason, r.completed_at, r.updated_at, a.starts_at, a.ends_at, a.max_counted_minutes,
-       a.beneficiary_id, a.status AS activity_status,
+       a.beneficiary_id, a.status AS activity_status, coalesce(a.group_service, false) AS group_service,
        lc.id AS confirmation_id, lc.points, lc.created_at AS confirmed_at"""
     + _RECORD_JOINS
     + """

@@ -171,6 +171,7 @@ async def create_activity(conn: Conn, principal: Principal, data: ActivityCreate
             "max_counted_minutes": cap_from_hours(data.max_counted_hours),
             "code_secret": os.urandom(32),
             "created_by": principal.actor,
+            "group_service": data.group_service,
         },
     )
     row = await repo.activity(conn, activity_id)
@@ -220,7 +221,7 @@ async def transition_activity(conn: Conn, principal: Principal, activity_id: UUI
         assert locked is not None
         allowed = TRANSITIONS[target]
         if locked.status not in allowed:
-            raise errors.ActivityState(f"cannot go from {locked.status} to {target}", status=locked.status)
+            raise errors.ActivityState(f"cannot go from {locked.status} to {target}", state=locked.status)
         if target == "settled" and (pending := await repo.count_pending(conn, activity_id)):
             raise errors.ActivityState(f"{pending} records still await confirmation", pending=pending)
         if target == "cancelled" and locked.signed_up > 0:
@@ -316,7 +317,7 @@ async def sign_up(conn: Conn, principal: Principal, activity_id: UUID, volunteer
         act = await load_activity(tx, principal, activity_id)
         vol = await require_volunteer(tx, principal, target, PROXY_SIGN_UP)
         if act.status != "published":
-            raise errors.ActivityState(f"the activity is {act.status}", status=act.status)
+            raise errors.ActivityState(f"the activity is {act.status}", state=act.status)
         if await repo.db_now(tx) >= act.starts_at:
             raise errors.ActivityState("sign-up closes when the activity starts")
         await _eligible(tx, act, vol)

@@ -81,7 +81,7 @@ async def check_in(conn: Conn, principal: Principal, activity_id: UUID, code: st
     async def attempt(tx: Conn) -> UUID:
         act = await load_activity(tx, principal, activity_id)
         if act.status != "published":
-            raise errors.ActivityState(f"the activity is {act.status}", status=act.status)
+            raise errors.ActivityState(f"the activity is {act.status}", state=act.status)
         if await repo.signup_status(tx, activity_id, principal.sub) != "active":
             raise errors.NotSignedUp("sign up for the activity before checking in")
         period, opens, _ = await _code_rules(tx, act.region_id)
@@ -190,7 +190,7 @@ async def record_attendance(
         else:
             if existing.status not in ("checked_in", "attended", "reversed"):
                 raise errors.RecordState(
-                    f"a {existing.status} record is not re-recorded", status=existing.status
+                    f"a {existing.status} record is not re-recorded", state=existing.status
                 )
             record_id = existing.id
             before = existing.counted_minutes

@@ -76,7 +76,7 @@ async def adjust(conn: Conn, principal: Principal, record_id: UUID, data: Adjust
         locked = await repo.lock_record(tx, record_id)
         assert locked is not None
         if locked.status not in ("attended", "disputed", "reversed"):
-            raise errors.RecordState(f"a {locked.status} record cannot be adjusted", status=locked.status)
+            raise errors.RecordState(f"a {locked.status} record cannot be adjusted", state=locked.status)
         if row.kind == "service":
             over_cap(data.minutes, await cap_minutes(tx, row.region_id, row.max_counted_minutes))
         await repo.adjust_record(tx, record_id, data.minutes, "attended", data.reason)
@@ -106,7 +106,7 @@ async def dispute(conn: Conn, principal: Principal, record_id: UUID, reason: str
         locked = await repo.lock_record(tx, record_id)
         assert locked is not None
         if locked.status != "attended":
-            raise errors.RecordState(f"a {locked.status} record cannot be disputed", status=locked.status)
+            raise errors.RecordState(f"a {locked.status} record cannot be disputed", state=locked.status)
         await repo.set_record_status(tx, record_id, "disputed", reason)
         if principal.is_proxy:
             await record_act(
@@ -128,7 +128,7 @@ async def reject(conn: Conn, principal: Principal, record_id: UUID, reason: str)
         locked = await repo.lock_record(tx, record_id)
         assert locked is not None
         if locked.status not in ("checked_in", "attended", "disputed", "reversed"):
-            raise errors.RecordState(f"a {locked.status} record cannot be rejected", status=locked.status)
+            raise errors.RecordState(f"a {locked.status} record cannot be rejected", state=locked.status)
         await repo.set_record_status(tx, record_id, "rejected", reason)
         await repo.insert_event(
             tx,

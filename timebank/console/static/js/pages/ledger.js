@@ -8,6 +8,7 @@ import { dateTime, html, More, ProblemBox, Segmented, useEffect, usePaged, useSt
 const CODES = {
   service_confirmed: "志愿服务时长确认",
   honour_grant: "荣誉时长补录",
+  group_service_confirmed: "团体服务时长确认",
   debt_recovery: "冲正欠款扣回",
   reversal_shortfall: "冲正欠款记账",
   referral_reward: "推荐新志愿者奖励",
