@@ -17,6 +17,7 @@ is routed to one shard group; any other statement fans out to every shard.
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -59,19 +60,35 @@ class Catalog:
 def repo_modules(source: Path) -> list[Path]:
     """``repo.py`` modules and the modules of ``repo/`` packages under ``source``."""
     found = set(source.rglob("repo.py")) | {p for p in source.rglob("*.py") if p.parent.name == "repo"}
+    found |= {p for p in source.rglob("repo*.py")}
     return sorted(found)
 
 
 def python_statements(path: Path, root: Path) -> Iterator[Statement]:
-    """Module-level SQL constants, and string literals passed to a connection's query methods."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    """The module's SQL constants as Python evaluates them (fragments joined into statements), and
+    string literals passed to a connection's query methods.
+
+    A constant that is part of another constant's statement (a shared select list, a view) is
+    checked through the statements it is part of.
+    """
     rel = path.relative_to(root).as_posix()
-    for node in tree.body:
-        if isinstance(node, ast.Assign | ast.AnnAssign) and _sql_literal(node.value):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names = [t.id for t in targets if isinstance(t, ast.Name)]
-            assert isinstance(node.value, ast.Constant)
-            yield Statement(f"{rel}:{names[0]}", rel, node.lineno, node.value.value)
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    lines = {
+        target.id: node.lineno
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    }
+    module = importlib.import_module(".".join(path.relative_to(root).with_suffix("").parts))
+    constants = {
+        name: value
+        for name, value in vars(module).items()
+        if name in lines and name.lstrip("_").isupper() and isinstance(value, str) and SQL_START.match(value)
+    }
+    for name, value in constants.items():
+        if not any(value in other and other != value for other in constants.values()):
+            yield Statement(f"{rel}:{name}", rel, lines[name], value)
     for function in ast.walk(tree):
         if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
             continue
