@@ -38,6 +38,7 @@ SIGN_IN = (
 )
 
 CROSS_REGION: dict[str, str] = {
+    "sql/functions/ledger_service.sql:ledger_points_expiring": SWEEP,
     "timebank/carebank/repo/__init__.py:SELECT_REGIONS": SWEEP,
     "timebank/exchange/repo/redemptions.py:DUE_ORDERS": SWEEP,
     "timebank/hours/repo/confirmations.py:REGIONS_WITH_ATTENDED": SWEEP,
@@ -93,9 +94,6 @@ NOT_YET_PINNED: dict[str, str] = {
     "sql/functions/ledger_post.sql:ledger_lock_batch": NOT_PINNED,
     "sql/functions/ledger_post.sql:ledger_post": NOT_PINNED,
     "sql/functions/ledger_post.sql:ledger_post_many": NOT_PINNED,
-    "sql/functions/ledger_service.sql:ledger_points_expiring": NOT_PINNED,
-    "sql/functions/ledger_service.sql:ledger_service_minutes": NOT_PINNED,
-    "sql/functions/ledger_service.sql:ledger_service_minutes_in": NOT_PINNED,
     "sql/functions/ledger_transfer.sql:ledger_transfer": NOT_PINNED,
     "sql/functions/ledger_transfer.sql:ledger_transfer_explain": NOT_PINNED,
     "timebank/carebank/repo/__init__.py:GIVEN_SINCE": NOT_PINNED,
