@@ -29,7 +29,7 @@ from pglast import enums, parse_plpgsql, parse_sql
 from pglast.stream import RawStream
 
 REGION = "region_id"
-SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH|MERGE)\b", re.IGNORECASE)
+SQL_START = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 CONNECTION_CALLS = {"fetch", "fetchrow", "fetchval", "execute", "executemany", "prepare", "cursor"}
 CONNECTION_CALLS |= {"copy_from_query", "copy_to_table", "copy_records_to_table", "copy_from_table"}
 _COMPOSITE_ARRAY_DECLARATION = re.compile(
