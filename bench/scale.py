@@ -201,7 +201,15 @@ async def measure(dsn: str, books: Ledger) -> dict[str, float]:
         read = await median_ms(lambda: balance(conn, target), 300)
         # Pages touched: the same reads' cost without the machine's load in it.
         far = datetime(9999, 1, 1, tzinfo=UTC)
-        first_page = [[target.id], far, UUID(int=2**128 - 1), datetime(1970, 1, 1, tzinfo=UTC), far, 21]
+        first_page = [
+            [target.id],
+            far,
+            UUID(int=2**128 - 1),
+            datetime(1970, 1, 1, tzinfo=UTC),
+            far,
+            21,
+            books.region,
+        ]
         pages = {
             name: await buffers(conn, sql, *params)
             for name, sql, params in (

@@ -21,7 +21,7 @@ LANGUAGE sql STABLE AS $$
             UNION ALL
             SELECT r.debit_account_id, -r.amount
               FROM public.ledger_transfers r
-              JOIN public.ledger_transfers o ON o.id = r.reverses
+              JOIN public.ledger_transfers o ON o.id = r.reverses AND o.region_id = r.region_id
              WHERE r.region_id = p_region AND r.ledger = 'TIME' AND r.reverses IS NOT NULL
                AND o.code = ANY (p_codes) AND o.credit_account_id = r.debit_account_id
                AND (r.txid >= p_through OR r.txid = ANY (p_pending))) AS u
@@ -33,7 +33,8 @@ RETURNS TABLE (volunteer_id uuid, minutes bigint)
 LANGUAGE sql STABLE AS $$
     SELECT a.owner_id, sum(m.minutes)::bigint
       FROM public.ledger_service_account_minutes(p_region, p_codes, p_through, p_pending) AS m
-      JOIN public.ledger_accounts a ON a.id = m.account_id AND a.owner_kind = 'volunteer'
+      JOIN public.ledger_accounts a
+        ON a.id = m.account_id AND a.region_id = p_region AND a.owner_kind = 'volunteer'
      GROUP BY a.owner_id
 $$;
 
@@ -46,13 +47,15 @@ LANGUAGE sql STABLE AS $$
       CROSS JOIN LATERAL (
             SELECT t.amount AS minutes
               FROM public.ledger_transfers t
-             WHERE t.credit_account_id = a.id AND t.created_at >= p_from AND t.created_at < p_to
+             WHERE t.credit_account_id = a.id AND t.region_id = a.region_id
+               AND t.created_at >= p_from AND t.created_at < p_to
                AND t.kind IN ('posted', 'post_pending') AND t.reverses IS NULL AND t.code = ANY (p_codes)
             UNION ALL
             SELECT -r.amount
               FROM public.ledger_transfers r
-              JOIN public.ledger_transfers o ON o.id = r.reverses
-             WHERE r.debit_account_id = a.id AND r.created_at >= p_from AND r.created_at < p_to
+              JOIN public.ledger_transfers o ON o.id = r.reverses AND o.region_id = r.region_id
+             WHERE r.debit_account_id = a.id AND r.region_id = a.region_id
+               AND r.created_at >= p_from AND r.created_at < p_to
                AND r.reverses IS NOT NULL AND o.code = ANY (p_codes) AND o.credit_account_id = a.id) AS m
      WHERE a.region_id = p_region AND a.owner_kind = 'volunteer' AND a.ledger = 'TIME'
        AND a.owner_id = ANY (p_owners)
@@ -66,7 +69,7 @@ RETURNS TABLE (region_id uuid, volunteer_id uuid, account_id uuid, expires_on da
 LANGUAGE sql STABLE AS $$
     SELECT a.region_id, a.owner_id, a.id, l.expires_on, sum(l.remaining)::bigint
       FROM public.ledger_lots l
-      JOIN public.ledger_accounts a ON a.id = l.account_id
+      JOIN public.ledger_accounts a ON a.id = l.account_id AND a.region_id = l.region_id
      WHERE l.remaining > 0 AND l.expires_on BETWEEN p_from AND p_to
        AND a.ledger = 'POINTS' AND a.owner_kind = 'volunteer'
      GROUP BY a.region_id, a.owner_id, a.id, l.expires_on

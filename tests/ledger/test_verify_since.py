@@ -233,7 +233,7 @@ class TestReadsAtScale:
         await owner_conn.execute("ANALYZE ledger_balances")
         page = await statement(books.conn, [vol], limit=20)
         assert len(page.items) == 1
-        first_page = [[vol.id], LATEST, UUID(int=2**128 - 1), EARLIEST, LATEST, 21]
+        first_page = [[vol.id], LATEST, UUID(int=2**128 - 1), EARLIEST, LATEST, 21, books.region_id]
         checks: dict[str, tuple[str, list[Any]]] = {
             "statement page": (STATEMENT_LINES, first_page),
             "balance": (SELECT_BALANCES, [[vol.id]]),

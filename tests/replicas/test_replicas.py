@@ -204,6 +204,19 @@ class TestRouting:
             assert sessions >= 1
 
     @pytest.mark.asyncio
+    @pytest.mark.parametrize("path", ["/me/rating", "/me", "/admin/jobs"])
+    async def test_the_read_only_routes_of_later_domains_read_from_the_replica(
+        self, tmp_path: Path, primary: OwnServer, running: ReplicaServer, path: str
+    ) -> None:
+        async with arranged(tmp_path, primary, running) as (app, world, client, volunteer):
+            await caught_up(app)
+            who = admin(world) if path.startswith("/admin") else world.volunteer(volunteer)
+            before = reads("replica", "caught-up")
+            resp = await client.get(f"{API}{path}", headers=auth(app, who))
+            assert resp.status_code == 200, resp.text
+            assert reads("replica", "caught-up") == before + 1
+
+    @pytest.mark.asyncio
     async def test_writes_answer_their_position_and_an_echoed_position_ahead_reads_the_primary(
         self, tmp_path: Path, primary: OwnServer, running: ReplicaServer
     ) -> None:
@@ -356,16 +369,18 @@ class TestReadYourWritesUnderLoad:
     ) -> None:
         app = replica_app(tmp_path, primary, running, replica_max_lag_s=30)
         async with world_on(primary) as world, serving(app) as client:
-            volunteers = await world.add_volunteers(8)
+            volunteers = await world.add_volunteers(4)
             await caught_up(app)
             stop = asyncio.Event()
             writes = 0
+            started = dict.fromkeys(volunteers, 0)  # grants sent per volunteer, answered or not
             on_replica, ahead = reads("replica", "caught-up"), reads("primary", "caller-ahead")
 
             async def writer(volunteer: UUID) -> None:
                 nonlocal writes
                 me, mine = admin(world), 0
                 while not stop.is_set():
+                    started[volunteer] += 1
                     await grant(client, app, world, me, volunteer, 1)
                     mine += 1
                     writes += 1
@@ -373,24 +388,21 @@ class TestReadYourWritesUnderLoad:
                     assert await account_minutes(client, app, me, volunteer) == mine
 
             async def onlooker(volunteer: UUID) -> None:
-                # Others may read older state within the bound (that is the trade), never a state
-                # the primary never had.
-                async with connect(primary.dsn) as conn:
-                    while not stop.is_set():
-                        seen = await account_minutes(client, app, admin(world), volunteer)
-                        truth = await conn.fetchval(
-                            "SELECT coalesce(sum(credits_posted - debits_posted), 0) FROM ledger_balances b"
-                            " JOIN ledger_accounts a ON a.id = b.account_id"
-                            " WHERE a.owner_id = $1 AND a.ledger = 'TIME'",
-                            volunteer,
-                        )
-                        assert 0 <= seen <= truth
+                # Others read the writers' volunteers: older state within the bound (that is the
+                # trade), never a state the primary never had. The bound is what was sent, not a
+                # read of the primary after the replica's answer: a standby may show a commit a
+                # moment before the primary's own snapshots do (it replays the commit record once
+                # it is flushed; the committing backend leaves the primary's proc array after).
+                while not stop.is_set():
+                    seen = await account_minutes(client, app, admin(world), volunteer)
+                    assert 0 <= seen <= started[volunteer]
 
             async def replay_stalls() -> None:
                 paused = False
                 began = time.monotonic()
-                # A few seconds and enough writes, however loaded the machine (at most 45 s).
-                while (time.monotonic() - began < 3 or writes < 40) and time.monotonic() - began < 45:
+                # A few seconds and enough writes, however loaded the machine (at most 100 s: with
+                # the load average above 30 on two cores, 45 s saw 38 writes).
+                while (time.monotonic() - began < 3 or writes < 40) and time.monotonic() - began < 100:
                     await asyncio.sleep(random.uniform(0.05, 0.3))
                     paused = not paused
                     await running.fetchval(
@@ -410,12 +422,12 @@ class TestReadYourWritesUnderLoad:
                 for job in (
                     replay_stalls(),
                     checker(),
-                    *(writer(v) for v in volunteers[:4]),
-                    *(onlooker(v) for v in volunteers[4:]),
+                    *(writer(v) for v in volunteers),
+                    *(onlooker(v) for v in volunteers),
                 )
             ]
             try:
-                await asyncio.wait_for(asyncio.gather(*work), timeout=60)
+                await asyncio.wait_for(asyncio.gather(*work), timeout=150)
             finally:
                 stop.set()
                 for job in work:

@@ -32,14 +32,14 @@ class JobController(Controller):
     async def list_jobs(
         self,
         request: Request[Any, Any, Any],
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Job]:
         """Cron schedules are in the service's time zone (``TIMEBANK_TIMEZONE``)."""
         zone = ZoneInfo(request.app.state.runtime.settings.timezone)
-        return await service.list_jobs(db, zone, cursor, limit)
+        return await service.list_jobs(read_db, zone, cursor, limit)
 
     @get("/{job:str}/runs", operation_id="list_job_runs", summary="Runs of a periodic task, newest first")
     async def list_runs(

@@ -136,13 +136,14 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
     path = request.url.path + (f"?{query}" if query else "")
     print_ = fingerprint(request.method, path, await request.body())
     kind, caller = _caller(principal)
+    region = principal.region_id
     claim, lock = uuid7(), lock_key(kind, caller, key)
     for _ in range(3):
         if await repo.claim_idempotency_key(
-            conn, principal.region_id, kind, caller, key, print_, claim, LEASE_S, _default_retention(), lock
+            conn, region, kind, caller, key, print_, claim, LEASE_S, _default_retention(), lock
         ):
             break
-        row = await repo.idempotency_key(conn, kind, caller, key)
+        row = await repo.idempotency_key(conn, region, kind, caller, key)
         if row is None:
             continue  # released or purged in between: claim again
         if bytes(row["fingerprint"]) != print_:
@@ -167,7 +168,7 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
         result = await work(c)
         payload = msgspec.json.encode(result)
         if not await repo.complete_idempotency_key(
-            c, kind, caller, key, claim, status_code, "application/json", payload, {}
+            c, region, kind, caller, key, claim, status_code, "application/json", payload, {}
         ):
             raise IdempotencyInFlight(f"the claim on this {HEADER} was lost while the request ran; retry")
         return payload
@@ -176,16 +177,16 @@ async def idempotent(  # long: claim, replay, run and store read top to bottom a
         payload = await in_transaction(conn, unit)
     except DomainError as exc:
         if exc.status >= 500 or isinstance(exc, IdempotencyInFlight):
-            await _release(conn, kind, caller, key, claim)
+            await _release(conn, region, kind, caller, key, claim)
             raise
         body = _problem_body(exc)
         if not await repo.complete_idempotency_key(
-            conn, kind, caller, key, claim, exc.status, PROBLEM_MEDIA_TYPE, body, dict(exc.headers)
+            conn, region, kind, caller, key, claim, exc.status, PROBLEM_MEDIA_TYPE, body, dict(exc.headers)
         ):  # a retry took the claim over meanwhile: its answer is the one to replay
             raise _in_flight() from None
         return Response(body, status_code=exc.status, media_type=PROBLEM_MEDIA_TYPE, headers=exc.headers)
     except BaseException:
-        await _release(conn, kind, caller, key, claim)
+        await _release(conn, region, kind, caller, key, claim)
         raise
     return Response(
         payload,
@@ -201,9 +202,9 @@ def _in_flight() -> IdempotencyInFlight:
     return exc
 
 
-async def _release(conn: Conn, kind: str, caller: Any, key: str, claim: Any) -> None:
+async def _release(conn: Conn, region: Any, kind: str, caller: Any, key: str, claim: Any) -> None:
     try:
-        await repo.release_idempotency_key(conn, kind, caller, key, claim)
+        await repo.release_idempotency_key(conn, region, kind, caller, key, claim)
     except Exception as exc:  # the lease expires on its own; never hide the original error
         log.warning("idempotency key not released", extra={"error": type(exc).__name__})
 

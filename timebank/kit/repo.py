@@ -64,7 +64,7 @@ LOCK_IDEMPOTENCY_KEY = "SELECT pg_advisory_xact_lock($1)"
 SELECT_IDEMPOTENCY_KEY = """
 SELECT fingerprint, state, response_status, response_media_type, response_body, response_headers
   FROM idempotency_keys
- WHERE caller_kind = $1 AND caller_id = $2 AND key = $3
+ WHERE caller_kind = $1 AND caller_id = $2 AND key = $3 AND region_id = $4
 """
 
 COMPLETE_IDEMPOTENCY_KEY = """
@@ -72,11 +72,13 @@ UPDATE idempotency_keys
    SET state = 'completed', response_status = $5, response_media_type = $6, response_body = $7,
        response_headers = $8, completed_at = now()
  WHERE caller_kind = $1 AND caller_id = $2 AND key = $3 AND claim_id = $4 AND state = 'in_flight'
+   AND region_id = $9
 """
 
 RELEASE_IDEMPOTENCY_KEY = """
 DELETE FROM idempotency_keys
  WHERE caller_kind = $1 AND caller_id = $2 AND key = $3 AND claim_id = $4 AND state = 'in_flight'
+   AND region_id = $5
 """
 
 PURGE_IDEMPOTENCY_KEYS = """
@@ -119,13 +121,16 @@ async def lock_idempotency_key(conn: Conn, lock_key: int) -> None:
     await conn.execute(LOCK_IDEMPOTENCY_KEY, lock_key)
 
 
-async def idempotency_key(conn: Conn, caller_kind: str, caller_id: UUID, key: str) -> asyncpg.Record | None:
-    """The stored state of a key."""
-    return await conn.fetchrow(SELECT_IDEMPOTENCY_KEY, caller_kind, caller_id, key)
+async def idempotency_key(
+    conn: Conn, region_id: UUID, caller_kind: str, caller_id: UUID, key: str
+) -> asyncpg.Record | None:
+    """The stored state of a key (the caller's, in the caller's region)."""
+    return await conn.fetchrow(SELECT_IDEMPOTENCY_KEY, caller_kind, caller_id, key, region_id)
 
 
 async def complete_idempotency_key(
     conn: Conn,
+    region_id: UUID,
     caller_kind: str,
     caller_id: UUID,
     key: str,
@@ -137,16 +142,25 @@ async def complete_idempotency_key(
 ) -> bool:
     """Store the response of the claimed key; False when the claim was lost."""
     done = await conn.execute(
-        COMPLETE_IDEMPOTENCY_KEY, caller_kind, caller_id, key, claim_id, status, media_type, body, headers
+        COMPLETE_IDEMPOTENCY_KEY,
+        caller_kind,
+        caller_id,
+        key,
+        claim_id,
+        status,
+        media_type,
+        body,
+        headers,
+        region_id,
     )
     return done == "UPDATE 1"
 
 
 async def release_idempotency_key(
-    conn: Conn, caller_kind: str, caller_id: UUID, key: str, claim_id: UUID
+    conn: Conn, region_id: UUID, caller_kind: str, caller_id: UUID, key: str, claim_id: UUID
 ) -> None:
     """Forget an in-flight claim (the request failed in a way worth retrying)."""
-    await conn.execute(RELEASE_IDEMPOTENCY_KEY, caller_kind, caller_id, key, claim_id)
+    await conn.execute(RELEASE_IDEMPOTENCY_KEY, caller_kind, caller_id, key, claim_id, region_id)
 
 
 async def purge_idempotency_keys(conn: Conn, now: datetime | None, limit: int) -> int:

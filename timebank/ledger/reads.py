@@ -91,6 +91,7 @@ async def statement(
     if not accounts:
         return Page(items=[])
     ids = [a.id for a in accounts]
+    region = accounts[0].region_id  # one owner's accounts: one region
     key = _filters_key(ids, period)
     before: tuple[datetime, UUID] = (_LATEST, _MAX_ID)
     running: dict[UUID, int] | None = None
@@ -108,10 +109,10 @@ async def statement(
             found = await repo.balances(c, ids)
             start = {a: (found[a].posted if a in found else 0) for a in ids}
             if period.until is not None:
-                later = await repo.posted_since(c, ids, period.until)
+                later = await repo.posted_since(c, region, ids, period.until)
                 start = {a: v - later.get(a, 0) for a, v in start.items()}
         rows = await repo.statement_lines(
-            c, ids, before=before, since=period.since or _EARLIEST, until=period.until or _LATEST,
+            c, region, ids, before=before, since=period.since or _EARLIEST, until=period.until or _LATEST,
             limit=limit + 1,
         )  # fmt: skip
         return dict(start), rows

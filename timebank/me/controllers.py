@@ -24,6 +24,6 @@ class MeController(Controller):
     dependencies = AFTER_PRINCIPAL
 
     @get("/", operation_id="get_me", opt=VIEW, summary="My profile (masked personal data, community, roles)")
-    async def me(self, db: Db, principal: CurrentPrincipal) -> Profile:
+    async def me(self, read_db: Db, principal: CurrentPrincipal) -> Profile:
         """With X-Act-For, the subject's profile and who is acting."""
-        return await service.me(db, principal)
+        return await service.me(read_db, principal)

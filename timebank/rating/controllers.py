@@ -34,10 +34,10 @@ class MyRatingController(Controller):
     dependencies = AFTER_PRINCIPAL
 
     @get("/", operation_id="get_my_rating", opt={"proxy_action": "view"}, summary="My star level")
-    async def mine(self, db: Db, principal: CurrentPrincipal) -> MyRating:
+    async def mine(self, read_db: Db, principal: CurrentPrincipal) -> MyRating:
         """Level, since when, lifetime service minutes and what is left to the next level (as of the
         latest daily run)."""
-        return await service.my_rating(db, principal)
+        return await service.my_rating(read_db, principal)
 
 
 class CommunityRatingController(Controller):
@@ -51,7 +51,7 @@ class CommunityRatingController(Controller):
     @get("/leaderboard", operation_id="get_community_leaderboard", summary="Monthly service leaderboard")
     async def leaderboard(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         community_id: FromPath[UUID],
         month: MonthParam,
@@ -60,7 +60,7 @@ class CommunityRatingController(Controller):
     ) -> Page[LeaderboardRow]:
         """Volunteers of the community by minutes of service given in the month, most first."""
         first = date(int(month[:4]), int(month[5:7]), 1)
-        return await service.leaderboard(db, principal, community_id, first, cursor, limit)
+        return await service.leaderboard(read_db, principal, community_id, first, cursor, limit)
 
     @get(
         "/rating-candidates",
@@ -69,14 +69,14 @@ class CommunityRatingController(Controller):
     )
     async def candidates(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         community_id: FromPath[UUID],
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Candidate]:
         """Listed for the rule rating.public_listing_working_days working days after the level was reached."""
-        return await service.candidates(db, principal, community_id, cursor, limit)
+        return await service.candidates(read_db, principal, community_id, cursor, limit)
 
 
 class RatingBarController(Controller):

@@ -43,7 +43,7 @@ WITH ended AS (
        SET barred_until = NULL, level = e.reached, updated_at = now(),
            level_since = CASE WHEN e.reached <> r.level THEN now() ELSE r.level_since END
       FROM ended e
-     WHERE r.volunteer_id = e.volunteer_id
+     WHERE r.volunteer_id = e.volunteer_id AND r.region_id = $1
 ), logged AS (
     INSERT INTO rating_changes (region_id, volunteer_id, from_level, to_level, service_minutes, reason)
     SELECT $1, volunteer_id, level, reached, service_minutes, 'bar-ended' FROM ended WHERE reached <> level
@@ -81,7 +81,7 @@ WITH moved AS (
            coalesce(r.barred_until > $4, false) AS barred,
            CASE WHEN $2 THEN m.minutes ELSE coalesce(r.service_minutes, 0) + m.minutes END AS minutes
       FROM moved m
-      LEFT JOIN rating_volunteers r ON r.volunteer_id = m.volunteer_id
+      LEFT JOIN rating_volunteers r ON r.volunteer_id = m.volunteer_id AND r.region_id = $1
 ), decided AS (
     SELECT j.volunteer_id, j.row, j.first, j.old_level, j.minutes, CASE
                WHEN j.barred THEN j.old_level
@@ -133,7 +133,7 @@ LOCK_REGION = "SELECT pg_advisory_xact_lock(hashtextextended('rating:' || $1::uu
 VOLUNTEER = """
 SELECT v.id, v.region_id, r.service_minutes, r.level, r.level_since, r.barred_until, r.updated_at
   FROM volunteers v
-  LEFT JOIN rating_volunteers r ON r.volunteer_id = v.id
+  LEFT JOIN rating_volunteers r ON r.volunteer_id = v.id AND r.region_id = v.region_id
  WHERE v.id = $1 AND v.region_id = $2
 """
 
@@ -145,8 +145,10 @@ WITH bar AS (
     VALUES ($1, $2, $3, $4, $5, $6)
     RETURNING *
 ), before AS (
-    SELECT coalesce((SELECT level FROM rating_volunteers WHERE volunteer_id = $2), 0) AS level,
-           coalesce((SELECT service_minutes FROM rating_volunteers WHERE volunteer_id = $2), 0) AS minutes
+    SELECT coalesce((SELECT level FROM rating_volunteers
+                      WHERE volunteer_id = $2 AND region_id = $1), 0) AS level,
+           coalesce((SELECT service_minutes FROM rating_volunteers
+                      WHERE volunteer_id = $2 AND region_id = $1), 0) AS minutes
 ), saved AS (
     INSERT INTO rating_volunteers AS r (volunteer_id, region_id, level, barred_until, level_since)
     VALUES ($2, $1, 0, $5, NULL)
@@ -164,10 +166,11 @@ SELECT bar.*, (SELECT level FROM before) AS from_level FROM bar
 # Volunteers of a community by minutes of service in [from, to), most first.
 LEADERBOARD = """
 SELECT m.volunteer_id, v.real_name, m.minutes, coalesce(r.level, 0) AS level
-  FROM ledger_service_minutes_in($1, $2::text[], ARRAY(SELECT id FROM volunteers WHERE community_id = $3),
+  FROM ledger_service_minutes_in($1, $2::text[],
+                                 ARRAY(SELECT id FROM volunteers WHERE community_id = $3 AND region_id = $1),
                                  $4, $5) AS m
-  JOIN volunteers v ON v.id = m.volunteer_id
-  LEFT JOIN rating_volunteers r ON r.volunteer_id = m.volunteer_id
+  JOIN volunteers v ON v.id = m.volunteer_id AND v.region_id = $1
+  LEFT JOIN rating_volunteers r ON r.volunteer_id = m.volunteer_id AND r.region_id = $1
  WHERE m.minutes > 0 AND ($6::bigint IS NULL OR (m.minutes, m.volunteer_id) < ($6, $7))
  ORDER BY m.minutes DESC, m.volunteer_id DESC
  LIMIT $8
@@ -177,7 +180,7 @@ SELECT m.volunteer_id, v.real_name, m.minutes, coalesce(r.level, 0) AS level
 CANDIDATES = """
 SELECT c.id AS change_id, c.volunteer_id, v.real_name, c.to_level AS level, c.service_minutes, c.created_at
   FROM rating_changes c
-  JOIN volunteers v ON v.id = c.volunteer_id
+  JOIN volunteers v ON v.id = c.volunteer_id AND v.region_id = c.region_id
  WHERE c.region_id = $1 AND c.reason = 'reached' AND v.community_id = $2 AND c.created_at >= $3
    AND ($4::uuid IS NULL OR c.id < $4)
  ORDER BY c.id DESC

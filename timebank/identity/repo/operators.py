@@ -17,20 +17,21 @@ INSERT INTO operators (id, region_id, kind, organisation_id, shop_id, roles, rea
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
 
-SELECT_OPERATOR = """
+_OPERATOR_VIEW = """
 SELECT o.id, o.region_id, o.kind, o.organisation_id, org.name AS organisation_name, o.shop_id,
        s.name AS shop_name, o.roles, o.real_name, o.mobile_masked, o.status, o.created_at, o.updated_at
   FROM operators o
-  LEFT JOIN organisations org ON org.id = o.organisation_id
-  LEFT JOIN shops s ON s.id = o.shop_id
- WHERE o.id = $1
+  LEFT JOIN organisations org ON org.id = o.organisation_id AND org.region_id = o.region_id
+  LEFT JOIN shops s ON s.id = o.shop_id AND s.region_id = o.region_id
 """
+SELECT_OPERATOR = _OPERATOR_VIEW + " WHERE o.id = $1\n"
+SELECT_OPERATOR_IN_REGION = _OPERATOR_VIEW + " WHERE o.id = $1 AND o.region_id = $2\n"
 
 # Staff of a region ($2 NULL) or of one subtree ($2); keyset by id.
 LIST_STAFF = """
 SELECT o.id, o.region_id, o.kind, o.organisation_id, org.name AS organisation_name, o.shop_id,
        NULL::text AS shop_name, o.roles, o.real_name, o.mobile_masked, o.status, o.created_at, o.updated_at
-  FROM operators o JOIN organisations org ON org.id = o.organisation_id
+  FROM operators o JOIN organisations org ON org.id = o.organisation_id AND org.region_id = o.region_id
  WHERE o.kind = 'staff' AND o.region_id = $1
    AND ($2::uuid IS NULL OR org.id = $2 OR $2 = ANY (org.path))
    AND ($3::text IS NULL OR o.real_name LIKE $3 || '%')
@@ -101,8 +102,10 @@ async def insert_operator(conn: Conn, op: NewOperator) -> None:
     await conn.execute(INSERT_OPERATOR, *_values(op))
 
 
-async def get_operator(conn: Conn, operator_id: UUID) -> OperatorView | None:
-    """One operator, masked."""
+async def get_operator(conn: Conn, operator_id: UUID, region_id: UUID | None = None) -> OperatorView | None:
+    """One operator, masked; of ``region_id`` only when it is given (a lookup inside one region)."""
+    if region_id is not None:
+        return one(await conn.fetchrow(SELECT_OPERATOR_IN_REGION, operator_id, region_id), OperatorView)
     return one(await conn.fetchrow(SELECT_OPERATOR, operator_id), OperatorView)
 
 

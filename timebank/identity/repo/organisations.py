@@ -58,7 +58,7 @@ RETURNING id
 SHOP_VIEW = """
 SELECT s.id, s.region_id, s.organisation_id, o.name AS organisation_name, s.code, s.name, s.address,
        s.status, s.created_at
-  FROM shops s JOIN organisations o ON o.id = s.organisation_id
+  FROM shops s JOIN organisations o ON o.id = s.organisation_id AND o.region_id = s.region_id
 """
 
 SELECT_SHOP = SHOP_VIEW + " WHERE s.id = $1\n"

@@ -20,14 +20,16 @@ SELECT EXISTS (SELECT 1 FROM organisations o
 VOLUNTEER_IN_REGION = "SELECT EXISTS (SELECT 1 FROM volunteers WHERE id = $1 AND region_id = $2)"
 
 VOLUNTEER_IN_SUBTREE = """
-SELECT EXISTS (SELECT 1 FROM volunteers v JOIN organisations o ON o.id = v.community_id
+SELECT EXISTS (SELECT 1 FROM volunteers v
+                  JOIN organisations o ON o.id = v.community_id AND o.region_id = v.region_id
                 WHERE v.id = $1 AND v.region_id = $2 AND (o.id = $3 OR $3 = ANY (o.path)))
 """
 
 SHOP_IN_REGION = "SELECT EXISTS (SELECT 1 FROM shops WHERE id = $1 AND region_id = $2)"
 
 SHOP_IN_SUBTREE = """
-SELECT EXISTS (SELECT 1 FROM shops s JOIN organisations o ON o.id = s.organisation_id
+SELECT EXISTS (SELECT 1 FROM shops s
+                  JOIN organisations o ON o.id = s.organisation_id AND o.region_id = s.region_id
                 WHERE s.id = $1 AND s.region_id = $2 AND (o.id = $3 OR $3 = ANY (o.path)))
 """
 

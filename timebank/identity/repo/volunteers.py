@@ -25,10 +25,11 @@ VOLUNTEER_VIEW = """
 SELECT v.id, v.region_id, v.community_id, c.name AS community_name, v.real_name, v.mobile_masked,
        v.id_number_masked, v.birth_date, v.status, v.registered_via, v.created_at, v.updated_at,
        (v.wechat_openid IS NOT NULL) AS wechat_bound
-  FROM volunteers v JOIN organisations c ON c.id = v.community_id
+  FROM volunteers v JOIN organisations c ON c.id = v.community_id AND c.region_id = v.region_id
 """
 
 SELECT_VOLUNTEER = VOLUNTEER_VIEW + " WHERE v.id = $1\n"
+SELECT_VOLUNTEER_IN_REGION = VOLUNTEER_VIEW + " WHERE v.id = $1 AND v.region_id = $2\n"
 
 # Keyset pagination by id (time-ordered) inside a scope: the whole region ($2 NULL) or one
 # organisation's subtree ($2). Optional filters: name prefix ($3), masked mobile or its last
@@ -118,8 +119,12 @@ async def referrer_active(conn: Conn, referrer_id: UUID, region_id: UUID) -> boo
     return bool(await conn.fetchval(REFERRER_ACTIVE, referrer_id, region_id))
 
 
-async def get_volunteer(conn: Conn, volunteer_id: UUID) -> VolunteerView | None:
-    """One volunteer, masked."""
+async def get_volunteer(
+    conn: Conn, volunteer_id: UUID, region_id: UUID | None = None
+) -> VolunteerView | None:
+    """One volunteer, masked; of ``region_id`` only when it is given (a lookup inside one region)."""
+    if region_id is not None:
+        return one(await conn.fetchrow(SELECT_VOLUNTEER_IN_REGION, volunteer_id, region_id), VolunteerView)
     return one(await conn.fetchrow(SELECT_VOLUNTEER, volunteer_id), VolunteerView)
 
 

@@ -27,7 +27,7 @@ async def profile(conn: Conn, principal: Principal) -> AccountProfile:
     if region is None:
         raise NotFound("The account's region no longer exists.")
     if principal.kind == "volunteer":
-        vol = await volunteers.get_volunteer(conn, principal.sub)
+        vol = await volunteers.get_volunteer(conn, principal.sub, principal.region_id)
         if vol is None:
             raise NotFound("No such volunteer.")
         return AccountProfile(
@@ -43,7 +43,7 @@ async def profile(conn: Conn, principal: Principal) -> AccountProfile:
             community=OrgRef(id=vol.community_id, name=vol.community_name),
             acting=_acting(principal),
         )
-    op = await operators.get_operator(conn, principal.sub)
+    op = await operators.get_operator(conn, principal.sub, principal.region_id)
     if op is None:
         raise NotFound("No such account.")
     return AccountProfile(

@@ -70,7 +70,7 @@ SELECT a.id AS account_id, a.ledger, s.debits_posted, s.credits_posted, s.debits
               coalesce(sum(b.debits_pending), 0)::bigint AS debits_pending,
               coalesce(sum(b.credits_pending), 0)::bigint AS credits_pending
          FROM ledger_balances b
-        WHERE b.account_id = a.id) s
+        WHERE b.account_id = a.id AND b.region_id = a.region_id) s
  WHERE a.region_id = $1 AND a.owner_kind = $2 AND a.owner_id = $3 AND a.purpose = $4
 """
 
@@ -110,9 +110,9 @@ SELECT t.*, rv.id AS reversed_by, rv.created_at AS reversed_at,
        res.id AS resolution_id, res.kind AS resolution_kind, s.seq AS sealed_seq,
        (t.kind = 'pending' AND res.id IS NULL AND t.expires_at <= now()) AS hold_expired
   FROM ledger_transfers t
-  LEFT JOIN ledger_transfers rv ON rv.reverses = t.id
-  LEFT JOIN ledger_transfers res ON res.pending_id = t.id
-  LEFT JOIN ledger_seals s ON s.transfer_id = t.id
+  LEFT JOIN ledger_transfers rv ON rv.reverses = t.id AND rv.region_id = t.region_id
+  LEFT JOIN ledger_transfers res ON res.pending_id = t.id AND res.region_id = t.region_id
+  LEFT JOIN ledger_seals s ON s.transfer_id = t.id AND s.region_id = t.region_id
  WHERE t.id = $1 AND t.region_id = $2
 """
 
@@ -128,7 +128,8 @@ SELECT hold_id, region_id FROM ledger_open_holds
 
 # ------------------------------------------------------------------------------------ statements
 # Posted movements of the given accounts, newest first, strictly older than the cursor
-# (created_at, id) and within [from, to). Per account, created_at order is application order.
+# (created_at, id) and within [from, to), in region $7. Per account, created_at order is application
+# order.
 STATEMENT_LINES = """
 SELECT t.id, t.created_at, t.ledger, t.code, t.memo, t.amount, t.reverses, x.account_id,
        (t.credit_account_id = x.account_id) AS is_credit,
@@ -137,14 +138,14 @@ SELECT t.id, t.created_at, t.ledger, t.code, t.memo, t.amount, t.reverses, x.acc
   FROM unnest($1::uuid[]) AS x (account_id)
   CROSS JOIN LATERAL (
       (SELECT * FROM ledger_transfers d
-        WHERE d.debit_account_id = x.account_id AND d.kind IN ('posted', 'post_pending')
+        WHERE d.debit_account_id = x.account_id AND d.region_id = $7 AND d.kind IN ('posted', 'post_pending')
           AND (d.created_at, d.id) < ($2::timestamptz, $3::uuid)
           AND d.created_at >= $4 AND d.created_at < $5
         ORDER BY d.created_at DESC, d.id DESC
         LIMIT $6)
       UNION ALL
       (SELECT * FROM ledger_transfers c
-        WHERE c.credit_account_id = x.account_id AND c.kind IN ('posted', 'post_pending')
+        WHERE c.credit_account_id = x.account_id AND c.region_id = $7 AND c.kind IN ('posted', 'post_pending')
           AND (c.created_at, c.id) < ($2::timestamptz, $3::uuid)
           AND c.created_at >= $4 AND c.created_at < $5
         ORDER BY c.created_at DESC, c.id DESC
@@ -154,15 +155,16 @@ SELECT t.id, t.created_at, t.ledger, t.code, t.memo, t.amount, t.reverses, x.acc
  LIMIT $6
 """
 
-# Net posted change of each account from created_at >= $2 on (to start a statement in the past).
+# Net posted change of each account from created_at >= $2 on (to start a statement in the past), in
+# region $3.
 POSTED_SINCE = """
 SELECT x.account_id,
        coalesce((SELECT sum(c.amount) FROM ledger_transfers c
-                  WHERE c.credit_account_id = x.account_id AND c.kind IN ('posted', 'post_pending')
-                    AND c.created_at >= $2), 0)::bigint
+                  WHERE c.credit_account_id = x.account_id AND c.region_id = $3
+                    AND c.kind IN ('posted', 'post_pending') AND c.created_at >= $2), 0)::bigint
      - coalesce((SELECT sum(d.amount) FROM ledger_transfers d
-                  WHERE d.debit_account_id = x.account_id AND d.kind IN ('posted', 'post_pending')
-                    AND d.created_at >= $2), 0)::bigint AS delta
+                  WHERE d.debit_account_id = x.account_id AND d.region_id = $3
+                    AND d.kind IN ('posted', 'post_pending') AND d.created_at >= $2), 0)::bigint AS delta
   FROM unnest($1::uuid[]) AS x (account_id)
 """
 
@@ -366,6 +368,7 @@ async def expired_holds(conn: Conn, now: datetime | None, limit: int) -> list[tu
 
 async def statement_lines(
     conn: Conn,
+    region_id: UUID,
     account_ids: Sequence[UUID],
     *,
     before: tuple[datetime, UUID],
@@ -374,13 +377,17 @@ async def statement_lines(
     limit: int,
 ) -> list[StatementRow]:
     """Posted movements of the accounts, newest first."""
-    rows = await conn.fetch(STATEMENT_LINES, list(account_ids), before[0], before[1], since, until, limit)
+    rows = await conn.fetch(
+        STATEMENT_LINES, list(account_ids), before[0], before[1], since, until, limit, region_id
+    )
     return [msgspec.convert(dict(r), StatementRow) for r in rows]
 
 
-async def posted_since(conn: Conn, account_ids: Sequence[UUID], since: datetime) -> dict[UUID, int]:
-    """Net posted change of each account from ``since`` on."""
-    rows = await conn.fetch(POSTED_SINCE, list(account_ids), since)
+async def posted_since(
+    conn: Conn, region_id: UUID, account_ids: Sequence[UUID], since: datetime
+) -> dict[UUID, int]:
+    """Net posted change of each account (of region ``region_id``) from ``since`` on."""
+    rows = await conn.fetch(POSTED_SINCE, list(account_ids), since, region_id)
     return {r["account_id"]: int(r["delta"]) for r in rows}
 
 
