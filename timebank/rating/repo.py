@@ -73,7 +73,7 @@ APPLY = """
 WITH moved AS (
     SELECT a.owner_id AS volunteer_id, sum(m.minutes)::bigint AS minutes
       FROM rating_moved m
-      JOIN ledger_accounts a ON a.id = m.account_id AND a.owner_kind = 'volunteer'
+      JOIN ledger_accounts a ON a.id = m.account_id AND a.region_id = $1 AND a.owner_kind = 'volunteer'
      GROUP BY a.owner_id
 ), judged AS (
     SELECT m.volunteer_id, r.ctid AS row, r.volunteer_id IS NULL AS first,
@@ -100,7 +100,7 @@ WITH moved AS (
        SET service_minutes = d.minutes, level = d.new_level, updated_at = now(),
            level_since = CASE WHEN d.new_level <> d.old_level THEN now() ELSE r.level_since END
       FROM decided d
-     WHERE r.ctid = d.row AND NOT d.first
+     WHERE r.ctid = d.row AND r.region_id = $1 AND NOT d.first
 ), changed AS (
     INSERT INTO rating_changes (region_id, volunteer_id, from_level, to_level, service_minutes, reason)
     SELECT $1, volunteer_id, old_level, new_level, minutes,

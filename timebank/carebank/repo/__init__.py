@@ -311,7 +311,7 @@ async def seeded(conn: Conn, region_id: UUID) -> bool:
 SELECT_REVIEWER = """
 SELECT op.id, op.organisation_id, op.roles
   FROM operators op
-  JOIN organisations c ON c.id = $2
+  JOIN organisations c ON c.id = $2 AND c.region_id = $1
  WHERE op.region_id = $1 AND op.kind = 'staff' AND op.status = 'active' AND 'reviewer' = ANY (op.roles)
    AND (op.organisation_id = c.id OR op.organisation_id = ANY (c.path))
  ORDER BY array_position(c.path || c.id, op.organisation_id) DESC, op.id
