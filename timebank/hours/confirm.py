@@ -327,8 +327,8 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
             "record_id": str(record_id),
             "confirmation_id": str(conf.id),
             "minutes": conf.minutes,
-            "reversed_minutes": taken.get("TIME", 0),
-            "reversed_points": taken.get("POINTS", 0),
+            "reversed_minutes": taken.get("time", 0),
+            "reversed_points": taken.get("points", 0),
             "reason": reason,
         }
         await outbox.emit(
