@@ -16,6 +16,7 @@ DOMAINS: tuple[str, ...] = (
     "me",
     "notifications",
     "rating",
+    "rules",
     "jobs",
     "console",
 )

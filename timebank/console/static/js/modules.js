@@ -11,5 +11,6 @@ import organisations from "./pages/organisations.js";
 import care from "./pages/care.js";
 import rating from "./pages/rating.js";
 import admin from "./pages/admin.js";
+import rules from "./pages/rules.js";
 
-export default [signIn, ledger, hours, exports, residents, certificates, organisations, care, rating, admin];
+export default [signIn, ledger, hours, exports, residents, certificates, organisations, care, rating, admin, rules];
