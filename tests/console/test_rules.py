@@ -28,8 +28,8 @@ def console(
 class TestRules:
     def test_an_admin_changes_a_rule_and_sees_the_new_value(self, page: Page, console: Console) -> None:
         sign_in(page, console, ADMIN)
-        expect(page.get_by_role("link", name="区域规则")).to_have_count(1)
-        page.goto(f"{console.url}/#/rules")
+        page.get_by_role("button", name="菜单").click()
+        page.get_by_role("link", name="区域规则").click()
         rule = page.get_by_test_id("rule").filter(has_text="timebank.storage_cap_hours")
         expect(rule).to_contain_text("个人存储上限 1500 小时")  # the shipped note
         expect(rule.get_by_test_id("rule-value")).to_have_text("1500")

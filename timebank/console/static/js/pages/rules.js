@@ -4,7 +4,8 @@
 
 import * as api from "../api.js";
 import { explainAlso } from "../problems.js";
-import { dateTime, field, html, More, ProblemBox, usePaged, useState, useTask } from "../ui.js";
+import { formatTime } from "../time.js";
+import { field, html, More, ProblemBox, usePaged, useState, useTask } from "../ui.js";
 import { forStaff } from "./hours.js";
 
 const mayChange = (who) => who.kind === "admin" && who.roles.includes("region_admin");
@@ -74,7 +75,7 @@ function RuleRow({ rule, editable, onSaved }) {
       <strong data-testid="rule-value">${shown(rule.value)}</strong> <small>${rule.key}</small>
       ${rule.overridden && html` <span class="badge status-attended">本区已修改</span>`}
       <span class="muted">${rule.note || "（无说明）"}</span>
-      <span class="muted">默认值：${shown(rule.default)}${rule.updated_at ? ` · 更新于 ${dateTime(rule.updated_at)}` : ""}</span>
+      <span class="muted">默认值：${shown(rule.default)}${rule.updated_at ? ` · 更新于 ${formatTime(rule.updated_at)}` : ""}</span>
       ${editing &&
       html`<${Edit}
         rule=${rule}
