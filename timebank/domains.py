@@ -16,6 +16,7 @@ DOMAINS: tuple[str, ...] = (
     "carebank",
     "me",
     "rating",
+    "rules",
     "jobs",
     "console",
 )

@@ -37,12 +37,19 @@ class Console:
         return f"{self.base_url}/console"
 
 
+def served_console(
+    pg_server: ServerInfo, template_db: str, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[Console]:
+    """The demo served on a database of its own (``name`` names its data directory)."""
+    with serve_demo(pg_server, template_db, tmp_path_factory.mktemp(name)) as base:
+        yield Console(base_url=base, shots=tmp_path_factory.mktemp("console-screenshots"))
+
+
 @pytest.fixture(scope="session")
 def console(
     pg_server: ServerInfo, template_db: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Console]:
-    with serve_demo(pg_server, template_db, tmp_path_factory.mktemp("console-served")) as base:
-        yield Console(base_url=base, shots=tmp_path_factory.mktemp("console-screenshots"))
+    yield from served_console(pg_server, template_db, tmp_path_factory, "console-served")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ import rating from "./pages/rating.js";
 import admin from "./pages/admin.js";
 import shop from "./pages/shop.js";
 import volunteer from "./pages/volunteer.js";
+import rules from "./pages/rules.js";
 
 export default [
   signIn, ledger, hours, exports, residents, certificates, organisations, care, rating, admin, shop, volunteer,
+  rules,
 ];
