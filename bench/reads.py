@@ -160,8 +160,14 @@ def run_wrk(
         capture_output=True,
         text=True,
     ).stdout
+    return wrk_figures(out, "the API answered errors during the run")
+
+
+def wrk_figures(out: str, refused: str) -> dict[str, float]:
+    """Requests/s and latency percentiles (ms) from wrk's ``--latency`` output; exits with
+    ``refused`` when wrk saw a non-2xx answer."""
     if "Non-2xx or 3xx responses" in out:
-        sys.exit(f"the API answered errors during the run:\n{out}")
+        sys.exit(f"{refused}:\n{out}")
     rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
     percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+([0-9.]+(?:us|ms|s))", out, re.MULTILINE))
     if not rate or "99" not in percentiles:

@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._server import start_api, stop_api, wait_ready  # noqa: E402
-from bench.reads import _ms, checkpoint, ensure_wrk  # noqa: E402
+from bench.reads import checkpoint, ensure_wrk, wrk_figures  # noqa: E402
 from timebank.db import connect, database_dsn, load_migrations, migrate  # noqa: E402
 from timebank.embedded import EmbeddedDatabase  # noqa: E402
 from timebank.exchange.service.codes import code_hash  # noqa: E402
@@ -246,13 +246,7 @@ def run_wrk(wrk: str, base: str, script: Path, codes: Path, run: str, connection
          "--", run, str(threads), str(codes)],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    if "Non-2xx or 3xx responses" in out:
-        sys.exit(f"the API refused redemptions during the run:\n{out}")
-    rate = re.search(r"Requests/sec:\s+([0-9.]+)", out)
-    percentiles = dict(re.findall(r"^\s+(50|75|90|99)%\s+([0-9.]+(?:us|ms|s))", out, re.MULTILINE))
-    if not rate or "99" not in percentiles:
-        sys.exit(f"could not read wrk's output:\n{out}")
-    return {"rate": float(rate.group(1)), **{f"p{k}": _ms(v) for k, v in percentiles.items()}}
+    return wrk_figures(out, "the API refused redemptions during the run")
 
 
 def main() -> int:
