@@ -8,7 +8,9 @@ All on 127.0.0.1 in a throw-away directory, with the embedded server's own binar
 1. a database with the demo region; one volunteer (the one measured) and 999 others hold TIME
    accounts;
 2. for each size in ``--sizes`` (cumulative): history is added with ``generate_series`` in chunks of
-   a million (progress lines) until the ledger holds that many transfers, each sealed (a linked
+   a million, one per core at a time (progress lines; growing by three million or more, the
+   secondary indexes are dropped first and built again after, as a bulk load does), until the
+   ledger holds that many transfers, each sealed (a linked
    chain of stand-in hashes) and older than a day, spread over the 1,000 accounts, so the measured
    volunteer's own history grows with it; the chain's head is recorded as a verified checkpoint
    two days old; then ``--recent`` real transfers are posted through the ledger and sealed by the
@@ -68,18 +70,20 @@ CHUNK = 1_000_000
 BALANCES = "/api/v1/me/balances"
 
 # History: transfers from the issuance account to the accounts in turn (the measured one is $4[1]),
-# each with its seal, in one statement per chunk. The stand-in hashes link (hash of n is
-# sha256(n), prev_hash of n is sha256(n - 1)); --since never reads them: they lie before the
-# checkpoint, which is what a checkpoint is for.
+# each with its seal, in one statement per chunk. The accounts are joined, not subscripted: a
+# subscript of the array parameter copies its 1,000 elements for every row. The stand-in hashes
+# link (hash of n is sha256(n), prev_hash of n is sha256(n - 1)); --since never reads them: they
+# lie before the checkpoint, which is what a checkpoint is for.
 HISTORY = """
 WITH t AS (
     INSERT INTO ledger_transfers (id, region_id, ledger, kind, debit_account_id, credit_account_id, amount,
                                   code, batch_id, actor_kind, debit_stripe, debit_seq, credit_stripe,
                                   credit_seq, created_at, txid)
-    SELECT tb_uuid7(), $1, 'TIME', 'posted', $2, ($4::uuid[])[1 + g % array_length($4::uuid[], 1)], 30,
+    SELECT tb_uuid7(), $1, 'TIME', 'posted', $2, a.account, 30,
            'service_confirmed', tb_uuid7(), 'system', 0, g, 0, g,
            now() - interval '3 days' - ($6 - g) * interval '1 second', pg_current_xact_id()
       FROM generate_series($5::bigint, $6::bigint) AS g
+      JOIN unnest($4::uuid[]) WITH ORDINALITY AS a (account, n) ON a.n = 1 + g % cardinality($4::uuid[])
     RETURNING id, debit_seq AS n
 )
 INSERT INTO ledger_seals (region_id, ledger, seq, transfer_id, prev_hash, hash, sealed_at)
@@ -100,6 +104,22 @@ INSERT INTO ledger_verify_checkpoints (region_id, ledger, seq, hash, sealed_at)
 SELECT region_id, ledger, seq, hash, now() - interval '2 days' FROM ledger_chain_heads
  WHERE region_id = $1 AND ledger = 'TIME'
 """
+# The secondary indexes and unique constraints of the two tables history fills (primary keys
+# stay: history appends at their right edge). Growing by many millions, the bench drops them and
+# builds them again afterwards, as a bulk load does: kept, every row would update the
+# per-account statement indexes at 1,000 places each far larger than the server's buffers.
+SECONDARY = """
+SELECT c.relname AS tbl, i.relname AS name, pg_get_indexdef(i.oid) AS definition,
+       con.conname AS constraint_name, pg_get_constraintdef(con.oid) AS constraint_definition
+  FROM pg_index x
+  JOIN pg_class i ON i.oid = x.indexrelid
+  JOIN pg_class c ON c.oid = x.indrelid
+  LEFT JOIN pg_constraint con ON con.conindid = i.oid AND con.contype = 'u'
+ WHERE c.relname IN ('ledger_transfers', 'ledger_seals') AND NOT x.indisprimary
+ ORDER BY 1, 2
+"""
+BULK_GROWTH = 3 * CHUNK
+"""Growth from which history is written without the secondary indexes, rebuilt afterwards."""
 LAST_SEQ = "SELECT coalesce(max(seq), 0) FROM ledger_seals WHERE region_id = $1 AND ledger = 'TIME'"
 TRANSFERS = "SELECT count(*) FROM ledger_transfers"
 
@@ -154,23 +174,15 @@ async def grow(dsn: str, books: Ledger, size: int, recent: int) -> None:
     """History up to ``size`` transfers, a checkpoint two days old, then the day's real work."""
     async with connect(dsn) as conn:
         ids = [a.id for a in books.accounts]
-        while books.history < size:
-            end = min(size, books.history + CHUNK)
-            began = time.perf_counter()
-            async with conn.transaction():
-                last = int(await conn.fetchval(LAST_SEQ, books.region))
-                await conn.execute(
-                    HISTORY,
-                    books.region,
-                    books.issuance.id,
-                    last - books.history,
-                    ids,
-                    books.history + 1,
-                    end,
-                )
-                await conn.execute(HEAD, books.region, last + end - books.history)
-            books.history = end
-            say(f"  history: {end:,} transfers ({time.perf_counter() - began:.1f} s for this chunk)")
+        dropped = await drop_secondary(conn) if size - books.history >= BULK_GROWTH else []
+        # History row g gets seal number offset + g: chunks are independent of each other.
+        offset = int(await conn.fetchval(LAST_SEQ, books.region)) - books.history
+        starts = range(books.history + 1, size + 1, CHUNK)
+        chunks = [(first, min(size, first + CHUNK - 1)) for first in starts]
+        await fill(dsn, books, ids, offset, chunks)
+        await conn.execute(HEAD, books.region, offset + size)
+        books.history = size
+        await rebuild(conn, dropped)
         await conn.execute(CHECKPOINT_AT_HEAD, books.region)
         say("  analyze …")
         await conn.execute("ANALYZE")
@@ -190,6 +202,54 @@ async def grow(dsn: str, books: Ledger, size: int, recent: int) -> None:
             f"  the day's work: {recent} transfers posted, {sealed} sealed "
             f"({time.perf_counter() - began:.1f} s)"
         )
+
+
+async def fill(dsn: str, books: Ledger, ids: list[UUID], offset: int, chunks: list[tuple[int, int]]) -> None:
+    """Write the history chunks, one transaction each, on as many connections as there are cores."""
+    queue = list(reversed(chunks))
+    done = 0
+
+    async def writer() -> None:
+        nonlocal done
+        async with connect(dsn) as conn:
+            while queue:
+                first, last = queue.pop()
+                began = time.perf_counter()
+                await conn.execute(HISTORY, books.region, books.issuance.id, offset, ids, first, last)
+                done += last - first + 1
+                say(
+                    f"  history: {books.history + done:,} of {chunks[-1][1]:,} transfers "
+                    f"({time.perf_counter() - began:.1f} s for rows {first:,}–{last:,})"
+                )
+
+    await asyncio.gather(*(writer() for _ in range(min(len(chunks), os.cpu_count() or 1))))
+
+
+async def drop_secondary(conn: Any) -> list[Any]:
+    """Drop the secondary indexes of the history tables; return what :func:`rebuild` needs."""
+    dropped = list(await conn.fetch(SECONDARY))
+    for row in dropped:
+        if row["constraint_name"]:
+            await conn.execute(f'ALTER TABLE {row["tbl"]} DROP CONSTRAINT "{row["constraint_name"]}"')
+        else:
+            await conn.execute(f'DROP INDEX "{row["name"]}"')
+    say(f"  bulk growth: {len(dropped)} secondary indexes dropped, rebuilt after the history")
+    return dropped
+
+
+async def rebuild(conn: Any, dropped: list[Any]) -> None:
+    """Build again, as they were, the indexes :func:`drop_secondary` dropped (progress per index)."""
+    await conn.execute("SET maintenance_work_mem = '1GB'")
+    for row in dropped:
+        began = time.perf_counter()
+        if row["constraint_name"]:
+            await conn.execute(
+                f'ALTER TABLE {row["tbl"]} ADD CONSTRAINT "{row["constraint_name"]}" '
+                f"{row['constraint_definition']}"
+            )
+        else:
+            await conn.execute(row["definition"])
+        say(f"  index {row['name']} built again ({time.perf_counter() - began:.1f} s)")
 
 
 async def measure(dsn: str, books: Ledger) -> dict[str, float]:
