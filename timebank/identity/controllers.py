@@ -226,19 +226,19 @@ class OrganisationController(Controller):
     @get("/", operation_id="list_organisations", summary="Organisations in my scope")
     async def index(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         kind: FromQuery[str | None] = None,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[OrganisationView]:
         """Pass `next_cursor` back as `cursor` for the next page."""
-        return await organisations.list_organisations(db, principal, kind, cursor, limit)
+        return await organisations.list_organisations(read_db, principal, kind, cursor, limit)
 
     @get("/{org_id:uuid}", operation_id="get_organisation", summary="One organisation")
-    async def read(self, db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID]) -> OrganisationView:
+    async def read(self, read_db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID]) -> OrganisationView:
         """404 outside the caller's scope."""
-        return await organisations.get_organisation(db, principal, org_id)
+        return await organisations.get_organisation(read_db, principal, org_id)
 
     @patch("/{org_id:uuid}", operation_id="update_organisation", guards=[manage_orgs], summary="Update")
     async def update(
@@ -266,19 +266,19 @@ class StaffController(Controller):
     @get("/", operation_id="list_staff", summary="Staff in my scope")
     async def index(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         name: FromQuery[str | None] = None,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[OperatorView]:
         """By name prefix; pass `next_cursor` back as `cursor` for the next page."""
-        return await operators.list_staff(db, principal, name, cursor, limit)
+        return await operators.list_staff(read_db, principal, name, cursor, limit)
 
     @get("/{staff_id:uuid}", operation_id="get_staff", summary="One staff member")
-    async def read(self, db: Db, principal: CurrentPrincipal, staff_id: FromPath[UUID]) -> OperatorView:
+    async def read(self, read_db: Db, principal: CurrentPrincipal, staff_id: FromPath[UUID]) -> OperatorView:
         """404 outside the caller's scope."""
-        return await operators.get_staff(db, principal, staff_id)
+        return await operators.get_staff(read_db, principal, staff_id)
 
     @patch(
         "/{staff_id:uuid}", operation_id="update_staff", guards=[manage_orgs], summary="Update a staff member"
@@ -306,18 +306,18 @@ class ShopController(Controller):
     @get("/", operation_id="list_shops", summary="Shops in my scope")
     async def index(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[ShopView]:
         """A shop operator sees their own shop."""
-        return await organisations.list_shops(db, principal, cursor, limit)
+        return await organisations.list_shops(read_db, principal, cursor, limit)
 
     @get("/{shop_id:uuid}", operation_id="get_shop", summary="One shop")
-    async def read(self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID]) -> ShopView:
+    async def read(self, read_db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID]) -> ShopView:
         """404 outside the caller's scope."""
-        return await organisations.get_shop(db, principal, shop_id)
+        return await organisations.get_shop(read_db, principal, shop_id)
 
     @patch("/{shop_id:uuid}", operation_id="update_shop", guards=[manage_orgs], summary="Update a shop")
     async def update(
@@ -351,14 +351,14 @@ class ShopController(Controller):
     )
     async def list_operators(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         shop_id: FromPath[UUID],
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[OperatorView]:
         """Pass `next_cursor` back as `cursor` for the next page."""
-        return await operators.list_shop_operators(db, principal, shop_id, cursor, limit)
+        return await operators.list_shop_operators(read_db, principal, shop_id, cursor, limit)
 
 
 class VolunteerController(Controller):
@@ -385,7 +385,7 @@ class VolunteerController(Controller):
     )
     async def index(
         self,
-        db: Db,
+        read_db: Db,
         identity: Identity,
         principal: CurrentPrincipal,
         q: Annotated[
@@ -400,7 +400,7 @@ class VolunteerController(Controller):
     ) -> Page[VolunteerView]:
         """Pass `next_cursor` back as `cursor` for the next page."""
         return await volunteers.list_volunteers(
-            db, identity, principal, q=q, community_id=community_id, cursor=cursor, limit=limit
+            read_db, identity, principal, q=q, community_id=community_id, cursor=cursor, limit=limit
         )
 
     @get(
@@ -410,9 +410,9 @@ class VolunteerController(Controller):
         opt=VIEW,
         summary="One volunteer",
     )
-    async def read(self, db: Db, principal: CurrentPrincipal, volunteer_id: FromPath[UUID]) -> VolunteerView:
+    async def read(self, read_db: Db, principal: CurrentPrincipal, volunteer_id: FromPath[UUID]) -> VolunteerView:
         """Staff in scope, the volunteer, or a proxy with a view grant."""
-        return await volunteers.get_volunteer(db, principal, volunteer_id)
+        return await volunteers.get_volunteer(read_db, principal, volunteer_id)
 
     @patch("/{volunteer_id:uuid}", operation_id="update_volunteer", guards=[manage_people], summary="Update")
     async def update(
@@ -445,7 +445,7 @@ class ProxyGrantController(Controller):
     @get("/", operation_id="list_proxy_grants", summary="Proxy grants")
     async def index(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         subject_id: FromQuery[UUID | None] = None,
         include_ended: FromQuery[bool] = False,
@@ -454,7 +454,7 @@ class ProxyGrantController(Controller):
     ) -> Page[GrantView]:
         """Grants I gave or hold; staff: one subject's grants."""
         return await grants.list_grants(
-            db, principal, subject_id=subject_id, include_ended=include_ended, cursor=cursor, limit=limit
+            read_db, principal, subject_id=subject_id, include_ended=include_ended, cursor=cursor, limit=limit
         )
 
     @post("/{grant_id:uuid}/revoke", operation_id="revoke_proxy_grant", status_code=200, summary="Revoke")
@@ -474,7 +474,7 @@ class AuditController(Controller):
     @get("/", operation_id="list_identity_audit", summary="Identity changes in my region, newest first")
     async def index(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         subject_id: Annotated[
             UUID | None,
@@ -489,7 +489,7 @@ class AuditController(Controller):
         for someone else (under a proxy grant, or staff for a resident) names that person in
         ``acted_for`` and the grant in ``grant_id``. Keyset-paginated, newest first."""
         return await audit.audit_log(
-            db,
+            read_db,
             principal,
             subject_id=subject_id,
             actor_id=actor_id,

@@ -44,7 +44,7 @@ class JobController(Controller):
     @get("/{job:str}/runs", operation_id="list_job_runs", summary="Runs of a periodic task, newest first")
     async def list_runs(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         job: FromPath[str],
         cursor: CursorParam = None,
@@ -52,7 +52,7 @@ class JobController(Controller):
     ) -> Page[JobRun]:
         """Scheduled runs (they cover every region) and the runs requested in the caller's region:
         scheduled time, start, end, status, counts and error."""
-        return await service.list_runs(db, principal, job, cursor, limit)
+        return await service.list_runs(read_db, principal, job, cursor, limit)
 
     @post(
         "/{job:str}/runs",
