@@ -31,8 +31,10 @@ from tests.support import auth
 from timebank import metrics
 from timebank.app import create_app, runtime_of
 from timebank.db import Conn, connect
+from timebank.kit.domain import TaskContext
 from timebank.kit.principal import Principal
-from timebank.replicas import READ_AFTER_HEADER, Replicas
+from timebank.notifications import tasks as notification_tasks
+from timebank.replicas import READ_AFTER_HEADER, Replicas, task_reader
 from timebank.settings import load_settings
 
 API = "/api/v1"
@@ -250,6 +252,48 @@ class TestRouting:
             ready = (await client.get("/readyz")).json()
             assert "replicas" not in ready
             assert runtime_of(app.state).replicas is None
+
+
+def task_context(app: Litestar) -> TaskContext:
+    """What the scheduler inside the app hands a periodic task (timebank/jobs/lifespan.py)."""
+    runtime = runtime_of(app.state)
+    return TaskContext(
+        connection=runtime.connection,
+        read_connection=lambda: task_reader(runtime.replicas, runtime.connection),
+    )
+
+
+class TestTaskReads:
+    @pytest.mark.asyncio
+    async def test_the_nightly_verification_reads_a_replica_that_has_replayed_the_seals(
+        self, tmp_path: Path, primary: OwnServer, running: ReplicaServer
+    ) -> None:
+        async with arranged(tmp_path, primary, running) as (app, world, client, volunteer):
+            await grant(client, app, world, admin(world), volunteer, 15)
+            await caught_up(app)
+            before = reads("replica", "task")
+            # Sealing writes on the primary after the last check: the task waits for the replica.
+            done = await notification_tasks.seal_and_verify(task_context(app))
+            assert done["findings"] == 0 and done["checkpoints"] >= 1
+            assert reads("replica", "task") == before + 1
+
+    @pytest.mark.asyncio
+    async def test_a_replica_that_does_not_catch_up_leaves_the_read_to_the_primary(
+        self, tmp_path: Path, primary: OwnServer, running: ReplicaServer
+    ) -> None:
+        async with arranged(tmp_path, primary, running, replica_max_lag_s=0.5) as (
+            app,
+            world,
+            client,
+            volunteer,
+        ):
+            await caught_up(app)
+            await running.fetchval("SELECT pg_wal_replay_pause()")
+            await grant(client, app, world, admin(world), volunteer, 15)
+            before = reads("primary", "task")
+            done = await notification_tasks.verify_everything(task_context(app))
+            assert done["findings"] == 0
+            assert reads("primary", "task") == before + 1
 
 
 class TestLaggingReplica:

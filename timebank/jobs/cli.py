@@ -8,6 +8,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +16,7 @@ import asyncpg
 
 from timebank.db import Conn, create_pool
 from timebank.kit.cli import Progress, apply_migrations, database, say
+from timebank.replicas import Replicas, task_reader
 from timebank.settings import Settings
 
 
@@ -41,14 +43,33 @@ def connector(pool: asyncpg.Pool) -> Any:
     return connect
 
 
+@asynccontextmanager
+async def worker_replicas(settings: Settings, pool: asyncpg.Pool) -> AsyncIterator[Replicas | None]:
+    """The replicas of ``TIMEBANK_DATABASE_REPLICA_URLS``, watched while the worker runs (None
+    without): the periodic tasks' heavy reads go to one that has caught up (``TaskContext.reader``)."""
+    replicas = Replicas.configured(settings)
+    if replicas is None:
+        yield None
+        return
+    await replicas.open(SimpleNamespace(pool=pool))
+    try:
+        yield replicas
+    finally:
+        await replicas.close()
+
+
 async def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run the scheduler until SIGTERM or SIGINT."""
     from timebank.jobs.runner import Runner, registered_tasks
     from timebank.jobs.scheduler import Scheduler
 
-    async with app_pool(settings) as pool:
+    async with app_pool(settings) as pool, worker_replicas(settings, pool) as replicas:
         tasks = {name: r.task for name, r in registered_tasks().items()}
-        scheduler = Scheduler(Runner(connector(pool), tasks, ZoneInfo(settings.timezone)))
+        connect = connector(pool)
+        runner = Runner(
+            connect, tasks, ZoneInfo(settings.timezone), read_connect=lambda: task_reader(replicas, connect)
+        )
+        scheduler = Scheduler(runner)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

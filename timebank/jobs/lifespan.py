@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from timebank.jobs.runner import Runner, registered_tasks
 from timebank.jobs.scheduler import Scheduler
+from timebank.replicas import task_reader
 
 
 def scheduler_lifespan(runtime: Any) -> Any:
@@ -20,7 +21,13 @@ def scheduler_lifespan(runtime: Any) -> Any:
             yield
             return
         tasks = {name: r.task for name, r in registered_tasks().items()}
-        scheduler = Scheduler(Runner(runtime.connection, tasks, ZoneInfo(runtime.settings.timezone)))
+        runner = Runner(
+            runtime.connection,
+            tasks,
+            ZoneInfo(runtime.settings.timezone),
+            read_connect=lambda: task_reader(runtime.replicas, runtime.connection),
+        )
+        scheduler = Scheduler(runner)
         await scheduler.start()
         runtime.extras["scheduler"] = scheduler
         try:

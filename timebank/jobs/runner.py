@@ -68,8 +68,10 @@ class Runner:
         *,
         worker: str | None = None,
         lease_s: float = LEASE_S,
+        read_connect: Connect | None = None,
     ) -> None:
         self.connect = connect
+        self.read_connect = read_connect
         self.tasks = dict(tasks)
         self.zone = zone
         self.worker = worker or worker_name()
@@ -143,7 +145,10 @@ class Runner:
         """
         task = self.tasks[run.job]
         ctx = TaskContext(
-            connection=self.connect, progress=progress or (lambda done, total: None), params=run.params
+            connection=self.connect,
+            progress=progress or (lambda done, total: None),
+            params=run.params,
+            read_connection=self.read_connect,
         )
         keeper = asyncio.create_task(self._keep_lease(run.id))
         try:

@@ -40,11 +40,19 @@ class TaskContext:
         connection: ``async with ctx.connection() as conn`` — a connection as the application role.
         progress: Reports ``(done, total)`` while a long task runs (``total`` may be ``None``).
         params: Task-specific parameters from the caller (e.g. ``{"full": True}`` for a recompute).
+        read_connection: For the task's heavy reads (see :meth:`reader`); ``None``: the primary.
     """
 
     connection: Callable[[], AbstractAsyncContextManager[Any]]
     progress: Callable[[int, int | None], None] = lambda done, total: None
     params: Mapping[str, Any] = field(default_factory=dict)
+    read_connection: Callable[[], AbstractAsyncContextManager[Any]] | None = None
+
+    def reader(self) -> AbstractAsyncContextManager[Any]:
+        """``async with ctx.reader() as conn``: a read-only connection for a heavy read — a replica
+        that has replayed everything the primary had written when it was asked for (the same
+        answer the primary would give then), else the primary. Never for what the task writes."""
+        return (self.read_connection or self.connection)()
 
 
 TaskRun = Callable[[TaskContext], Awaitable[Mapping[str, int]]]

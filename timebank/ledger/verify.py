@@ -183,8 +183,8 @@ async def _after_checkpoint(
 
 
 async def record_checkpoints(conn: Conn, report: VerifyReport) -> int:
-    """After a clean verification: record each chain's last verified seal as a checkpoint (as the
-    owning role). Returns how many were recorded; none when the report has findings."""
+    """After a clean verification: record each chain's last verified seal as a checkpoint. Returns
+    how many were recorded; none when the report has findings."""
     if not report.ok:
         return 0
     recorded = 0

@@ -1,4 +1,5 @@
-"""Periodic work of notifications: delivery, expiry notices, the nightly seal and verification."""
+"""Periodic work of notifications: delivery, expiry notices, the nightly seal and verification, the
+weekly full verification (the verifications read from a replica that has caught up, when there is one)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 from timebank.kit.domain import PeriodicTask, TaskContext
 from timebank.kit.rules import region_rules
 from timebank.ledger import sealer
-from timebank.ledger.verify import verify
+from timebank.ledger.verify import VerifyReport, record_checkpoints, verify, verify_since
 from timebank.notifications import outbox, repo
 from timebank.notifications.rules import NotificationRules
 from timebank.notifications.senders import Sender, sender_from_settings
@@ -39,13 +40,33 @@ async def points_expiring(ctx: TaskContext) -> Mapping[str, int]:
     return {"notices": added}
 
 
+VERIFIED_SINCE = timedelta(days=1)
+"""The nightly verification checks each chain after its newest checkpoint sealed this long ago."""
+
+
 async def seal_and_verify(ctx: TaskContext) -> Mapping[str, int]:
-    """Seal every chain, then verify the whole ledger; findings raise an alert to the operators."""
+    """Seal every chain, then verify what the day added (``timebank verify --since 1 day``); a clean
+    run records checkpoints for the next night, findings raise an alert to the operators."""
     async with ctx.connection() as conn:
         sealed = await sealer.seal_all(conn)
+    async with ctx.reader() as conn:
+        report = await verify_since(conn, datetime.now(UTC) - VERIFIED_SINCE)
+    return {"sealed": sealed, **await _record_or_alert(ctx, report)}
+
+
+async def verify_everything(ctx: TaskContext) -> Mapping[str, int]:
+    """The deep check (``timebank verify``): every balance and lot recomputed from all transfers,
+    every chain from its start. Tampering before the newest checkpoint is what this finds."""
+    async with ctx.reader() as conn:
         report = await verify(conn, progress=lambda message: None)
+    return await _record_or_alert(ctx, report)
+
+
+async def _record_or_alert(ctx: TaskContext, report: VerifyReport) -> Mapping[str, int]:
+    """On the primary: checkpoints after a clean report, else one alert per region and day."""
+    async with ctx.connection() as conn:
         if report.ok:
-            return {"sealed": sealed, "findings": 0}
+            return {"findings": 0, "checkpoints": await record_checkpoints(conn, report)}
         day = date.today().isoformat()
         summary = [f"{f.check}: {f.message}" for f in report.findings[:20]]
         for region_id in sorted({c.region_id for c in report.chains}):
@@ -57,7 +78,7 @@ async def seal_and_verify(ctx: TaskContext) -> Mapping[str, int]:
                 dedupe_key=f"ledger-verification-failed:{day}:{region_id}",
                 recipient_kind="operators",
             )
-    return {"sealed": sealed, "findings": len(report.findings)}
+    return {"findings": len(report.findings), "checkpoints": 0}
 
 
 TASKS = (
@@ -70,5 +91,11 @@ TASKS = (
         title="账本封存与夜间校验",
         run=seal_and_verify,
         cron="45 2 * * *",
+    ),
+    PeriodicTask(
+        name="notifications.verify-everything",
+        title="账本每周全面校验",
+        run=verify_everything,
+        cron="15 3 * * 0",
     ),
 )

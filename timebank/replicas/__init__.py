@@ -36,7 +36,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,6 +45,7 @@ import asyncpg
 import msgspec
 from asyncpg.pool import PoolConnectionProxy
 
+from timebank import metrics
 from timebank.db import Conn, connect_failed, connection_lost, create_pool
 from timebank.problems import DatabaseUnavailable
 from timebank.replicas import repo
@@ -234,6 +235,40 @@ class Replicas:
     def status(self) -> list[ReplicaStatus]:
         """Every replica's state and lag as of the last check."""
         return [r.status() for r in self.members]
+
+    async def wait_for(self, required: int) -> Replica | None:
+        """A replica in use that has replayed ``required``, measuring the replicas again until one
+        has or ``replica_max_lag_s`` has passed (then None)."""
+        deadline = time.monotonic() + self.settings.replica_max_lag_s
+        while (replica := self.pick(required)) is None and time.monotonic() < deadline:
+            await asyncio.sleep(TASK_POLL_S)
+            await asyncio.gather(*(self._measure(r, CHECK_TIMEOUT_S) for r in self.members))
+        return replica
+
+
+TASK_POLL_S = 0.1
+"""How often a periodic task waiting for a replica to replay measures the replicas again."""
+
+
+@asynccontextmanager
+async def task_reader(replicas: Replicas | None, primary: Callable[[], Any]) -> AsyncIterator[Conn]:
+    """A periodic task's connection for a heavy read (``TaskContext.reader``): a replica that has
+    replayed everything the primary had written when this was entered, so that the task reads what
+    it would have read on the primary at that moment; else, after up to ``replica_max_lag_s`` of
+    waiting, the primary (``primary()`` gives its connections)."""
+    if replicas is not None:
+        async with primary() as conn:
+            position = lsn(await repo.current_insert_position(conn))
+        replica = await replicas.wait_for(position)
+        if replica is not None:
+            async with replica_connection({}, replica, replicas.settings.pool_wait_s) as replica_conn:
+                if replica_conn is not None:
+                    metrics.read_routed("replica", "task")
+                    yield replica_conn
+                    return
+        metrics.read_routed("primary", "task")
+    async with primary() as conn:
+        yield conn
 
 
 # --------------------------------------------------------------------------- per request

@@ -307,14 +307,9 @@ SELECT s.seq, s.prev_hash, s.hash AS seal_hash, s.transfer_id AS sealed_transfer
 # The chain's transfers waiting for a seal, found from its mark as the sealer finds them.
 WAITING_COUNT = "SELECT count(*) AS unsealed, min(t.created_at) AS oldest " + _WAITING
 
-# The last seal a clean verification checked, as long as it still carries the hash it checked.
-RECORD_CHECKPOINT = """
-INSERT INTO ledger_verify_checkpoints (region_id, ledger, seq, hash, sealed_at)
-SELECT s.region_id, s.ledger, s.seq, s.hash, s.sealed_at
-  FROM ledger_seals s
- WHERE s.region_id = $1 AND s.ledger = $2 AND s.seq = $3 AND s.hash = $4
-ON CONFLICT DO NOTHING
-"""
+# The last seal a clean verification checked, as long as it still carries the hash it checked
+# (sql/functions/ledger_verify_checkpoints.sql).
+RECORD_CHECKPOINT = "SELECT ledger_record_checkpoint($1, $2, $3, $4)"
 
 
 # ---------------------------------------------------------------------------------------- sealing
@@ -507,5 +502,5 @@ async def waiting_count(conn: Conn, region_id: UUID, ledger: str, mark: Mark) ->
 
 
 async def record_checkpoint(conn: Conn, region_id: UUID, ledger: str, seq: int, hash_: bytes) -> bool:
-    """Record a verified checkpoint (as the owning role); False when the seal no longer matches."""
-    return str(await conn.execute(RECORD_CHECKPOINT, region_id, ledger, seq, hash_)) == "INSERT 0 1"
+    """Record a verified checkpoint; False when the seal no longer matches or it was recorded."""
+    return bool(await conn.fetchval(RECORD_CHECKPOINT, region_id, ledger, seq, hash_))
