@@ -111,23 +111,7 @@ class TestSealAndVerify:
 
     @pytest.mark.asyncio
     async def test_a_finding_raises_an_alert_once(self, connect: Any, world: World) -> None:
-        (vid,) = await world.add_volunteers(1)
-        async with connect() as conn:
-            await ledger.post(
-                conn,
-                world.region,
-                SYSTEM,
-                [
-                    Posting(
-                        ledger="TIME",
-                        debit=Owner(kind="organisation", id=world.orgs["zhangyuan"], purpose="issuance"),
-                        credit=Owner(kind="volunteer", id=vid),
-                        amount=60,
-                        code="service_confirmed",
-                        lot_origin="earned",
-                    )
-                ],
-            )
+        await earn(connect, world)
         await tasks.seal_and_verify(TaskContext(connection=connect))
         # Tampering nobody may do: the owner role bypasses the append-only trigger.
         await world.conn.execute("ALTER TABLE ledger_balances DISABLE TRIGGER USER")
