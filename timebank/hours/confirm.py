@@ -159,7 +159,7 @@ async def confirm_activity(conn: Conn, principal: Principal, activity_id: UUID) 
 
     async def attempt(tx: Conn) -> BulkConfirmation:
         await staff_activity(tx, principal, activity_id)
-        locked = await repo.lock_activity(tx, activity_id)
+        locked = await repo.lock_activity(tx, principal.region_id, activity_id)
         assert locked is not None
         if locked.status not in ("closed", "settled"):
             raise errors.ActivityState(
@@ -170,7 +170,7 @@ async def confirm_activity(conn: Conn, principal: Principal, activity_id: UUID) 
         counts = await repo.pending_counts(tx, activity_id)
         status = locked.status
         if sum(counts.values()) == 0 and status == "closed":
-            await repo.set_activity_status(tx, activity_id, "settled", ["closed"])
+            await repo.set_activity_status(tx, principal.region_id, activity_id, "settled", ["closed"])
             status = "settled"
         trimmed = [p.overlap_trimmed_minutes for p in posted.values() if p.overlap_trimmed_minutes]
         minutes = sum(i.minutes for i in items) - sum(trimmed)

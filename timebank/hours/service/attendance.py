@@ -53,7 +53,7 @@ async def current_code(conn: Conn, principal: Principal, activity_id: UUID) -> A
             f"{int(grace.total_seconds() // 60)} min after its end"
         )
     window = int(now.timestamp()) // period
-    code = activity_code(await repo.activity_secret(conn, activity_id), activity_id, window)
+    code = activity_code(await repo.activity_secret(conn, act.region_id, activity_id), activity_id, window)
     return ActivityCode(
         code=code,
         qr_payload=f"timebank:checkin:{activity_id}:{code}",
@@ -63,7 +63,7 @@ async def current_code(conn: Conn, principal: Principal, activity_id: UUID) -> A
 
 
 async def _check_code(conn: Conn, act: ActivityRow, code: str, now: datetime, period: int) -> None:
-    secret = await repo.activity_secret(conn, act.id)
+    secret = await repo.activity_secret(conn, act.region_id, act.id)
     window = int(now.timestamp()) // period
     given = code.strip().upper().encode()
     # The current code and the one before it: a code read just before it rotated still works.
@@ -82,7 +82,7 @@ async def check_in(conn: Conn, principal: Principal, activity_id: UUID, code: st
         act = await load_activity(tx, principal, activity_id)
         if act.status != "published":
             raise errors.ActivityState(f"the activity is {act.status}", state=act.status)
-        if await repo.signup_status(tx, activity_id, principal.sub) != "active":
+        if await repo.signup_status(tx, act.region_id, activity_id, principal.sub) != "active":
             raise errors.NotSignedUp("sign up for the activity before checking in")
         period, opens, _ = await _code_rules(tx, act.region_id)
         now = await repo.db_now(tx)
@@ -156,7 +156,7 @@ async def record_attendance(
                 f"attendance is recorded on published or closed activities, not {act.status}"
             )
         await require_volunteer(tx, principal, data.volunteer_id)
-        if await repo.signup_status(tx, activity_id, data.volunteer_id) != "active":
+        if await repo.signup_status(tx, act.region_id, activity_id, data.volunteer_id) != "active":
             raise errors.NotSignedUp("the volunteer holds no place on this activity")
         now = await repo.db_now(tx)
         latest = data.check_out_at or data.check_in_at

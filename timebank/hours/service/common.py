@@ -99,8 +99,8 @@ def staff_root(principal: Principal) -> UUID | None:
 
 async def region_org(conn: Conn, principal: Principal, org_id: UUID) -> OrganisationRow:
     """The organisation, if it is in the caller's region (404 otherwise)."""
-    org = await repo.organisation(conn, org_id)
-    if org is None or org.region_id != principal.region_id:
+    org = await repo.organisation(conn, principal.region_id, org_id)
+    if org is None:
         raise errors.OrganisationNotFound(f"no organisation {org_id}")
     return org
 
@@ -117,8 +117,8 @@ async def require_volunteer(
     conn: Conn, principal: Principal, volunteer_id: UUID, action: str = "view"
 ) -> VolunteerRow:
     """The volunteer, if the caller may reach them for ``action``."""
-    vol = await repo.volunteer(conn, volunteer_id)
-    if vol is None or vol.region_id != principal.region_id:
+    vol = await repo.volunteer(conn, principal.region_id, volunteer_id)
+    if vol is None:
         raise errors.VolunteerNotFound(f"no volunteer {volunteer_id}")
     if not await volunteer_in_scope(conn, principal, volunteer_id, action=action):
         # as identity answers: a volunteer outside the caller's reach reads as absent
@@ -127,8 +127,8 @@ async def require_volunteer(
 
 
 async def _region_activity(conn: Conn, principal: Principal, activity_id: UUID) -> ActivityRow:
-    act = await repo.activity(conn, activity_id)
-    if act is None or act.region_id != principal.region_id:
+    act = await repo.activity(conn, principal.region_id, activity_id)
+    if act is None:
         raise errors.ActivityNotFound(f"no activity {activity_id}")
     return act
 
