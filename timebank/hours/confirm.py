@@ -111,7 +111,7 @@ async def confirm_record(conn: Conn, principal: Principal, record_id: UUID, data
 
     async def attempt(tx: Conn) -> Confirmation:
         row = await reach_record(tx, principal, record_id, PROXY_CONFIRM if principal.is_proxy else "view")
-        locked = await repo.lock_record(tx, record_id)
+        locked = await repo.lock_record(tx, row.region_id, record_id)
         assert locked is not None
         allowed = _may_confirm(principal, row, data)
         if locked.status == "confirmed":
@@ -126,7 +126,7 @@ async def confirm_record(conn: Conn, principal: Principal, record_id: UUID, data
         if data.minutes is not None and data.minutes != minutes:
             over_cap(data.minutes, await cap_minutes(tx, row.region_id, row.max_counted_minutes))
             reason = data.reason or "确认时更正时长"
-            await repo.adjust_record(tx, record_id, data.minutes, locked.status, reason)
+            await repo.adjust_record(tx, row.region_id, record_id, data.minutes, locked.status, reason)
             await repo.insert_event(
                 tx, row.region_id, record_id, "adjusted", minutes, data.minutes, reason,
                 principal.kind, principal.actor,
@@ -298,7 +298,7 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
         row = await reach_record(tx, principal, record_id)
         if principal.kind == "staff" and not principal.has_role("reviewer", "org_admin"):
             raise NotInScope("reversing needs the reviewer or org_admin role")
-        locked = await repo.lock_record(tx, record_id)
+        locked = await repo.lock_record(tx, row.region_id, record_id)
         assert locked is not None
         if locked.status != "confirmed":
             raise errors.RecordState(f"a {locked.status} record has nothing to reverse", state=locked.status)
@@ -318,7 +318,7 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
             await repo.insert_debt(
                 tx, row.region_id, row.volunteer_id, row.organisation_id, unit.lower(), amount, conf.id
             )
-        await repo.set_record_status(tx, record_id, "reversed", reason)
+        await repo.set_record_status(tx, row.region_id, record_id, "reversed", reason)
         await repo.insert_event(
             tx, row.region_id, record_id, "reversed", conf.minutes, 0, reason, principal.kind, principal.actor
         )

@@ -151,8 +151,8 @@ async def staff_activity(conn: Conn, principal: Principal, activity_id: UUID) ->
 
 async def reach_record(conn: Conn, principal: Principal, record_id: UUID, action: str = "view") -> RecordRow:
     """A record the caller may see: their own (or as proxy), as the person served, or staff/admin in scope."""
-    row = await repo.record(conn, record_id)
-    if row is None or row.region_id != principal.region_id:
+    row = await repo.record(conn, principal.region_id, record_id)
+    if row is None:
         raise errors.RecordNotFound(f"no service record {record_id}")
     if principal.kind == "volunteer":
         if principal.sub in (row.volunteer_id, row.beneficiary_id) and principal.may(action):
@@ -198,9 +198,9 @@ def record_view(row: RecordRow | RecordLine) -> ServiceRecord:
     return msgspec.convert(data, ServiceRecord)
 
 
-async def load_record(conn: Conn, record_id: UUID) -> ServiceRecord:
+async def load_record(conn: Conn, region_id: UUID, record_id: UUID) -> ServiceRecord:
     """A record as the routes show it (404 when absent)."""
-    row = await repo.record(conn, record_id)
+    row = await repo.record(conn, region_id, record_id)
     if row is None:
         raise errors.RecordNotFound(f"no service record {record_id}")
     return record_view(row)
