@@ -165,9 +165,9 @@ async def confirm_activity(conn: Conn, principal: Principal, activity_id: UUID) 
             raise errors.ActivityState(
                 f"close the activity before confirming it (it is {locked.status})", state=locked.status
             )
-        items = [Item.of(r) for r in await repo.lock_attended(tx, activity_id)]
+        items = [Item.of(r) for r in await repo.lock_attended(tx, principal.region_id, activity_id)]
         posted = await post_confirmations(tx, principal.region_id, Actor.of(principal), items, method="bulk")
-        counts = await repo.pending_counts(tx, activity_id)
+        counts = await repo.pending_counts(tx, principal.region_id, activity_id)
         status = locked.status
         if sum(counts.values()) == 0 and status == "closed":
             await repo.set_activity_status(tx, principal.region_id, activity_id, "settled", ["closed"])
@@ -302,7 +302,7 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
         assert locked is not None
         if locked.status != "confirmed":
             raise errors.RecordState(f"a {locked.status} record has nothing to reverse", state=locked.status)
-        conf = await repo.live_confirmation(tx, record_id)
+        conf = await repo.live_confirmation(tx, row.region_id, record_id)
         assert conf is not None
         policy = (await read(tx, row.region_id, PointsEarning)).reversal_shortfall_policy
         ops, parts, taken, owed = await _take_back(tx, row, conf, reason, refuse=policy == "refuse")
@@ -311,7 +311,7 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
             transfers = await ledger.execute(tx, row.region_id, Actor.of(principal), ops)
             reversal_ids = {part: t.id for part, t in zip(parts, transfers, strict=True)}
         await repo.mark_reversed(
-            tx, conf.id, principal.actor, reason,
+            tx, row.region_id, conf.id, principal.actor, reason,
             reversal_ids.get("time"), reversal_ids.get("points"), reversal_ids.get("overflow"),
         )  # fmt: skip
         for unit, amount in owed.items():
