@@ -104,7 +104,7 @@ async def issue(
     zone = (await region_rules(conn, principal.region_id)).zone
     period = local_days(data.period_from, data.period_to, zone)
     rows = await repo.certificate_records(
-        conn, data.volunteer_id, data.organisation_id, period.since, period.until
+        conn, principal.region_id, data.volunteer_id, data.organisation_id, period.since, period.until
     )
     records = [
         {
@@ -126,7 +126,7 @@ async def issue(
         "volunteer": {
             "id": str(vol.id),
             "name": vol.real_name,
-            "id_number_masked": await repo.id_number_masked(conn, vol.id),
+            "id_number_masked": await repo.id_number_masked(conn, vol.region_id, vol.id),
         },
         "organisation": {"id": str(org.id), "name": org.name},
         "period": {"from": data.period_from.isoformat(), "to": data.period_to.isoformat()},
@@ -207,8 +207,8 @@ async def verify(conn: Conn, keys: KeyRing, certificate_id: UUID) -> Verificatio
 
 async def reach(conn: Conn, principal: Principal, certificate_id: UUID) -> dict[str, Any]:
     """A certificate's stored content, for its volunteer, staff in scope of its organisation, admins."""
-    row = await repo.certificate(conn, certificate_id)
-    if row is None or row.region_id != principal.region_id:
+    row = await repo.region_certificate(conn, principal.region_id, certificate_id)
+    if row is None:
         raise errors.CertificateNotFound(f"no certificate {certificate_id}")
     if principal.kind == "volunteer":
         if row.volunteer_id != principal.sub or not principal.may("view"):

@@ -111,7 +111,7 @@ async def confirm_record(conn: Conn, principal: Principal, record_id: UUID, data
 
     async def attempt(tx: Conn) -> Confirmation:
         row = await reach_record(tx, principal, record_id, PROXY_CONFIRM if principal.is_proxy else "view")
-        locked = await repo.lock_record(tx, record_id)
+        locked = await repo.lock_record(tx, row.region_id, record_id)
         assert locked is not None
         allowed = _may_confirm(principal, row, data)
         if locked.status == "confirmed":
@@ -126,7 +126,7 @@ async def confirm_record(conn: Conn, principal: Principal, record_id: UUID, data
         if data.minutes is not None and data.minutes != minutes:
             over_cap(data.minutes, await cap_minutes(tx, row.region_id, row.max_counted_minutes))
             reason = data.reason or "确认时更正时长"
-            await repo.adjust_record(tx, record_id, data.minutes, locked.status, reason)
+            await repo.adjust_record(tx, row.region_id, record_id, data.minutes, locked.status, reason)
             await repo.insert_event(
                 tx, row.region_id, record_id, "adjusted", minutes, data.minutes, reason,
                 principal.kind, principal.actor,
@@ -159,18 +159,18 @@ async def confirm_activity(conn: Conn, principal: Principal, activity_id: UUID) 
 
     async def attempt(tx: Conn) -> BulkConfirmation:
         await staff_activity(tx, principal, activity_id)
-        locked = await repo.lock_activity(tx, activity_id)
+        locked = await repo.lock_activity(tx, principal.region_id, activity_id)
         assert locked is not None
         if locked.status not in ("closed", "settled"):
             raise errors.ActivityState(
                 f"close the activity before confirming it (it is {locked.status})", state=locked.status
             )
-        items = [Item.of(r) for r in await repo.lock_attended(tx, activity_id)]
+        items = [Item.of(r) for r in await repo.lock_attended(tx, principal.region_id, activity_id)]
         posted = await post_confirmations(tx, principal.region_id, Actor.of(principal), items, method="bulk")
-        counts = await repo.pending_counts(tx, activity_id)
+        counts = await repo.pending_counts(tx, principal.region_id, activity_id)
         status = locked.status
         if sum(counts.values()) == 0 and status == "closed":
-            await repo.set_activity_status(tx, activity_id, "settled", ["closed"])
+            await repo.set_activity_status(tx, principal.region_id, activity_id, "settled", ["closed"])
             status = "settled"
         trimmed = [p.overlap_trimmed_minutes for p in posted.values() if p.overlap_trimmed_minutes]
         minutes = sum(i.minutes for i in items) - sum(trimmed)
@@ -298,11 +298,11 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
         row = await reach_record(tx, principal, record_id)
         if principal.kind == "staff" and not principal.has_role("reviewer", "org_admin"):
             raise NotInScope("reversing needs the reviewer or org_admin role")
-        locked = await repo.lock_record(tx, record_id)
+        locked = await repo.lock_record(tx, row.region_id, record_id)
         assert locked is not None
         if locked.status != "confirmed":
             raise errors.RecordState(f"a {locked.status} record has nothing to reverse", state=locked.status)
-        conf = await repo.live_confirmation(tx, record_id)
+        conf = await repo.live_confirmation(tx, row.region_id, record_id)
         assert conf is not None
         policy = (await read(tx, row.region_id, PointsEarning)).reversal_shortfall_policy
         ops, parts, taken, owed = await _take_back(tx, row, conf, reason, refuse=policy == "refuse")
@@ -311,14 +311,14 @@ async def reverse_record(conn: Conn, principal: Principal, record_id: UUID, reas
             transfers = await ledger.execute(tx, row.region_id, Actor.of(principal), ops)
             reversal_ids = {part: t.id for part, t in zip(parts, transfers, strict=True)}
         await repo.mark_reversed(
-            tx, conf.id, principal.actor, reason,
+            tx, row.region_id, conf.id, principal.actor, reason,
             reversal_ids.get("time"), reversal_ids.get("points"), reversal_ids.get("overflow"),
         )  # fmt: skip
         for unit, amount in owed.items():
             await repo.insert_debt(
                 tx, row.region_id, row.volunteer_id, row.organisation_id, unit.lower(), amount, conf.id
             )
-        await repo.set_record_status(tx, record_id, "reversed", reason)
+        await repo.set_record_status(tx, row.region_id, record_id, "reversed", reason)
         await repo.insert_event(
             tx, row.region_id, record_id, "reversed", conf.minutes, 0, reason, principal.kind, principal.actor
         )

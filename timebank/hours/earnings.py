@@ -296,11 +296,11 @@ async def post_confirmations(
     rules = found.get(PointsEarning)
     expires = lot_expiry(rules.expiry, local_day(await repo.db_now(conn), found.zone))
     volunteers = sorted({i.volunteer_id for i in items})
-    debts = await repo.open_debts(conn, volunteers)
+    debts = await repo.open_debts(conn, region_id, volunteers)
     storage = found.get(StorageRules)
     overflow = {
         volunteer: storage.overflow_owner(region_id, community)
-        for volunteer, community in (await repo.home_communities(conn, volunteers)).items()
+        for volunteer, community in (await repo.home_communities(conn, region_id, volunteers)).items()
     }
     plan = _plan(items, debts, rules, expires, reason, overflow)
     settled = await ledger.post(conn, region_id, actor, plan.postings) if plan.postings else []
@@ -335,7 +335,7 @@ async def post_confirmations(
         actor.id,
     )
     if recovered:
-        await repo.recover_debts(conn, list(recovered), list(recovered.values()))
+        await repo.recover_debts(conn, region_id, list(recovered), list(recovered.values()))
     await _tell_confirmed(conn, region_id, items, done, ids, method)
     return posted
 

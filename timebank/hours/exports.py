@@ -151,7 +151,7 @@ async def activity_export(
 ) -> tuple[bytes, str]:
     """An activity's records; returns (bytes, file name)."""
     act = await staff_activity(conn, principal, activity_id)
-    records = await repo.export_records(conn, activity_id, None, None, None, MAX_ROWS)
+    records = await repo.export_records(conn, act.region_id, activity_id, None, None, None, MAX_ROWS)
     assert act.timezone is not None  # an activity read alone carries its region's zone
     rows = _rows(records, ZoneInfo(act.timezone))
     return encode(rows, fmt, "服务记录"), f"activity-{activity_id}.{fmt}"
@@ -171,5 +171,7 @@ async def period_export(
     await require_org(conn, principal, organisation_id)
     zone = (await region_rules(conn, principal.region_id)).zone
     period = local_days(day_from, day_to, zone)
-    records = await repo.export_records(conn, None, organisation_id, period.since, period.until, MAX_ROWS)
+    records = await repo.export_records(
+        conn, principal.region_id, None, organisation_id, period.since, period.until, MAX_ROWS
+    )
     return encode(_rows(records, zone), fmt, "服务记录"), f"service-records-{day_from}-{day_to}.{fmt}"

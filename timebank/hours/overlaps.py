@@ -63,10 +63,10 @@ async def trim_overlaps(conn: Conn, region_id: UUID, actor: Actor, items: Sequen
     service = [i for i in items if not i.honour]
     if not service:
         return list(items)
-    await repo.lock_volunteers(conn, sorted({i.volunteer_id for i in service}))
+    await repo.lock_volunteers(conn, region_id, sorted({i.volunteer_id for i in service}))
     order = {i.record_id: n for n, i in enumerate(items)}
     stretches: dict[UUID, list[tuple[datetime, datetime]]] = {}
-    for o in await repo.counted_overlaps(conn, [i.record_id for i in service]):
+    for o in await repo.counted_overlaps(conn, region_id, [i.record_id for i in service]):
         if o.counted or order.get(o.other_id, len(items)) < order[o.record_id]:
             stretches.setdefault(o.record_id, []).append((o.starts_at, o.ends_at))
     trimmed: list[Item] = []
@@ -84,7 +84,7 @@ async def trim_overlaps(conn: Conn, region_id: UUID, actor: Actor, items: Sequen
             item = dataclasses.replace(item, minutes=after, overlap_trimmed=item.minutes - after)
         trimmed.append(item)
     if changed:
-        await repo.mark_adjusted(conn, changed)
+        await repo.mark_adjusted(conn, region_id, changed)
     return trimmed
 
 

@@ -121,7 +121,7 @@ async def load_activities(
             },
         )
         await repo.seed_activity_extras(
-            conn, activity_id, act.key, status, [volunteer_ids[m] for m in members]
+            conn, region_id, activity_id, act.key, status, [volunteer_ids[m] for m in members]
         )
         items = await _records(
             conn,

@@ -57,6 +57,7 @@ from timebank.hours.repo.documents import (
     export_records,
     id_number_masked,
     insert_certificate,
+    region_certificate,
     seed_activity_extras,
 )
 from timebank.hours.repo.records import (
@@ -118,6 +119,7 @@ __all__ = [
     "record",
     "record_for_volunteer",
     "recover_debts",
+    "region_certificate",
     "regions_with_attended",
     "release_place",
     "seed_activity_extras",

@@ -53,10 +53,12 @@ SELECT_CATEGORY_BY_CODE = _SELECT_CATEGORY + " WHERE region_id = $1 AND code = $
 SELECT_VOLUNTEER = """
 SELECT v.id, v.region_id, v.community_id, v.real_name, v.birth_date, v.status, v.mobile_masked
   FROM volunteers v
- WHERE v.id = $1
+ WHERE v.id = $1 AND v.region_id = $2
 """
 
-SELECT_ORGANISATION = "SELECT id, region_id, name, path, status FROM organisations WHERE id = $1"
+SELECT_ORGANISATION = """
+SELECT id, region_id, name, path, status FROM organisations WHERE id = $1 AND region_id = $2
+"""
 
 # --------------------------------------------------------------------------- trainings
 # The columns of schemas.Training, returned by the insert and by the list.
@@ -78,7 +80,7 @@ SELECT_TRAININGS = (
     "\nSELECT "
     + _TRAINING_COLUMNS
     + """  FROM trainings
- WHERE volunteer_id = $1 AND ($2::uuid IS NULL OR id < $2)
+ WHERE volunteer_id = $1 AND region_id = $4 AND ($2::uuid IS NULL OR id < $2)
  ORDER BY id DESC
  LIMIT $3
 """
@@ -86,7 +88,7 @@ SELECT_TRAININGS = (
 
 HAS_TRAINING = """
 SELECT EXISTS (SELECT 1 FROM trainings
-                WHERE volunteer_id = $1 AND training_code = $2 AND completed_on <= $3
+                WHERE volunteer_id = $1 AND region_id = $4 AND training_code = $2 AND completed_on <= $3
                   AND (valid_until IS NULL OR valid_until >= $3))
 """
 
@@ -110,19 +112,19 @@ SELECT_ACTIVITY = (
     + _ACTIVITY_COLUMNS
     + """, rg.timezone
   FROM activities a
-  JOIN organisations o ON o.id = a.organisation_id
-  JOIN service_categories c ON c.id = a.category_id
+  JOIN organisations o ON o.id = a.organisation_id AND o.region_id = a.region_id
+  JOIN service_categories c ON c.id = a.category_id AND c.region_id = a.region_id
   JOIN regions rg ON rg.id = a.region_id
- WHERE a.id = $1
+ WHERE a.id = $1 AND a.region_id = $2
 """
 )
 
 SELECT_ACTIVITY_FOR_UPDATE = """
 SELECT a.id, a.status, a.starts_at, a.ends_at, a.signed_up, a.capacity
-  FROM activities a WHERE a.id = $1 FOR UPDATE
+  FROM activities a WHERE a.id = $1 AND a.region_id = $2 FOR UPDATE
 """
 
-SELECT_ACTIVITY_CODE_KEY = "SELECT code_secret FROM activities WHERE id = $1"
+SELECT_ACTIVITY_CODE_KEY = "SELECT code_secret FROM activities WHERE id = $1 AND region_id = $2"
 
 # Community filter: activities organised by the community, by anything under it, or by one of its
 # ancestors (a street's activities are open to the residents of its communities).
@@ -131,12 +133,12 @@ BROWSE_ACTIVITIES = (
     + _ACTIVITY_COLUMNS
     + """
   FROM activities a
-  JOIN organisations o ON o.id = a.organisation_id
-  JOIN service_categories c ON c.id = a.category_id
+  JOIN organisations o ON o.id = a.organisation_id AND o.region_id = a.region_id
+  JOIN service_categories c ON c.id = a.category_id AND c.region_id = a.region_id
  WHERE a.region_id = $1
    AND a.status = ANY ($2::text[])
    AND ($3::uuid IS NULL OR o.id = $3 OR $3 = ANY (o.path)
-        OR o.id = ANY (SELECT unnest(cm.path) FROM organisations cm WHERE cm.id = $3))
+        OR o.id = ANY (SELECT unnest(cm.path) FROM organisations cm WHERE cm.id = $3 AND cm.region_id = $1))
    AND ($4::uuid IS NULL OR a.category_id = $4)
    AND ($5::timestamptz IS NULL OR a.ends_at > $5)
    AND ($6::timestamptz IS NULL OR a.starts_at < $6)
@@ -153,18 +155,18 @@ UPDATE activities
        starts_at = COALESCE($5, starts_at), ends_at = COALESCE($6, ends_at),
        capacity = COALESCE($7, capacity), min_age = COALESCE($8, min_age),
        max_counted_minutes = COALESCE($9, max_counted_minutes), updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $10
 """
 
 SET_ACTIVITY_STATUS = """
 UPDATE activities SET status = $2, updated_at = now()
- WHERE id = $1 AND status = ANY ($3::text[])
+ WHERE id = $1 AND region_id = $4 AND status = ANY ($3::text[])
 RETURNING status
 """
 
 COUNT_PENDING_RECORDS = """
 SELECT count(*) FROM service_records
- WHERE activity_id = $1 AND status IN ('checked_in', 'attended', 'disputed', 'reversed')
+ WHERE activity_id = $1 AND region_id = $2 AND status IN ('checked_in', 'attended', 'disputed', 'reversed')
 """
 
 # --------------------------------------------------------------------------- sign-ups
@@ -179,24 +181,30 @@ RETURNING id
 # The row lock on the activity serialises concurrent sign-ups; the CHECK constraint backs it up.
 TAKE_PLACE = """
 UPDATE activities SET signed_up = signed_up + 1
- WHERE id = $1 AND status = 'published' AND signed_up < capacity
+ WHERE id = $1 AND region_id = $2 AND status = 'published' AND signed_up < capacity
 RETURNING capacity - signed_up
 """
 
 CANCEL_SIGNUP = """
 UPDATE activity_signups SET status = 'cancelled', actor_id = $3, updated_at = now()
- WHERE activity_id = $1 AND volunteer_id = $2 AND status = 'active'
+ WHERE activity_id = $1 AND volunteer_id = $2 AND region_id = $4 AND status = 'active'
 RETURNING id
 """
 
-RELEASE_PLACE = "UPDATE activities SET signed_up = signed_up - 1 WHERE id = $1 RETURNING capacity - signed_up"
+RELEASE_PLACE = """
+UPDATE activities SET signed_up = signed_up - 1
+ WHERE id = $1 AND region_id = $2
+RETURNING capacity - signed_up
+"""
 
-SIGNUP_STATUS = "SELECT status FROM activity_signups WHERE activity_id = $1 AND volunteer_id = $2"
+SIGNUP_STATUS = """
+SELECT status FROM activity_signups WHERE activity_id = $1 AND volunteer_id = $2 AND region_id = $3
+"""
 
 SELECT_SIGNUPS = """
 SELECT s.id, s.volunteer_id, v.real_name AS volunteer_name, v.mobile_masked, s.status, s.created_at
-  FROM activity_signups s JOIN volunteers v ON v.id = s.volunteer_id
- WHERE s.activity_id = $1 AND ($2::uuid IS NULL OR s.id > $2)
+  FROM activity_signups s JOIN volunteers v ON v.id = s.volunteer_id AND v.region_id = s.region_id
+ WHERE s.activity_id = $1 AND s.region_id = $4 AND ($2::uuid IS NULL OR s.id > $2)
  ORDER BY s.id
  LIMIT $3
 """
@@ -207,12 +215,12 @@ MY_ACTIVITIES = (
     + """,
        s.status AS signup_status, r.id AS record_id, r.status AS record_status
   FROM activity_signups s
-  JOIN activities a ON a.id = s.activity_id
-  JOIN organisations o ON o.id = a.organisation_id
-  JOIN service_categories c ON c.id = a.category_id
+  JOIN activities a ON a.id = s.activity_id AND a.region_id = s.region_id
+  JOIN organisations o ON o.id = a.organisation_id AND o.region_id = a.region_id
+  JOIN service_categories c ON c.id = a.category_id AND c.region_id = a.region_id
   LEFT JOIN service_records r ON r.activity_id = a.id AND r.volunteer_id = s.volunteer_id
-                             AND r.kind = 'service'
- WHERE s.volunteer_id = $1
+                             AND r.kind = 'service' AND r.region_id = s.region_id
+ WHERE s.volunteer_id = $1 AND s.region_id = $5
    AND ($2::timestamptz IS NULL OR (a.starts_at, a.id) < ($2, $3::uuid))
  ORDER BY a.starts_at DESC, a.id DESC
  LIMIT $4
@@ -261,14 +269,14 @@ async def category_by_code(conn: Conn, region_id: UUID, code: str) -> Category |
     return one(await conn.fetchrow(SELECT_CATEGORY_BY_CODE, region_id, code), Category)
 
 
-async def volunteer(conn: Conn, volunteer_id: UUID) -> VolunteerRow | None:
-    """Id, region, community, name, birth date, status, masked mobile."""
-    return one(await conn.fetchrow(SELECT_VOLUNTEER, volunteer_id), VolunteerRow)
+async def volunteer(conn: Conn, region_id: UUID, volunteer_id: UUID) -> VolunteerRow | None:
+    """Id, region, community, name, birth date, status, masked mobile (None outside the region)."""
+    return one(await conn.fetchrow(SELECT_VOLUNTEER, volunteer_id, region_id), VolunteerRow)
 
 
-async def organisation(conn: Conn, org_id: UUID) -> OrganisationRow | None:
-    """Id, region, name, ancestor path, status."""
-    return one(await conn.fetchrow(SELECT_ORGANISATION, org_id), OrganisationRow)
+async def organisation(conn: Conn, region_id: UUID, org_id: UUID) -> OrganisationRow | None:
+    """Id, region, name, ancestor path, status (None outside the region)."""
+    return one(await conn.fetchrow(SELECT_ORGANISATION, org_id, region_id), OrganisationRow)
 
 
 async def insert_training(
@@ -299,14 +307,16 @@ async def insert_training(
     )
 
 
-async def trainings(conn: Conn, volunteer_id: UUID, before: UUID | None, limit: int) -> list[Training]:
+async def trainings(
+    conn: Conn, region_id: UUID, volunteer_id: UUID, before: UUID | None, limit: int
+) -> list[Training]:
     """A volunteer's trainings, newest first."""
-    return many(await conn.fetch(SELECT_TRAININGS, volunteer_id, before, limit), Training)
+    return many(await conn.fetch(SELECT_TRAININGS, volunteer_id, before, limit, region_id), Training)
 
 
-async def has_training(conn: Conn, volunteer_id: UUID, code: str, on: date) -> bool:
+async def has_training(conn: Conn, region_id: UUID, volunteer_id: UUID, code: str, on: date) -> bool:
     """Whether the volunteer holds training ``code`` valid on ``on``."""
-    return bool(await conn.fetchval(HAS_TRAINING, volunteer_id, code, on))
+    return bool(await conn.fetchval(HAS_TRAINING, volunteer_id, code, on, region_id))
 
 
 async def insert_activity(conn: Conn, values: dict[str, Any]) -> None:
@@ -332,19 +342,20 @@ async def insert_activity(conn: Conn, values: dict[str, Any]) -> None:
     )
 
 
-async def activity(conn: Conn, activity_id: UUID) -> ActivityRow | None:
-    """An activity with its organisation's and category's names and the region's time zone."""
-    return one(await conn.fetchrow(SELECT_ACTIVITY, activity_id), ActivityRow)
+async def activity(conn: Conn, region_id: UUID, activity_id: UUID) -> ActivityRow | None:
+    """An activity with its organisation's and category's names and the region's time zone (None
+    outside the region)."""
+    return one(await conn.fetchrow(SELECT_ACTIVITY, activity_id, region_id), ActivityRow)
 
 
-async def lock_activity(conn: Conn, activity_id: UUID) -> ActivityLock | None:
+async def lock_activity(conn: Conn, region_id: UUID, activity_id: UUID) -> ActivityLock | None:
     """Lock an activity row (status changes, bulk confirmation)."""
-    return one(await conn.fetchrow(SELECT_ACTIVITY_FOR_UPDATE, activity_id), ActivityLock)
+    return one(await conn.fetchrow(SELECT_ACTIVITY_FOR_UPDATE, activity_id, region_id), ActivityLock)
 
 
-async def activity_secret(conn: Conn, activity_id: UUID) -> bytes:
+async def activity_secret(conn: Conn, region_id: UUID, activity_id: UUID) -> bytes:
     """The activity's check-in code key."""
-    secret: bytes = await conn.fetchval(SELECT_ACTIVITY_CODE_KEY, activity_id)
+    secret: bytes = await conn.fetchval(SELECT_ACTIVITY_CODE_KEY, activity_id, region_id)
     return secret
 
 
@@ -379,7 +390,7 @@ async def browse(
     )
 
 
-async def update_activity(conn: Conn, activity_id: UUID, values: dict[str, Any]) -> None:
+async def update_activity(conn: Conn, region_id: UUID, activity_id: UUID, values: dict[str, Any]) -> None:
     """Change the given fields (None keeps a field)."""
     await conn.execute(
         UPDATE_ACTIVITY,
@@ -392,17 +403,20 @@ async def update_activity(conn: Conn, activity_id: UUID, values: dict[str, Any])
         values.get("capacity"),
         values.get("min_age"),
         values.get("max_counted_minutes"),
+        region_id,
     )
 
 
-async def set_activity_status(conn: Conn, activity_id: UUID, status: str, allowed_from: list[str]) -> bool:
+async def set_activity_status(
+    conn: Conn, region_id: UUID, activity_id: UUID, status: str, allowed_from: list[str]
+) -> bool:
     """Move the activity to ``status`` if it is in one of ``allowed_from``."""
-    return await conn.fetchval(SET_ACTIVITY_STATUS, activity_id, status, allowed_from) is not None
+    return await conn.fetchval(SET_ACTIVITY_STATUS, activity_id, status, allowed_from, region_id) is not None
 
 
-async def count_pending(conn: Conn, activity_id: UUID) -> int:
+async def count_pending(conn: Conn, region_id: UUID, activity_id: UUID) -> int:
     """Records of the activity that are neither confirmed nor rejected."""
-    count: int = await conn.fetchval(COUNT_PENDING_RECORDS, activity_id)
+    count: int = await conn.fetchval(COUNT_PENDING_RECORDS, activity_id, region_id)
     return count
 
 
@@ -416,42 +430,53 @@ async def upsert_signup(
     return signup_id
 
 
-async def take_place(conn: Conn, activity_id: UUID) -> int | None:
+async def take_place(conn: Conn, region_id: UUID, activity_id: UUID) -> int | None:
     """Take one place; the places left, or None when full or not open."""
-    left: int | None = await conn.fetchval(TAKE_PLACE, activity_id)
+    left: int | None = await conn.fetchval(TAKE_PLACE, activity_id, region_id)
     return left
 
 
-async def cancel_signup(conn: Conn, activity_id: UUID, volunteer_id: UUID, actor_id: UUID) -> UUID | None:
+async def cancel_signup(
+    conn: Conn, region_id: UUID, activity_id: UUID, volunteer_id: UUID, actor_id: UUID
+) -> UUID | None:
     """Cancel an active sign-up; None when there is none."""
-    signup_id: UUID | None = await conn.fetchval(CANCEL_SIGNUP, activity_id, volunteer_id, actor_id)
+    signup_id: UUID | None = await conn.fetchval(
+        CANCEL_SIGNUP, activity_id, volunteer_id, actor_id, region_id
+    )
     return signup_id
 
 
-async def release_place(conn: Conn, activity_id: UUID) -> int:
+async def release_place(conn: Conn, region_id: UUID, activity_id: UUID) -> int:
     """Give a place back; the places left."""
-    left: int = await conn.fetchval(RELEASE_PLACE, activity_id)
+    left: int = await conn.fetchval(RELEASE_PLACE, activity_id, region_id)
     return left
 
 
-async def signup_status(conn: Conn, activity_id: UUID, volunteer_id: UUID) -> str | None:
+async def signup_status(conn: Conn, region_id: UUID, activity_id: UUID, volunteer_id: UUID) -> str | None:
     """``active``, ``cancelled`` or None."""
-    status: str | None = await conn.fetchval(SIGNUP_STATUS, activity_id, volunteer_id)
+    status: str | None = await conn.fetchval(SIGNUP_STATUS, activity_id, volunteer_id, region_id)
     return status
 
 
-async def signups(conn: Conn, activity_id: UUID, after: UUID | None, limit: int) -> list[SignupLine]:
+async def signups(
+    conn: Conn, region_id: UUID, activity_id: UUID, after: UUID | None, limit: int
+) -> list[SignupLine]:
     """Sign-ups of an activity in order."""
-    return many(await conn.fetch(SELECT_SIGNUPS, activity_id, after, limit), SignupLine)
+    return many(await conn.fetch(SELECT_SIGNUPS, activity_id, after, limit, region_id), SignupLine)
 
 
 async def my_activities(
-    conn: Conn, volunteer_id: UUID, cursor: tuple[datetime, UUID] | None, limit: int
+    conn: Conn, region_id: UUID, volunteer_id: UUID, cursor: tuple[datetime, UUID] | None, limit: int
 ) -> list[MyActivityRow]:
     """Activities a volunteer signed up for, latest first."""
     return many(
         await conn.fetch(
-            MY_ACTIVITIES, volunteer_id, cursor[0] if cursor else None, cursor[1] if cursor else None, limit
+            MY_ACTIVITIES,
+            volunteer_id,
+            cursor[0] if cursor else None,
+            cursor[1] if cursor else None,
+            limit,
+            region_id,
         ),
         MyActivityRow,
     )

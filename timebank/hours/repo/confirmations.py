@@ -13,14 +13,15 @@ from timebank.hours.rows import Confirmable, Debt, LiveConfirmation, many, one
 _SELECT_CONFIRMABLE = """
 SELECT r.id, r.kind, r.volunteer_id, r.organisation_id, r.counted_minutes, r.role,
        c.points_per_hour, c.multiplier_pct, c.counts_for_time_bank,
-       (SELECT ga.group_service FROM activities ga WHERE ga.id = r.activity_id) AS group_service
+       (SELECT ga.group_service FROM activities ga
+         WHERE ga.id = r.activity_id AND ga.region_id = r.region_id) AS group_service
   FROM service_records r
-  JOIN service_categories c ON c.id = r.category_id
+  JOIN service_categories c ON c.id = r.category_id AND c.region_id = r.region_id
 """
 
 LOCK_ATTENDED = (
     _SELECT_CONFIRMABLE
-    + """ WHERE r.activity_id = $1 AND r.status = 'attended'
+    + """ WHERE r.activity_id = $1 AND r.region_id = $2 AND r.status = 'attended'
  ORDER BY r.id
    FOR UPDATE OF r
 """
@@ -28,7 +29,7 @@ LOCK_ATTENDED = (
 
 PENDING_COUNTS = """
 SELECT status, count(*)::int AS n FROM service_records
- WHERE activity_id = $1 AND status IN ('checked_in', 'attended', 'disputed', 'reversed')
+ WHERE activity_id = $1 AND region_id = $2 AND status IN ('checked_in', 'attended', 'disputed', 'reversed')
  GROUP BY status
 """
 
@@ -48,7 +49,7 @@ MARK_CONFIRMED = """
 WITH done AS (
     UPDATE service_records r SET status = 'confirmed', counted_minutes = t.m, updated_at = now()
       FROM unnest($2::uuid[], $3::int[]) AS t(id, m)
-     WHERE r.id = t.id
+     WHERE r.id = t.id AND r.region_id = $1
     RETURNING r.id, t.m
 )
 INSERT INTO service_record_events (region_id, record_id, kind, minutes_before, minutes_after, reason,
@@ -59,12 +60,12 @@ SELECT $1, done.id, 'confirmed', NULL, done.m, $4, $5, $6 FROM done
 SELECT_OPEN_DEBTS = """
 SELECT id, volunteer_id, organisation_id, unit, amount, recovered
   FROM hours_debts
- WHERE volunteer_id = ANY ($1::uuid[]) AND settled_at IS NULL
+ WHERE volunteer_id = ANY ($1::uuid[]) AND region_id = $2 AND settled_at IS NULL
  ORDER BY id
 """
 
 SELECT_HOME_COMMUNITIES = """
-SELECT id, community_id FROM volunteers WHERE id = ANY ($1::uuid[])
+SELECT id, community_id FROM volunteers WHERE id = ANY ($1::uuid[]) AND region_id = $2
 """
 
 RECOVER_DEBTS = """
@@ -72,7 +73,7 @@ UPDATE hours_debts d
    SET recovered = d.recovered + t.a,
        settled_at = CASE WHEN d.recovered + t.a = d.amount THEN now() END
   FROM unnest($1::uuid[], $2::int[]) AS t(id, a)
- WHERE d.id = t.id
+ WHERE d.id = t.id AND d.region_id = $3
 """
 
 INSERT_DEBT = """
@@ -91,14 +92,14 @@ SELECT_LIVE_CONFIRMATION = """
 SELECT id, minutes, time_minutes, points, time_transfer_id, points_transfer_id, time_overflow_transfer_id,
        created_at
   FROM service_confirmations
- WHERE record_id = $1 AND reversed_at IS NULL
+ WHERE record_id = $1 AND region_id = $2 AND reversed_at IS NULL
 """
 
 MARK_REVERSED = """
 UPDATE service_confirmations
    SET reversed_at = now(), reversed_by = $2, reversal_reason = $3, reversal_time_transfer_id = $4,
        reversal_points_transfer_id = $5, reversal_overflow_transfer_id = $6
- WHERE id = $1 AND reversed_at IS NULL
+ WHERE id = $1 AND region_id = $7 AND reversed_at IS NULL
 """
 
 REGIONS_WITH_ATTENDED = """
@@ -107,7 +108,7 @@ SELECT DISTINCT region_id FROM service_records WHERE status = 'attended' AND kin
 
 LOCK_AUTO_CONFIRMABLE = (
     _SELECT_CONFIRMABLE
-    + """  JOIN activities a ON a.id = r.activity_id
+    + """  JOIN activities a ON a.id = r.activity_id AND a.region_id = r.region_id
  WHERE r.region_id = $1 AND r.status = 'attended' AND c.one_to_one
    AND r.completed_at <= COALESCE($3::timestamptz, now()) - make_interval(days => $2)
    AND a.ends_at <= COALESCE($3::timestamptz, now())
@@ -118,19 +119,20 @@ LOCK_AUTO_CONFIRMABLE = (
 )
 
 COUNT_ATTENDED_ONE_TO_ONE = """
-SELECT count(*) FROM service_records r JOIN service_categories c ON c.id = r.category_id
+SELECT count(*)
+  FROM service_records r JOIN service_categories c ON c.id = r.category_id AND c.region_id = r.region_id
  WHERE r.status = 'attended' AND c.one_to_one
 """
 
 
-async def lock_attended(conn: Conn, activity_id: UUID) -> list[Confirmable]:
+async def lock_attended(conn: Conn, region_id: UUID, activity_id: UUID) -> list[Confirmable]:
     """Lock the activity's attended records with their category's points rule."""
-    return many(await conn.fetch(LOCK_ATTENDED, activity_id), Confirmable)
+    return many(await conn.fetch(LOCK_ATTENDED, activity_id, region_id), Confirmable)
 
 
-async def pending_counts(conn: Conn, activity_id: UUID) -> dict[str, int]:
+async def pending_counts(conn: Conn, region_id: UUID, activity_id: UUID) -> dict[str, int]:
     """How many records of the activity are in each unfinished status."""
-    return {r["status"]: r["n"] for r in await conn.fetch(PENDING_COUNTS, activity_id)}
+    return {r["status"]: r["n"] for r in await conn.fetch(PENDING_COUNTS, activity_id, region_id)}
 
 
 async def insert_confirmations(
@@ -182,19 +184,20 @@ async def mark_confirmed(
     await conn.execute(MARK_CONFIRMED, region_id, record_ids, minutes, reason, actor_kind, actor_id)
 
 
-async def open_debts(conn: Conn, volunteer_ids: list[UUID]) -> list[Debt]:
+async def open_debts(conn: Conn, region_id: UUID, volunteer_ids: list[UUID]) -> list[Debt]:
     """Unsettled recovery debts of the volunteers, oldest first."""
-    return many(await conn.fetch(SELECT_OPEN_DEBTS, volunteer_ids), Debt)
+    return many(await conn.fetch(SELECT_OPEN_DEBTS, volunteer_ids, region_id), Debt)
 
 
-async def home_communities(conn: Conn, volunteer_ids: list[UUID]) -> dict[UUID, UUID]:
+async def home_communities(conn: Conn, region_id: UUID, volunteer_ids: list[UUID]) -> dict[UUID, UUID]:
     """Each volunteer's home community (where their overflow is donated, by rule)."""
-    return {r["id"]: r["community_id"] for r in await conn.fetch(SELECT_HOME_COMMUNITIES, volunteer_ids)}
+    rows = await conn.fetch(SELECT_HOME_COMMUNITIES, volunteer_ids, region_id)
+    return {r["id"]: r["community_id"] for r in rows}
 
 
-async def recover_debts(conn: Conn, debt_ids: list[UUID], amounts: list[int]) -> None:
+async def recover_debts(conn: Conn, region_id: UUID, debt_ids: list[UUID], amounts: list[int]) -> None:
     """Count recovered amounts against debts (settling those paid in full)."""
-    await conn.execute(RECOVER_DEBTS, debt_ids, amounts)
+    await conn.execute(RECOVER_DEBTS, debt_ids, amounts, region_id)
 
 
 async def insert_debt(
@@ -226,13 +229,14 @@ async def insert_honour(
     return record_id
 
 
-async def live_confirmation(conn: Conn, record_id: UUID) -> LiveConfirmation | None:
+async def live_confirmation(conn: Conn, region_id: UUID, record_id: UUID) -> LiveConfirmation | None:
     """The record's confirmation that is not reversed."""
-    return one(await conn.fetchrow(SELECT_LIVE_CONFIRMATION, record_id), LiveConfirmation)
+    return one(await conn.fetchrow(SELECT_LIVE_CONFIRMATION, record_id, region_id), LiveConfirmation)
 
 
 async def mark_reversed(
     conn: Conn,
+    region_id: UUID,
     confirmation_id: UUID,
     by: UUID,
     reason: str,
@@ -243,7 +247,14 @@ async def mark_reversed(
     """Mark a confirmation reversed with the transfers that took it back (``overflow_transfer_id``:
     what took back the spill to a donation pool)."""
     await conn.execute(
-        MARK_REVERSED, confirmation_id, by, reason, time_transfer_id, points_transfer_id, overflow_transfer_id
+        MARK_REVERSED,
+        confirmation_id,
+        by,
+        reason,
+        time_transfer_id,
+        points_transfer_id,
+        overflow_transfer_id,
+        region_id,
     )
 
 
@@ -260,6 +271,7 @@ async def lock_auto_confirmable(
 
 
 async def count_attended_one_to_one(conn: Conn) -> int:
-    """One-to-one records still awaiting confirmation."""
+    """One-to-one records still awaiting confirmation, in every region (what auto-confirmation
+    left)."""
     count: int = await conn.fetchval(COUNT_ATTENDED_ONE_TO_ONE)
     return count

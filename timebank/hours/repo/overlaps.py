@@ -16,7 +16,7 @@ from timebank.hours.schemas import ReviewLine
 # so that each sees what the others counted. A row lock lives in the tuple: a bulk of thousands of
 # volunteers takes no slot of the shared lock table, as thousands of advisory locks would.
 LOCK_VOLUNTEERS = """
-SELECT id FROM volunteers WHERE id = ANY ($1::uuid[]) ORDER BY id FOR NO KEY UPDATE
+SELECT id FROM volunteers WHERE id = ANY ($1::uuid[]) AND region_id = $2 ORDER BY id FOR NO KEY UPDATE
 """
 
 # For each record, the stretches of its attendance already counted for the same volunteer: by a
@@ -26,8 +26,9 @@ COUNTED_OVERLAPS = """
 SELECT x.id AS record_id, o.id AS other_id, o.status = 'confirmed' AS counted,
        greatest(x.check_in_at, o.check_in_at) AS starts_at, least(x.check_out_at, o.check_out_at) AS ends_at
   FROM service_records x
-  JOIN service_records o ON o.volunteer_id = x.volunteer_id AND o.id <> x.id AND o.kind = 'service'
- WHERE x.id = ANY ($1::uuid[])
+  JOIN service_records o ON o.volunteer_id = x.volunteer_id AND o.region_id = x.region_id AND o.id <> x.id
+                         AND o.kind = 'service'
+ WHERE x.id = ANY ($1::uuid[]) AND x.region_id = $2
    AND (o.status = 'confirmed' OR o.id = ANY ($1::uuid[]))
    AND o.check_in_at < x.check_out_at AND x.check_in_at < o.check_out_at
  ORDER BY x.id, starts_at
@@ -36,7 +37,7 @@ SELECT x.id AS record_id, o.id AS other_id, o.status = 'confirmed' AS counted,
 NO_OTHER = UUID(int=0)
 """The key of a finding about one record alone (``beyond_window``), in the review's order."""
 
-MARK_ADJUSTED = "UPDATE service_records SET adjusted = true WHERE id = ANY ($1::uuid[])"
+MARK_ADJUSTED = "UPDATE service_records SET adjusted = true WHERE id = ANY ($1::uuid[]) AND region_id = $2"
 
 # The review of an organisation's subtree ($1, in region $2): each pair of overlapping attendance
 # of one volunteer (listed from both records' side when both are in the subtree), and each record
@@ -46,7 +47,8 @@ MARK_ADJUSTED = "UPDATE service_records SET adjusted = true WHERE id = ANY ($1::
 # after ($3, $4).
 REVIEW = """
 WITH mine AS (
-    SELECT r.* FROM service_records r JOIN organisations o ON o.id = r.organisation_id
+    SELECT r.*
+      FROM service_records r JOIN organisations o ON o.id = r.organisation_id AND o.region_id = r.region_id
      WHERE r.region_id = $2 AND r.kind = 'service' AND (o.id = $1 OR $1 = ANY (o.path))
        AND r.status IN ('checked_in', 'attended', 'disputed', 'confirmed')
 ), lines AS (
@@ -55,13 +57,14 @@ WITH mine AS (
            ceil(extract(epoch FROM least(x.check_out_at, o.check_out_at)
                                  - greatest(x.check_in_at, o.check_in_at)) / 60)::int AS minutes
       FROM mine x
-      JOIN service_records o ON o.volunteer_id = x.volunteer_id AND o.id <> x.id AND o.kind = 'service'
+      JOIN service_records o ON o.volunteer_id = x.volunteer_id AND o.region_id = $2 AND o.id <> x.id
+                             AND o.kind = 'service'
                              AND o.status IN ('checked_in', 'attended', 'disputed', 'confirmed')
      WHERE o.check_in_at < x.check_out_at AND x.check_in_at < o.check_out_at
     UNION ALL
     SELECT x.id, 'beyond_window', NULL, $6::uuid, NULL,
            greatest(x.counted_minutes - ceil(extract(epoch FROM a.ends_at - a.starts_at) / 60)::int, 0)
-      FROM mine x JOIN activities a ON a.id = x.activity_id
+      FROM mine x JOIN activities a ON a.id = x.activity_id AND a.region_id = $2
      WHERE x.counted_minutes > ceil(extract(epoch FROM a.ends_at - a.starts_at) / 60)
         OR (x.check_in_method = 'staff' AND x.check_in_at < a.starts_at)
         OR (x.check_out_method = 'staff' AND x.check_out_at > a.ends_at)
@@ -71,10 +74,10 @@ SELECT l.record_id, l.finding, l.other_record_id, l.other_activity_id, oa.title 
        a.starts_at AS window_starts_at, a.ends_at AS window_ends_at, x.check_in_at, x.check_out_at,
        x.counted_minutes, x.status
   FROM lines l
-  JOIN service_records x ON x.id = l.record_id
-  JOIN activities a ON a.id = x.activity_id
-  JOIN volunteers v ON v.id = x.volunteer_id
-  LEFT JOIN activities oa ON oa.id = l.other_activity_id
+  JOIN service_records x ON x.id = l.record_id AND x.region_id = $2
+  JOIN activities a ON a.id = x.activity_id AND a.region_id = x.region_id
+  JOIN volunteers v ON v.id = x.volunteer_id AND v.region_id = x.region_id
+  LEFT JOIN activities oa ON oa.id = l.other_activity_id AND oa.region_id = x.region_id
  WHERE ($3::uuid IS NULL OR (l.record_id, l.other_key) > ($3, $4::uuid))
  ORDER BY l.record_id, l.other_key
  LIMIT $5
@@ -91,19 +94,19 @@ class Overlap(msgspec.Struct, kw_only=True, frozen=True):
     ends_at: datetime
 
 
-async def lock_volunteers(conn: Conn, volunteer_ids: list[UUID]) -> None:
+async def lock_volunteers(conn: Conn, region_id: UUID, volunteer_ids: list[UUID]) -> None:
     """Lock the volunteers' rows (in id order) until the transaction ends."""
-    await conn.execute(LOCK_VOLUNTEERS, volunteer_ids)
+    await conn.execute(LOCK_VOLUNTEERS, volunteer_ids, region_id)
 
 
-async def counted_overlaps(conn: Conn, record_ids: list[UUID]) -> list[Overlap]:
+async def counted_overlaps(conn: Conn, region_id: UUID, record_ids: list[UUID]) -> list[Overlap]:
     """Overlaps of the records with counted records of the same volunteer, or with each other."""
-    return many(await conn.fetch(COUNTED_OVERLAPS, record_ids), Overlap)
+    return many(await conn.fetch(COUNTED_OVERLAPS, record_ids, region_id), Overlap)
 
 
-async def mark_adjusted(conn: Conn, record_ids: list[UUID]) -> None:
+async def mark_adjusted(conn: Conn, region_id: UUID, record_ids: list[UUID]) -> None:
     """Flag records whose counted minutes were changed from what attendance said."""
-    await conn.execute(MARK_ADJUSTED, record_ids)
+    await conn.execute(MARK_ADJUSTED, record_ids, region_id)
 
 
 async def review(

@@ -15,10 +15,11 @@ from timebank.hours.schemas import RecordEvent
 # read and the lists show the same points and confirmation time.
 _RECORD_JOINS = """
   FROM service_records r
-  JOIN volunteers v ON v.id = r.volunteer_id
-  LEFT JOIN activities a ON a.id = r.activity_id
-  LEFT JOIN service_categories c ON c.id = r.category_id
-  LEFT JOIN service_confirmations lc ON lc.record_id = r.id AND lc.reversed_at IS NULL"""
+  JOIN volunteers v ON v.id = r.volunteer_id AND v.region_id = r.region_id
+  LEFT JOIN activities a ON a.id = r.activity_id AND a.region_id = r.region_id
+  LEFT JOIN service_categories c ON c.id = r.category_id AND c.region_id = r.region_id
+  LEFT JOIN service_confirmations lc ON lc.record_id = r.id AND lc.region_id = r.region_id
+                                    AND lc.reversed_at IS NULL"""
 
 SELECT_RECORD = (
     """
@@ -32,17 +33,19 @@ SELECT r.id, r.region_id, r.kind, r.activity_id, a.title AS activity_title, r.or
        lc.id AS confirmation_id, lc.points, lc.created_at AS confirmed_at"""
     + _RECORD_JOINS
     + """
- WHERE r.id = $1
+ WHERE r.id = $1 AND r.region_id = $2
 """
 )
 
 SELECT_RECORD_BY_VOLUNTEER = """
 SELECT id, status, check_in_at, check_out_at, counted_minutes FROM service_records
- WHERE activity_id = $1 AND volunteer_id = $2 AND kind = 'service'
+ WHERE activity_id = $1 AND volunteer_id = $2 AND region_id = $3 AND kind = 'service'
  FOR UPDATE
 """
 
-LOCK_RECORD = "SELECT status, counted_minutes FROM service_records WHERE id = $1 FOR UPDATE"
+LOCK_RECORD = """
+SELECT status, counted_minutes FROM service_records WHERE id = $1 AND region_id = $2 FOR UPDATE
+"""
 
 INSERT_CHECK_IN = """
 INSERT INTO service_records (region_id, activity_id, organisation_id, category_id, volunteer_id,
@@ -55,7 +58,7 @@ SET_CHECK_OUT = """
 UPDATE service_records
    SET check_out_at = $2, check_out_method = 'code', attended_minutes = $3, counted_minutes = $4,
        status = 'attended', completed_at = $2, updated_at = now()
- WHERE id = $1 AND status = 'checked_in'
+ WHERE id = $1 AND region_id = $5 AND status = 'checked_in'
 RETURNING id
 """
 
@@ -74,19 +77,19 @@ UPDATE service_records
        check_out_method = CASE WHEN $4::timestamptz IS NULL THEN NULL ELSE 'staff' END,
        travel_minutes = $5, attended_minutes = $6, counted_minutes = $7, adjusted = false, status = $8,
        completed_at = $9, recorded_by = $10, updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $11
 """
 
 ADJUST_RECORD = """
 UPDATE service_records
    SET counted_minutes = $2, adjusted = true, status = $3, reason = $4, updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $5
 """
 
 SET_RECORD_STATUS = """
 UPDATE service_records
    SET status = $2, reason = $3, completed_at = COALESCE(completed_at, now()), updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $4
 """
 
 INSERT_EVENT = """
@@ -97,7 +100,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 
 SELECT_EVENTS = """
 SELECT kind, minutes_before, minutes_after, reason, actor_kind, actor_id, created_at
-  FROM service_record_events WHERE record_id = $1 ORDER BY id
+  FROM service_record_events WHERE record_id = $1 AND region_id = $2 ORDER BY id
 """
 
 LIST_RECORDS = (
@@ -108,7 +111,8 @@ SELECT r.id, r.kind, r.activity_id, a.title AS activity_title, r.organisation_id
        r.adjusted, r.status, r.reason, lc.points, lc.created_at AS confirmed_at, r.updated_at"""
     + _RECORD_JOINS
     + """
- WHERE ($1::uuid IS NULL OR r.activity_id = $1)
+ WHERE r.region_id = $6
+   AND ($1::uuid IS NULL OR r.activity_id = $1)
    AND ($2::uuid IS NULL OR r.volunteer_id = $2)
    AND ($3::text IS NULL OR r.status = $3)
    AND ($4::uuid IS NULL OR r.id < $4)
@@ -119,19 +123,24 @@ SELECT r.id, r.kind, r.activity_id, a.title AS activity_title, r.organisation_id
 )
 
 
-async def record(conn: Conn, record_id: UUID) -> RecordRow | None:
-    """A service record with its activity, category, volunteer and live confirmation."""
-    return one(await conn.fetchrow(SELECT_RECORD, record_id), RecordRow)
+async def record(conn: Conn, region_id: UUID, record_id: UUID) -> RecordRow | None:
+    """A service record with its activity, category, volunteer and live confirmation (None outside
+    the region)."""
+    return one(await conn.fetchrow(SELECT_RECORD, record_id, region_id), RecordRow)
 
 
-async def record_for_volunteer(conn: Conn, activity_id: UUID, volunteer_id: UUID) -> VolunteerRecord | None:
+async def record_for_volunteer(
+    conn: Conn, region_id: UUID, activity_id: UUID, volunteer_id: UUID
+) -> VolunteerRecord | None:
     """Lock and return the volunteer's record of an activity."""
-    return one(await conn.fetchrow(SELECT_RECORD_BY_VOLUNTEER, activity_id, volunteer_id), VolunteerRecord)
+    return one(
+        await conn.fetchrow(SELECT_RECORD_BY_VOLUNTEER, activity_id, volunteer_id, region_id), VolunteerRecord
+    )
 
 
-async def lock_record(conn: Conn, record_id: UUID) -> RecordLock | None:
+async def lock_record(conn: Conn, region_id: UUID, record_id: UUID) -> RecordLock | None:
     """Lock a record (status changes) and return its status and counted minutes."""
-    return one(await conn.fetchrow(LOCK_RECORD, record_id), RecordLock)
+    return one(await conn.fetchrow(LOCK_RECORD, record_id, region_id), RecordLock)
 
 
 async def insert_check_in(
@@ -150,9 +159,11 @@ async def insert_check_in(
     return record_id
 
 
-async def set_check_out(conn: Conn, record_id: UUID, at: datetime, attended: int, counted: int) -> bool:
+async def set_check_out(
+    conn: Conn, region_id: UUID, record_id: UUID, at: datetime, attended: int, counted: int
+) -> bool:
     """Complete a checked-in record."""
-    return await conn.fetchval(SET_CHECK_OUT, record_id, at, attended, counted) is not None
+    return await conn.fetchval(SET_CHECK_OUT, record_id, at, attended, counted, region_id) is not None
 
 
 async def insert_attendance(conn: Conn, values: dict[str, Any]) -> UUID:
@@ -178,7 +189,7 @@ async def insert_attendance(conn: Conn, values: dict[str, Any]) -> UUID:
 
 
 async def update_attendance(conn: Conn, record_id: UUID, values: dict[str, Any]) -> None:
-    """Staff re-record a record's times."""
+    """Staff re-record a record's times (``values`` as for :func:`insert_attendance`, its region too)."""
     await conn.execute(
         UPDATE_ATTENDANCE,
         record_id,
@@ -191,17 +202,20 @@ async def update_attendance(conn: Conn, record_id: UUID, values: dict[str, Any])
         values["status"],
         values["completed_at"],
         values["recorded_by"],
+        values["region_id"],
     )
 
 
-async def adjust_record(conn: Conn, record_id: UUID, minutes: int, status: str, reason: str) -> None:
+async def adjust_record(
+    conn: Conn, region_id: UUID, record_id: UUID, minutes: int, status: str, reason: str
+) -> None:
     """Set counted minutes by hand (the event keeps the before and after)."""
-    await conn.execute(ADJUST_RECORD, record_id, minutes, status, reason)
+    await conn.execute(ADJUST_RECORD, record_id, minutes, status, reason, region_id)
 
 
-async def set_record_status(conn: Conn, record_id: UUID, status: str, reason: str) -> None:
+async def set_record_status(conn: Conn, region_id: UUID, record_id: UUID, status: str, reason: str) -> None:
     """Change a record's status (the caller has locked and checked it)."""
-    await conn.execute(SET_RECORD_STATUS, record_id, status, reason)
+    await conn.execute(SET_RECORD_STATUS, record_id, status, reason, region_id)
 
 
 async def insert_event(
@@ -219,13 +233,14 @@ async def insert_event(
     await conn.execute(INSERT_EVENT, region_id, record_id, kind, before, after, reason, actor_kind, actor_id)
 
 
-async def events(conn: Conn, record_id: UUID) -> list[RecordEvent]:
+async def events(conn: Conn, region_id: UUID, record_id: UUID) -> list[RecordEvent]:
     """A record's history, oldest first."""
-    return many(await conn.fetch(SELECT_EVENTS, record_id), RecordEvent)
+    return many(await conn.fetch(SELECT_EVENTS, record_id, region_id), RecordEvent)
 
 
 async def list_records(
     conn: Conn,
+    region_id: UUID,
     activity_id: UUID | None,
     volunteer_id: UUID | None,
     status: str | None,
@@ -233,4 +248,7 @@ async def list_records(
     limit: int,
 ) -> list[RecordLine]:
     """Records of an activity or of a volunteer, newest first."""
-    return many(await conn.fetch(LIST_RECORDS, activity_id, volunteer_id, status, before, limit), RecordLine)
+    return many(
+        await conn.fetch(LIST_RECORDS, activity_id, volunteer_id, status, before, limit, region_id),
+        RecordLine,
+    )

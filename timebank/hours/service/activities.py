@@ -129,7 +129,9 @@ async def list_trainings(
     """A volunteer's trainings, newest first."""
     await require_volunteer(conn, principal, volunteer_id)
     before = decode_cursor(cursor, TRAININGS, UUID)
-    rows = await repo.trainings(conn, volunteer_id, before[0] if before else None, limit + 1)
+    rows = await repo.trainings(
+        conn, principal.region_id, volunteer_id, before[0] if before else None, limit + 1
+    )
     return page_of(TRAININGS, rows, limit, lambda t: (t.id,))
 
 
@@ -174,7 +176,7 @@ async def create_activity(conn: Conn, principal: Principal, data: ActivityCreate
             "group_service": data.group_service,
         },
     )
-    row = await repo.activity(conn, activity_id)
+    row = await repo.activity(conn, principal.region_id, activity_id)
     assert row is not None
     return await activity_view(conn, row)
 
@@ -190,7 +192,7 @@ async def update_activity(
     """Edit an activity before it closes; times only while it is a draft."""
     async with conn.transaction():
         await staff_activity(conn, principal, activity_id)
-        locked = await repo.lock_activity(conn, activity_id)
+        locked = await repo.lock_activity(conn, principal.region_id, activity_id)
         assert locked is not None
         if locked.status not in ("draft", "published"):
             raise errors.ActivityState(f"a {locked.status} activity cannot be edited")
@@ -204,8 +206,8 @@ async def update_activity(
             )
         values = msgspec.structs.asdict(data)
         values["max_counted_minutes"] = cap_from_hours(values.pop("max_counted_hours"))
-        await repo.update_activity(conn, activity_id, values)
-        row = await repo.activity(conn, activity_id)
+        await repo.update_activity(conn, principal.region_id, activity_id, values)
+        row = await repo.activity(conn, principal.region_id, activity_id)
     assert row is not None
     return await activity_view(conn, row)
 
@@ -217,17 +219,18 @@ async def transition_activity(conn: Conn, principal: Principal, activity_id: UUI
     """
     async with conn.transaction():
         await staff_activity(conn, principal, activity_id)
-        locked = await repo.lock_activity(conn, activity_id)
+        locked = await repo.lock_activity(conn, principal.region_id, activity_id)
         assert locked is not None
         allowed = TRANSITIONS[target]
         if locked.status not in allowed:
             raise errors.ActivityState(f"cannot go from {locked.status} to {target}", state=locked.status)
-        if target == "settled" and (pending := await repo.count_pending(conn, activity_id)):
+        region = principal.region_id
+        if target == "settled" and (pending := await repo.count_pending(conn, region, activity_id)):
             raise errors.ActivityState(f"{pending} records still await confirmation", pending=pending)
         if target == "cancelled" and locked.signed_up > 0:
             raise errors.ActivityState("volunteers hold places; cancel their sign-ups first")
-        await repo.set_activity_status(conn, activity_id, target, allowed)
-        row = await repo.activity(conn, activity_id)
+        await repo.set_activity_status(conn, principal.region_id, activity_id, target, allowed)
+        row = await repo.activity(conn, principal.region_id, activity_id)
     assert row is not None
     return await activity_view(conn, row)
 
@@ -294,7 +297,7 @@ async def _eligible(conn: Conn, act: ActivityRow, vol: VolunteerRow) -> None:
     if age < act.min_age:
         raise errors.TooYoung(f"the activity needs age {act.min_age} or more", min_age=act.min_age)
     training = act.required_training
-    if training and not await repo.has_training(conn, vol.id, training, start_day):
+    if training and not await repo.has_training(conn, vol.region_id, vol.id, training, start_day):
         raise errors.TrainingRequired(f"the category requires the training {training}", training=training)
 
 
@@ -324,7 +327,7 @@ async def sign_up(conn: Conn, principal: Principal, activity_id: UUID, volunteer
         signup_id = await repo.upsert_signup(tx, principal.region_id, activity_id, target, principal.actor)
         if signup_id is None:
             raise errors.AlreadySignedUp("the volunteer already holds a place")
-        left = await repo.take_place(tx, activity_id)
+        left = await repo.take_place(tx, principal.region_id, activity_id)
         if left is None:
             raise errors.ActivityFull("every place is taken", capacity=act.capacity)
         await record_act(
@@ -349,10 +352,10 @@ async def cancel_sign_up(
         await require_volunteer(tx, principal, target, PROXY_SIGN_UP)
         if act.status != "published" or await repo.db_now(tx) >= act.starts_at:
             raise errors.ActivityState("sign-ups can be cancelled only before the activity starts")
-        signup_id = await repo.cancel_signup(tx, activity_id, target, principal.actor)
+        signup_id = await repo.cancel_signup(tx, principal.region_id, activity_id, target, principal.actor)
         if signup_id is None:
             raise errors.NotSignedUp("the volunteer holds no place on this activity")
-        left = await repo.release_place(tx, activity_id)
+        left = await repo.release_place(tx, principal.region_id, activity_id)
         await record_act(
             tx, principal, "cancel_sign_up", "activity", activity_id, acted_for=target,
             detail={"signup_id": str(signup_id)},
@@ -370,7 +373,7 @@ async def list_signups(
     """Staff: who signed up (names as registered, mobiles masked)."""
     await staff_activity(conn, principal, activity_id)
     after = decode_cursor(cursor, SIGNUPS, UUID)
-    rows = await repo.signups(conn, activity_id, after[0] if after else None, limit + 1)
+    rows = await repo.signups(conn, principal.region_id, activity_id, after[0] if after else None, limit + 1)
     return page_of(SIGNUPS, rows, limit, lambda s: (s.id,))
 
 
@@ -380,7 +383,7 @@ async def my_activities(conn: Conn, principal: Principal, cursor: str | None, li
         raise NotInScope("the proxy grant does not allow viewing")
     keyset = decode_cursor(cursor, MY_ACTIVITIES, datetime, UUID)
     rows = await repo.my_activities(
-        conn, principal.sub, (keyset[0], keyset[1]) if keyset else None, limit + 1
+        conn, principal.region_id, principal.sub, (keyset[0], keyset[1]) if keyset else None, limit + 1
     )
     page = rows[:limit]
     items = [

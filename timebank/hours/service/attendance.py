@@ -53,7 +53,7 @@ async def current_code(conn: Conn, principal: Principal, activity_id: UUID) -> A
             f"{int(grace.total_seconds() // 60)} min after its end"
         )
     window = int(now.timestamp()) // period
-    code = activity_code(await repo.activity_secret(conn, activity_id), activity_id, window)
+    code = activity_code(await repo.activity_secret(conn, act.region_id, activity_id), activity_id, window)
     return ActivityCode(
         code=code,
         qr_payload=f"timebank:checkin:{activity_id}:{code}",
@@ -63,7 +63,7 @@ async def current_code(conn: Conn, principal: Principal, activity_id: UUID) -> A
 
 
 async def _check_code(conn: Conn, act: ActivityRow, code: str, now: datetime, period: int) -> None:
-    secret = await repo.activity_secret(conn, act.id)
+    secret = await repo.activity_secret(conn, act.region_id, act.id)
     window = int(now.timestamp()) // period
     given = code.strip().upper().encode()
     # The current code and the one before it: a code read just before it rotated still works.
@@ -82,7 +82,7 @@ async def check_in(conn: Conn, principal: Principal, activity_id: UUID, code: st
         act = await load_activity(tx, principal, activity_id)
         if act.status != "published":
             raise errors.ActivityState(f"the activity is {act.status}", state=act.status)
-        if await repo.signup_status(tx, activity_id, principal.sub) != "active":
+        if await repo.signup_status(tx, act.region_id, activity_id, principal.sub) != "active":
             raise errors.NotSignedUp("sign up for the activity before checking in")
         period, opens, _ = await _code_rules(tx, act.region_id)
         now = await repo.db_now(tx)
@@ -93,7 +93,7 @@ async def check_in(conn: Conn, principal: Principal, activity_id: UUID, code: st
                 ends_at=act.ends_at.isoformat(),
             )
         await _check_code(tx, act, code, now, period)
-        if await repo.record_for_volunteer(tx, activity_id, principal.sub) is not None:
+        if await repo.record_for_volunteer(tx, act.region_id, activity_id, principal.sub) is not None:
             raise errors.RecordState("already checked in")
         record_id = await repo.insert_check_in(
             tx, act.region_id, activity_id, act.organisation_id, act.category_id, principal.sub, now
@@ -104,7 +104,7 @@ async def check_in(conn: Conn, principal: Principal, activity_id: UUID, code: st
         return record_id
 
     record_id = await in_transaction(conn, attempt)
-    return await load_record(conn, record_id)
+    return await load_record(conn, principal.region_id, record_id)
 
 
 async def check_out(conn: Conn, principal: Principal, activity_id: UUID, code: str) -> ServiceRecord:
@@ -114,7 +114,7 @@ async def check_out(conn: Conn, principal: Principal, activity_id: UUID, code: s
 
     async def attempt(tx: Conn) -> UUID:
         act = await load_activity(tx, principal, activity_id)
-        rec = await repo.record_for_volunteer(tx, activity_id, principal.sub)
+        rec = await repo.record_for_volunteer(tx, act.region_id, activity_id, principal.sub)
         if rec is None or rec.status != "checked_in":
             raise errors.RecordState("check in first (or staff already completed the record)")
         period, _, grace = await _code_rules(tx, act.region_id)
@@ -127,7 +127,7 @@ async def check_out(conn: Conn, principal: Principal, activity_id: UUID, code: s
         assert rec.check_in_at is not None  # a checked-in record has its check-in time
         cap = await cap_minutes(tx, act.region_id, act.max_counted_minutes)
         attended, counted = counted_minutes(rec.check_in_at, now, act.starts_at, act.ends_at, cap)
-        await repo.set_check_out(tx, rec.id, now, attended, counted)
+        await repo.set_check_out(tx, act.region_id, rec.id, now, attended, counted)
         await repo.insert_event(
             tx, act.region_id, rec.id, "checked_out", 0, counted, "", "volunteer", principal.sub
         )
@@ -135,7 +135,7 @@ async def check_out(conn: Conn, principal: Principal, activity_id: UUID, code: s
         return record_id
 
     record_id = await in_transaction(conn, attempt)
-    return await load_record(conn, record_id)
+    return await load_record(conn, principal.region_id, record_id)
 
 
 async def record_attendance(
@@ -156,7 +156,7 @@ async def record_attendance(
                 f"attendance is recorded on published or closed activities, not {act.status}"
             )
         await require_volunteer(tx, principal, data.volunteer_id)
-        if await repo.signup_status(tx, activity_id, data.volunteer_id) != "active":
+        if await repo.signup_status(tx, act.region_id, activity_id, data.volunteer_id) != "active":
             raise errors.NotSignedUp("the volunteer holds no place on this activity")
         now = await repo.db_now(tx)
         latest = data.check_out_at or data.check_in_at
@@ -183,7 +183,7 @@ async def record_attendance(
             "completed_at": now if complete else None,
             "recorded_by": principal.actor,
         }
-        existing = await repo.record_for_volunteer(tx, activity_id, data.volunteer_id)
+        existing = await repo.record_for_volunteer(tx, act.region_id, activity_id, data.volunteer_id)
         before = None
         if existing is None:
             record_id = await repo.insert_attendance(tx, values)
@@ -201,4 +201,4 @@ async def record_attendance(
         return record_id
 
     record_id = await in_transaction(conn, attempt)
-    return await load_record(conn, record_id)
+    return await load_record(conn, principal.region_id, record_id)

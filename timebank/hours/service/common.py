@@ -99,8 +99,8 @@ def staff_root(principal: Principal) -> UUID | None:
 
 async def region_org(conn: Conn, principal: Principal, org_id: UUID) -> OrganisationRow:
     """The organisation, if it is in the caller's region (404 otherwise)."""
-    org = await repo.organisation(conn, org_id)
-    if org is None or org.region_id != principal.region_id:
+    org = await repo.organisation(conn, principal.region_id, org_id)
+    if org is None:
         raise errors.OrganisationNotFound(f"no organisation {org_id}")
     return org
 
@@ -117,8 +117,8 @@ async def require_volunteer(
     conn: Conn, principal: Principal, volunteer_id: UUID, action: str = "view"
 ) -> VolunteerRow:
     """The volunteer, if the caller may reach them for ``action``."""
-    vol = await repo.volunteer(conn, volunteer_id)
-    if vol is None or vol.region_id != principal.region_id:
+    vol = await repo.volunteer(conn, principal.region_id, volunteer_id)
+    if vol is None:
         raise errors.VolunteerNotFound(f"no volunteer {volunteer_id}")
     if not await volunteer_in_scope(conn, principal, volunteer_id, action=action):
         # as identity answers: a volunteer outside the caller's reach reads as absent
@@ -127,8 +127,8 @@ async def require_volunteer(
 
 
 async def _region_activity(conn: Conn, principal: Principal, activity_id: UUID) -> ActivityRow:
-    act = await repo.activity(conn, activity_id)
-    if act is None or act.region_id != principal.region_id:
+    act = await repo.activity(conn, principal.region_id, activity_id)
+    if act is None:
         raise errors.ActivityNotFound(f"no activity {activity_id}")
     return act
 
@@ -151,8 +151,8 @@ async def staff_activity(conn: Conn, principal: Principal, activity_id: UUID) ->
 
 async def reach_record(conn: Conn, principal: Principal, record_id: UUID, action: str = "view") -> RecordRow:
     """A record the caller may see: their own (or as proxy), as the person served, or staff/admin in scope."""
-    row = await repo.record(conn, record_id)
-    if row is None or row.region_id != principal.region_id:
+    row = await repo.record(conn, principal.region_id, record_id)
+    if row is None:
         raise errors.RecordNotFound(f"no service record {record_id}")
     if principal.kind == "volunteer":
         if principal.sub in (row.volunteer_id, row.beneficiary_id) and principal.may(action):
@@ -198,9 +198,9 @@ def record_view(row: RecordRow | RecordLine) -> ServiceRecord:
     return msgspec.convert(data, ServiceRecord)
 
 
-async def load_record(conn: Conn, record_id: UUID) -> ServiceRecord:
+async def load_record(conn: Conn, region_id: UUID, record_id: UUID) -> ServiceRecord:
     """A record as the routes show it (404 when absent)."""
-    row = await repo.record(conn, record_id)
+    row = await repo.record(conn, region_id, record_id)
     if row is None:
         raise errors.RecordNotFound(f"no service record {record_id}")
     return record_view(row)

@@ -26,6 +26,7 @@ RECORDS = "records"
 
 async def _records(
     conn: Conn,
+    principal: Principal,
     activity_id: UUID | None,
     volunteer_id: UUID | None,
     status: str | None,
@@ -34,7 +35,7 @@ async def _records(
 ) -> Page[ServiceRecord]:
     before = decode_cursor(cursor, RECORDS, UUID)
     rows = await repo.list_records(
-        conn, activity_id, volunteer_id, status, before[0] if before else None, limit + 1
+        conn, principal.region_id, activity_id, volunteer_id, status, before[0] if before else None, limit + 1
     )
     return page_of(RECORDS, [record_view(r) for r in rows], limit, lambda r: (r.id,))
 
@@ -42,7 +43,9 @@ async def _records(
 async def get_record(conn: Conn, principal: Principal, record_id: UUID) -> ServiceRecordDetail:
     """A record with its full history."""
     row = await reach_record(conn, principal, record_id)
-    return ServiceRecordDetail(record=record_view(row), events=await repo.events(conn, record_id))
+    return ServiceRecordDetail(
+        record=record_view(row), events=await repo.events(conn, principal.region_id, record_id)
+    )
 
 
 async def list_activity_records(
@@ -50,7 +53,7 @@ async def list_activity_records(
 ) -> Page[ServiceRecord]:
     """Staff: an activity's records, newest first."""
     await staff_activity(conn, principal, activity_id)
-    return await _records(conn, activity_id, None, status, cursor, limit)
+    return await _records(conn, principal, activity_id, None, status, cursor, limit)
 
 
 async def my_records(
@@ -59,7 +62,7 @@ async def my_records(
     """The volunteer's own service records with their status, newest first."""
     if not principal.may("view"):
         raise NotInScope("the proxy grant does not allow viewing")
-    return await _records(conn, None, principal.sub, status, cursor, limit)
+    return await _records(conn, principal, None, principal.sub, status, cursor, limit)
 
 
 async def adjust(conn: Conn, principal: Principal, record_id: UUID, data: Adjustment) -> ServiceRecord:
@@ -73,13 +76,13 @@ async def adjust(conn: Conn, principal: Principal, record_id: UUID, data: Adjust
         row = await reach_record(tx, principal, record_id)
         if principal.kind == "volunteer":
             raise NotInScope("staff adjust records")
-        locked = await repo.lock_record(tx, record_id)
+        locked = await repo.lock_record(tx, principal.region_id, record_id)
         assert locked is not None
         if locked.status not in ("attended", "disputed", "reversed"):
             raise errors.RecordState(f"a {locked.status} record cannot be adjusted", state=locked.status)
         if row.kind == "service":
             over_cap(data.minutes, await cap_minutes(tx, row.region_id, row.max_counted_minutes))
-        await repo.adjust_record(tx, record_id, data.minutes, "attended", data.reason)
+        await repo.adjust_record(tx, principal.region_id, record_id, data.minutes, "attended", data.reason)
         await repo.insert_event(
             tx,
             row.region_id,
@@ -93,7 +96,7 @@ async def adjust(conn: Conn, principal: Principal, record_id: UUID, data: Adjust
         )
 
     await in_transaction(conn, attempt)
-    return await load_record(conn, record_id)
+    return await load_record(conn, principal.region_id, record_id)
 
 
 async def dispute(conn: Conn, principal: Principal, record_id: UUID, reason: str) -> ServiceRecord:
@@ -103,11 +106,11 @@ async def dispute(conn: Conn, principal: Principal, record_id: UUID, reason: str
 
     async def attempt(tx: Conn) -> None:
         row = await reach_record(tx, principal, record_id, PROXY_CONFIRM if principal.is_proxy else "view")
-        locked = await repo.lock_record(tx, record_id)
+        locked = await repo.lock_record(tx, principal.region_id, record_id)
         assert locked is not None
         if locked.status != "attended":
             raise errors.RecordState(f"a {locked.status} record cannot be disputed", state=locked.status)
-        await repo.set_record_status(tx, record_id, "disputed", reason)
+        await repo.set_record_status(tx, principal.region_id, record_id, "disputed", reason)
         if principal.is_proxy:
             await record_act(
                 tx, principal, "dispute_service_record", "service_record", record_id, acted_for=principal.sub
@@ -117,7 +120,7 @@ async def dispute(conn: Conn, principal: Principal, record_id: UUID, reason: str
         )
 
     await in_transaction(conn, attempt)
-    return await load_record(conn, record_id)
+    return await load_record(conn, principal.region_id, record_id)
 
 
 async def reject(conn: Conn, principal: Principal, record_id: UUID, reason: str) -> ServiceRecord:
@@ -125,11 +128,11 @@ async def reject(conn: Conn, principal: Principal, record_id: UUID, reason: str)
 
     async def attempt(tx: Conn) -> None:
         row = await reach_record(tx, principal, record_id)
-        locked = await repo.lock_record(tx, record_id)
+        locked = await repo.lock_record(tx, principal.region_id, record_id)
         assert locked is not None
         if locked.status not in ("checked_in", "attended", "disputed", "reversed"):
             raise errors.RecordState(f"a {locked.status} record cannot be rejected", state=locked.status)
-        await repo.set_record_status(tx, record_id, "rejected", reason)
+        await repo.set_record_status(tx, principal.region_id, record_id, "rejected", reason)
         await repo.insert_event(
             tx,
             row.region_id,
@@ -143,4 +146,4 @@ async def reject(conn: Conn, principal: Principal, record_id: UUID, reason: str)
         )
 
     await in_transaction(conn, attempt)
-    return await load_record(conn, record_id)
+    return await load_record(conn, principal.region_id, record_id)
