@@ -60,13 +60,13 @@ class CategoryController(Controller):
     @get("", operation_id="list_categories", guards=[authenticated], summary="List service categories")
     async def list_categories(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Category]:
         """Categories by code, with points rate, difficulty multiplier and required training."""
-        return await service.list_categories(db, principal, cursor, limit)
+        return await service.list_categories(read_db, principal, cursor, limit)
 
     @put("/{code:str}", operation_id="put_category", guards=[ADMIN], summary="Create or change a category")
     async def put_category(
@@ -149,10 +149,10 @@ class ActivityController(Controller):
 
     @get("/{activity_id:uuid}", operation_id="get_activity", guards=[authenticated], summary="One activity")
     async def get_activity(
-        self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]
+        self, read_db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]
     ) -> Activity:
         """Places left, effective cap of counted hours, status."""
-        return await service.get_activity(db, principal, activity_id)
+        return await service.get_activity(read_db, principal, activity_id)
 
     @patch("/{activity_id:uuid}", operation_id="update_activity", guards=[MANAGE], summary="Edit an activity")
     async def update_activity(
@@ -204,14 +204,14 @@ class ActivityController(Controller):
     @get("/{activity_id:uuid}/signups", operation_id="list_sign_ups", guards=[STAFF], summary="Sign-ups")
     async def list_signups(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         activity_id: FromPath[UUID],
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[SignupLine]:
         """Who holds or gave back a place (mobiles masked)."""
-        return await service.list_signups(db, principal, activity_id, cursor, limit)
+        return await service.list_signups(read_db, principal, activity_id, cursor, limit)
 
     @get(
         "/{activity_id:uuid}/code",
@@ -219,9 +219,11 @@ class ActivityController(Controller):
         guards=[STAFF],
         summary="Current check-in code",
     )
-    async def code(self, db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]) -> ActivityCode:
+    async def code(
+        self, read_db: Db, principal: CurrentPrincipal, activity_id: FromPath[UUID]
+    ) -> ActivityCode:
         """The rotating code to show on site (and as a QR code); none before opening or after the end."""
-        return await service.current_code(db, principal, activity_id)
+        return await service.current_code(read_db, principal, activity_id)
 
     @post(
         "/{activity_id:uuid}/check-in",

@@ -57,7 +57,7 @@ class ServiceRecordController(Controller):
     )
     async def review(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         organisation_id: Annotated[UUID, QueryParameter(description="the organisation (with its subtree)")],
         cursor: CursorParam = None,
@@ -66,7 +66,7 @@ class ServiceRecordController(Controller):
         """Each pair of one volunteer's records whose attendance overlaps (the later confirmation is
         counted less by the overlap) and each record counted beyond its activity's window, in the
         organisation's subtree; staff look here before confirming. Keyset-paginated."""
-        return await overlaps.review(db, principal, organisation_id, cursor, limit)
+        return await overlaps.review(read_db, principal, organisation_id, cursor, limit)
 
     @get(
         "/{record_id:uuid}",
@@ -76,10 +76,10 @@ class ServiceRecordController(Controller):
         summary="A record and its history",
     )
     async def get_record(
-        self, db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID]
+        self, read_db: Db, principal: CurrentPrincipal, record_id: FromPath[UUID]
     ) -> ServiceRecordDetail:
         """The volunteer's own, the served person's, or staff's in scope."""
-        return await service.get_record(db, principal, record_id)
+        return await service.get_record(read_db, principal, record_id)
 
     @post(
         "/{record_id:uuid}/adjust",
@@ -277,10 +277,10 @@ class CertificateController(Controller):
         summary="PDF",
     )
     async def pdf(
-        self, db: Db, state: State, principal: CurrentPrincipal, certificate_id: FromPath[UUID]
+        self, read_db: Db, state: State, principal: CurrentPrincipal, certificate_id: FromPath[UUID]
     ) -> Response[bytes]:
         """The certificate in Chinese, its font embedded, with a QR code of its verification URL."""
-        content = await certificates.reach(db, principal, certificate_id)
+        content = await certificates.reach(read_db, principal, certificate_id)
         pdf = certificates.render_pdf(content, state.runtime.settings.certificate_font_file)
         return attachment(pdf, certificates.filename(content), certificates.MEDIA_TYPE)
 
