@@ -94,7 +94,7 @@ async def _hold(
         return (await ledger.create_hold(conn, region, common.actor(principal), spec)).id
     except ledger_errors.InsufficientBalance as exc:
         if "available_minutes" not in exc.extra:
-            found = (await ledger.balances(conn, [debit])).get(debit)
+            found = (await ledger.balances(conn, region, [debit])).get(debit)
             exc.extra["available_minutes"] = found.available if found else 0
         exc.extra.setdefault("requested_minutes", data.estimated_minutes)
         raise
