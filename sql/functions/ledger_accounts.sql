@@ -43,7 +43,8 @@ BEGIN
         PERFORM public.ledger_fail('account-not-found', 'no such ledger account',
                                    jsonb_build_object('account_id', p_account));
     END IF;
-    UPDATE public.ledger_balances SET closed = true WHERE account_id = p_account AND NOT closed;
+    UPDATE public.ledger_balances SET closed = true
+     WHERE account_id = p_account AND region_id = p_region AND NOT closed;
     RETURN acc;
 END
 $$;

@@ -31,7 +31,7 @@ BEGIN
         PERFORM public.ledger_fail('not-a-hold', 'only a pending transfer (a hold) can be posted or voided',
                                    jsonb_build_object('transfer_id', p_hold, 'kind', h.kind));
     END IF;
-    SELECT kind INTO res FROM public.ledger_transfers WHERE pending_id = p_hold;
+    SELECT kind INTO res FROM public.ledger_transfers WHERE pending_id = p_hold AND region_id = p_region;
     PERFORM public.ledger_fail('hold-not-pending', 'the hold was already posted or voided',
         jsonb_build_object('transfer_id', p_hold,
                            'state', CASE res WHEN 'post_pending' THEN 'posted' WHEN 'void_pending' THEN 'voided'
@@ -51,16 +51,18 @@ DECLARE
 BEGIN
     SELECT a.region_id, a.no_overdraft, sum(b.credits_posted - b.debits_posted - b.debits_pending) AS available
       INTO d
-      FROM public.ledger_accounts a JOIN public.ledger_balances b ON b.account_id = a.id
-     WHERE a.id = p_debit GROUP BY a.id;
+      FROM public.ledger_accounts a
+      JOIN public.ledger_balances b ON b.account_id = a.id AND b.region_id = a.region_id
+     WHERE a.id = p_debit AND a.region_id = p_region GROUP BY a.id;
     IF NOT FOUND OR d.region_id <> p_region THEN
         PERFORM public.ledger_fail('account-not-found', 'no such ledger account',
                                    jsonb_build_object('account_id', p_debit));
     END IF;
     SELECT a.region_id, a.cap, sum(b.credits_posted - b.debits_posted + b.credits_pending) AS exposure
       INTO c
-      FROM public.ledger_accounts a JOIN public.ledger_balances b ON b.account_id = a.id
-     WHERE a.id = p_credit GROUP BY a.id;
+      FROM public.ledger_accounts a
+      JOIN public.ledger_balances b ON b.account_id = a.id AND b.region_id = a.region_id
+     WHERE a.id = p_credit AND a.region_id = p_region GROUP BY a.id;
     IF NOT FOUND OR c.region_id <> p_region THEN
         PERFORM public.ledger_fail('account-not-found', 'no such ledger account',
                                    jsonb_build_object('account_id', p_credit));

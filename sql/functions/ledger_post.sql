@@ -32,13 +32,13 @@ DECLARE
 BEGIN
     FOREACH it IN ARRAY p_items LOOP
         IF it.kind IN ('post_pending', 'void_pending') THEN
-            SELECT * INTO h FROM public.ledger_open_holds WHERE hold_id = it.pending_id;
+            SELECT * INTO h FROM public.ledger_open_holds WHERE hold_id = it.pending_id AND region_id = p_region;
             IF FOUND THEN
                 ids := ids || ARRAY[h.debit_account_id, h.credit_account_id];
                 fixed := fixed || ARRAY[h.debit_stripe, h.credit_stripe];
             END IF;
         ELSIF it.reverses IS NOT NULL THEN
-            SELECT * INTO o FROM public.ledger_transfers WHERE id = it.reverses;
+            SELECT * INTO o FROM public.ledger_transfers WHERE id = it.reverses AND region_id = p_region;
             IF FOUND THEN
                 ids := ids || ARRAY[o.debit_account_id, o.credit_account_id];
                 fixed := fixed || ARRAY[NULL, NULL]::smallint[];
@@ -55,10 +55,11 @@ BEGIN
     FOR pair IN
         SELECT DISTINCT a.id, coalesce(x.stripe, (p_seed % a.stripes)::smallint) AS stripe
           FROM unnest(ids, fixed) AS x (id, stripe)
-          JOIN public.ledger_accounts a ON a.id = x.id
+          JOIN public.ledger_accounts a ON a.id = x.id AND a.region_id = p_region
          ORDER BY 1, 2
     LOOP
-        PERFORM 1 FROM public.ledger_balances WHERE account_id = pair.id AND stripe = pair.stripe FOR UPDATE;
+        PERFORM 1 FROM public.ledger_balances
+         WHERE account_id = pair.id AND stripe = pair.stripe AND region_id = p_region FOR UPDATE;
     END LOOP;
 END
 $$;
@@ -176,7 +177,7 @@ BEGIN
             -- Competing reversals of one transfer take turns here, so the loser reads the winner's
             -- row and gets a plain answer (the unique index on reverses is the guarantee).
             PERFORM pg_advisory_xact_lock(1953655149, hashtext(o.id::text));
-            IF EXISTS (SELECT 1 FROM public.ledger_transfers WHERE reverses = o.id) THEN
+            IF EXISTS (SELECT 1 FROM public.ledger_transfers WHERE reverses = o.id AND region_id = p_region) THEN
                 PERFORM public.ledger_fail('already-reversed', 'the transfer was already reversed',
                                            jsonb_build_object('transfer_id', o.id));
             END IF;
@@ -193,7 +194,8 @@ BEGIN
             -- check after the update below is the one that counts.
             IF when_spent = 'fail' THEN
                 SELECT coalesce(sum(l.remaining), 0) INTO unspent FROM public.ledger_lots l
-                 WHERE l.transfer_id = o.id AND l.account_id = o.credit_account_id HAVING count(*) > 0;
+                 WHERE l.transfer_id = o.id AND l.account_id = o.credit_account_id AND l.region_id = p_region
+                HAVING count(*) > 0;
                 IF FOUND AND unspent < o.amount THEN
                     PERFORM public.ledger_fail('reversal-lots-spent',
                         'the amount credited by the transfer was already partly spent',
@@ -303,7 +305,7 @@ BEGIN
         -- it fails (409) unless the policy allows taking the rest from other lots.
         IF first_lots IS NOT NULL AND d_lots AND when_spent = 'fail' THEN
             SELECT coalesce(sum(l.remaining), 0) INTO unspent FROM public.ledger_lots l
-             WHERE l.transfer_id = first_lots AND l.account_id = r.debit_account_id;
+             WHERE l.transfer_id = first_lots AND l.account_id = r.debit_account_id AND l.region_id = p_region;
             IF unspent < r.amount THEN
                 PERFORM public.ledger_fail('reversal-lots-spent',
                     'the amount credited by the transfer was already partly spent',
@@ -334,7 +336,7 @@ BEGIN
                     SELECT l.transfer_id, l.ordinal, l.remaining,
                            sum(l.remaining) OVER w AS upto, row_number() OVER w - 1 AS n
                       FROM public.ledger_lots l
-                     WHERE l.account_id = r.debit_account_id AND l.remaining > 0
+                     WHERE l.account_id = r.debit_account_id AND l.region_id = p_region AND l.remaining > 0
                     WINDOW w AS (ORDER BY l.transfer_id IS DISTINCT FROM first_lots, l.expires_on NULLS LAST,
                                           l.seq, l.ordinal ROWS UNBOUNDED PRECEDING)
                 ), take AS (
@@ -343,7 +345,8 @@ BEGIN
                       FROM avail o2 WHERE o2.upto - o2.remaining < r.amount
                 ), spend AS (
                     UPDATE public.ledger_lots l SET remaining = l.remaining - t.amount
-                      FROM take t WHERE l.transfer_id = t.transfer_id AND l.ordinal = t.ordinal
+                      FROM take t
+                     WHERE l.transfer_id = t.transfer_id AND l.ordinal = t.ordinal AND l.region_id = p_region
                 ), used AS (
                     INSERT INTO public.ledger_lot_consumptions
                         (transfer_id, ordinal, region_id, lot_transfer_id, lot_ordinal, amount)
@@ -364,8 +367,9 @@ BEGIN
                 SELECT r.id, c.ordinal, p_region, r.credit_account_id, r.credit_seq, l.origin, l.expires_on,
                        c.amount, c.amount, r.created_at
                   FROM public.ledger_lot_consumptions c
-                  JOIN public.ledger_lots l ON l.transfer_id = c.lot_transfer_id AND l.ordinal = c.lot_ordinal
-                 WHERE c.transfer_id = r.reverses;
+                  JOIN public.ledger_lots l
+                    ON l.transfer_id = c.lot_transfer_id AND l.ordinal = c.lot_ordinal AND l.region_id = c.region_id
+                 WHERE c.transfer_id = r.reverses AND c.region_id = p_region;
             END IF;
         END IF;
         RETURN NEXT r;
@@ -436,13 +440,13 @@ BEGIN
           FROM unnest(p_items) x
     ), per AS (
         SELECT l.id, sum(l.debit)::bigint AS debit, sum(l.credit)::bigint AS credit, count(*) AS cnt,
-               bool_and(a.id IS NOT NULL AND a.region_id = p_region AND a.ledger = l.ledger
+               bool_and(a.id IS NOT NULL AND a.ledger = l.ledger
                         AND a.closed_at IS NULL
                         AND NOT (l.is_debit AND a.track_lots)
                         AND NOT (NOT l.is_debit AND a.track_lots AND l.origin IS NULL)) AS fits,
                min(a.stripes) AS stripes, bool_or(a.track_lots) AS lots
           FROM legs l
-          LEFT JOIN public.ledger_accounts a ON a.id = l.id
+          LEFT JOIN public.ledger_accounts a ON a.id = l.id AND a.region_id = p_region
          GROUP BY l.id
     )
     SELECT array_agg(p.id ORDER BY p.id), array_agg((seed % p.stripes)::smallint ORDER BY p.id),
@@ -482,7 +486,7 @@ BEGIN
            credits_posted = lb.credits_posted + k.credit,
            seq = lb.seq + k.cnt
       FROM unnest(acc_ids, acc_str, acc_debit, acc_credit, acc_cnt) AS k (id, stripe, debit, credit, cnt)
-     WHERE lb.account_id = k.id AND lb.stripe = k.stripe;
+     WHERE lb.account_id = k.id AND lb.stripe = k.stripe AND lb.region_id = p_region;
 
     RETURN QUERY
     WITH items AS (

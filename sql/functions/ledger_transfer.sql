@@ -52,12 +52,14 @@ BEGIN
     SELECT a.ledger, a.closed_at IS NOT NULL AS closed, a.no_overdraft,
            sum(b.credits_posted - b.debits_posted - b.debits_pending) AS available
       INTO d
-      FROM public.ledger_accounts a JOIN public.ledger_balances b ON b.account_id = a.id
+      FROM public.ledger_accounts a
+      JOIN public.ledger_balances b ON b.account_id = a.id AND b.region_id = a.region_id
      WHERE a.id = p_debit AND a.region_id = p_region GROUP BY a.id;
     SELECT a.ledger, a.closed_at IS NOT NULL AS closed, a.track_lots, a.cap,
            sum(b.credits_posted - b.debits_posted + b.credits_pending) AS exposure
       INTO c
-      FROM public.ledger_accounts a JOIN public.ledger_balances b ON b.account_id = a.id
+      FROM public.ledger_accounts a
+      JOIN public.ledger_balances b ON b.account_id = a.id AND b.region_id = a.region_id
      WHERE a.id = p_credit AND a.region_id = p_region GROUP BY a.id;
     -- A missing account, an overdraft or a cap: ledger_explain_refusal() names it.
     IF d.ledger IS NULL OR c.ledger IS NULL OR (d.no_overdraft AND d.available < p_debit_more)
@@ -104,9 +106,9 @@ BEGIN
         END IF;
         seed := floor(random() * 1000000)::int;
         SELECT coalesce(p_debit_stripe, (seed % a.stripes)::smallint) INTO p_debit_stripe
-          FROM public.ledger_accounts a WHERE a.id = p_debit;
+          FROM public.ledger_accounts a WHERE a.id = p_debit AND a.region_id = p_region;
         SELECT coalesce(p_credit_stripe, (seed % a.stripes)::smallint) INTO p_credit_stripe
-          FROM public.ledger_accounts a WHERE a.id = p_credit;
+          FROM public.ledger_accounts a WHERE a.id = p_credit AND a.region_id = p_region;
     END IF;
     -- Lock order: the lower account id first, as ledger_post() does.
     IF p_debit < p_credit THEN
@@ -172,14 +174,15 @@ BEGIN
             SELECT l.transfer_id, l.ordinal, l.remaining,
                    sum(l.remaining) OVER w AS upto, row_number() OVER w - 1 AS n
               FROM public.ledger_lots l
-             WHERE l.account_id = p_debit AND l.remaining > 0
+             WHERE l.account_id = p_debit AND l.region_id = p_region AND l.remaining > 0
             WINDOW w AS (ORDER BY l.expires_on NULLS LAST, l.seq, l.ordinal ROWS UNBOUNDED PRECEDING)
         ), take AS (
             SELECT a.transfer_id, a.ordinal, a.n, least(a.remaining, p_amount - (a.upto - a.remaining)) AS amount
               FROM avail a WHERE a.upto - a.remaining < p_amount
         ), spend AS (
             UPDATE public.ledger_lots l SET remaining = l.remaining - t.amount
-              FROM take t WHERE l.transfer_id = t.transfer_id AND l.ordinal = t.ordinal
+              FROM take t
+             WHERE l.transfer_id = t.transfer_id AND l.ordinal = t.ordinal AND l.region_id = p_region
         ), used AS (
             INSERT INTO public.ledger_lot_consumptions
                 (transfer_id, ordinal, region_id, lot_transfer_id, lot_ordinal, amount)

@@ -36,6 +36,12 @@ SIGN_IN = (
     "sign-in by mobile before the region is known: a multi-shard lookup through each shard's "
     "unique index under Citus (or a coordinator-local mobile → region directory)"
 )
+PROXY = (
+    "a family proxy may live in another region than the person they act for (a grant is made by "
+    "the proxy's mobile, wherever they are registered): the proxy's grants are found across "
+    "regions, a multi-shard lookup through each shard's index on the proxy under Citus (the work "
+    "that removes it: the subject's region sent with X-Act-For)"
+)
 PUBLIC_VERIFY = (
     "the public certificate check: whoever scans a printed certificate is not signed in and its URL "
     "names no region, so the certificate is found by its id through each shard's primary key under "
@@ -57,6 +63,7 @@ CROSS_REGION: dict[str, str] = {
     "timebank/identity/repo/accounts.py:SELECT_VOLUNTEER_LOGIN_BY_OPENID": SIGN_IN,
     "timebank/identity/repo/accounts.py:VOLUNTEER_ID_NUMBER_TAKEN": SIGN_IN,
     "timebank/identity/repo/accounts.py:VOLUNTEER_MOBILE_TAKEN": SIGN_IN,
+    "timebank/identity/repo/organisations.py:SELECT_COMMUNITY_TO_JOIN": SIGN_IN,
     "timebank/identity/repo/rekey.py:COUNT_STALE_KEYS": MAINTENANCE,
     "timebank/identity/repo/rekey.py:SELECT_OPERATORS_TO_REKEY": MAINTENANCE,
     "timebank/identity/repo/rekey.py:SELECT_VOLUNTEERS_TO_REKEY": MAINTENANCE,
@@ -92,6 +99,9 @@ CROSS_REGION: dict[str, str] = {
     "timebank/notifications/repo.py:CLAIM_DUE": SWEEP,
     "timebank/notifications/repo.py:DELIVERED": SWEEP,
     "timebank/notifications/repo.py:FAILED": SWEEP,
+    "timebank/identity/repo/grants.py:LIST_GRANTS": PROXY,
+    "timebank/identity/repo/grants.py:SELECT_GRANT": PROXY,
+    "timebank/identity/repo/scope.py:SELECT_LIVE_GRANT": PROXY,
 }
 """Deliberately cross-region statements, each with its reason."""
 
@@ -99,26 +109,6 @@ NOT_YET_PINNED: dict[str, str] = {
     "sql/functions/exchange_redeem.sql:exchange_check_lines": NOT_PINNED,
     "sql/functions/exchange_redeem.sql:exchange_lines_json": NOT_PINNED,
     "sql/functions/exchange_redeem.sql:exchange_redeem": NOT_PINNED,
-    "sql/functions/ledger_accounts.sql:ledger_close_account": NOT_PINNED,
-    "sql/functions/ledger_errors.sql:ledger_explain_hold": NOT_PINNED,
-    "sql/functions/ledger_errors.sql:ledger_explain_refusal": NOT_PINNED,
-    "sql/functions/ledger_post.sql:ledger_lock_batch": NOT_PINNED,
-    "sql/functions/ledger_post.sql:ledger_post": NOT_PINNED,
-    "sql/functions/ledger_post.sql:ledger_post_many": NOT_PINNED,
-    "sql/functions/ledger_transfer.sql:ledger_transfer": NOT_PINNED,
-    "sql/functions/ledger_transfer.sql:ledger_transfer_explain": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:GIVEN_SINCE": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:HAS_TRAINING": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:LIST_REQUESTS": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:LOCK_REQUEST": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:SELECT_EVENTS": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:SELECT_RELATION": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:SELECT_REQUEST": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:SELECT_RESIDENT": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:SET_SEED_KEY": NOT_PINNED,
-    "timebank/carebank/repo/__init__.py:UPDATE_REQUEST": NOT_PINNED,
-    "timebank/carebank/repo/reports.py:DELIVERED": NOT_PINNED,
-    "timebank/carebank/repo/reports.py:OWED_BY_COMMUNITY": NOT_PINNED,
     "timebank/exchange/repo/codes.py:VOID_CODE": NOT_PINNED,
     "timebank/exchange/repo/redemptions.py:ATTACH_ORDER_LINES": NOT_PINNED,
     "timebank/exchange/repo/redemptions.py:DECIDE_ORDER": NOT_PINNED,
@@ -140,32 +130,5 @@ NOT_YET_PINNED: dict[str, str] = {
     "timebank/exchange/repo/shops.py:UPDATE_ITEM": NOT_PINNED,
     "timebank/exchange/repo/statements.py:LIST_STATEMENTS": NOT_PINNED,
     "timebank/exchange/repo/statements.py:SELECT_STATEMENT": NOT_PINNED,
-    "timebank/identity/repo/accounts.py:BIND_WECHAT": NOT_PINNED,
-    "timebank/identity/repo/accounts.py:SELECT_OPERATOR_LOGIN_BY_ID": NOT_PINNED,
-    "timebank/identity/repo/accounts.py:SELECT_VOLUNTEER_LOGIN_BY_ID": NOT_PINNED,
-    "timebank/identity/repo/accounts.py:SET_OPERATOR_PASSWORD": NOT_PINNED,
-    "timebank/identity/repo/accounts.py:SET_VOLUNTEER_PASSWORD": NOT_PINNED,
-    "timebank/identity/repo/grants.py:LIST_GRANTS": NOT_PINNED,
-    "timebank/identity/repo/grants.py:REVOKE_GRANT": NOT_PINNED,
-    "timebank/identity/repo/grants.py:SEED_GRANT": NOT_PINNED,
-    "timebank/identity/repo/grants.py:SELECT_GRANT": NOT_PINNED,
-    "timebank/identity/repo/operators.py:LIST_SHOP_OPERATORS": NOT_PINNED,
-    "timebank/identity/repo/operators.py:OPERATOR_ID_BY_MOBILE": NOT_PINNED,
-    "timebank/identity/repo/operators.py:SELECT_OPERATOR": NOT_PINNED,
-    "timebank/identity/repo/operators.py:UPDATE_OPERATOR": NOT_PINNED,
-    "timebank/identity/repo/organisations.py:SELECT_ORGANISATION": NOT_PINNED,
-    "timebank/identity/repo/organisations.py:SELECT_SHOP": NOT_PINNED,
-    "timebank/identity/repo/organisations.py:UPDATE_ORGANISATION": NOT_PINNED,
-    "timebank/identity/repo/organisations.py:UPDATE_SHOP": NOT_PINNED,
-    "timebank/identity/repo/scope.py:SELECT_LIVE_GRANT": NOT_PINNED,
-    "timebank/identity/repo/sessions.py:REVOKE_ACCOUNT_TOKENS": NOT_PINNED,
-    "timebank/identity/repo/volunteers.py:SELECT_VOLUNTEER": NOT_PINNED,
-    "timebank/identity/repo/volunteers.py:UPDATE_VOLUNTEER": NOT_PINNED,
-    "timebank/identity/repo/volunteers.py:UPDATE_VOLUNTEER_MOBILE": NOT_PINNED,
-    "timebank/identity/repo/volunteers.py:VOLUNTEER_ID_BY_ID_NUMBER": NOT_PINNED,
-    "timebank/ledger/repo/__init__.py:SELECT_BALANCES": NOT_PINNED,
-    "timebank/ledger/repo/__init__.py:SELECT_LOTS": NOT_PINNED,
-    "timebank/ledger/repo/sums.py:CODE_SUMS": NOT_PINNED,
-    "timebank/ledger/repo/sums.py:NET_CREDITED": NOT_PINNED,
 }
 """Request-path statements not yet tied to one region: each is work left for Citus (the list only shrinks)."""

@@ -228,6 +228,11 @@ SELECT 'view ' || c.oid::regclass::text,
  WHERE c.relkind IN ('v', 'm') AND c.relnamespace = 'public'::regnamespace
 """
 
+REGION_PINNED = (
+    "every table it reads or writes is filtered by the region it is called for (issue 17: "
+    "tests/core/test_region_filter.py)"
+)
+
 # Objects whose definition in sql/functions/ deliberately differs from the one the versioned
 # migrations (0001-0031, never edited) left: object (as CATALOGUE names it) → why. A change to a
 # function that existed then adds its line here, so that no other definition drifts unnoticed.
@@ -236,8 +241,16 @@ CHANGED_SINCE_EXTRACTION: dict[str, str] = {
         "plans for the values at hand again (SET plan_cache_mode = force_custom_plan), as sql/0014 "
         "set before sql/0017's CREATE OR REPLACE dropped it; "
         "a hold's default lifetime is the rule ledger.hold_timeout_minutes, which the service passes;"
-        " the SQL's own 30-minute default is gone"
+        " the SQL's own 30-minute default is gone; " + REGION_PINNED
     ),
+    "function ledger_close_account(uuid,uuid)": REGION_PINNED,
+    "function ledger_explain_hold(uuid,uuid)": REGION_PINNED,
+    "function ledger_explain_refusal(uuid,text,uuid,uuid,bigint,bigint)": REGION_PINNED,
+    "function ledger_lock_batch(uuid,integer,ledger_transfer_input[])": REGION_PINNED,
+    "function ledger_post_many(uuid,uuid,text,uuid,ledger_transfer_input[])": REGION_PINNED,
+    "function ledger_transfer(uuid,uuid,text,uuid,uuid,text,uuid,uuid,bigint,text,text,date,uuid,text,text,"
+    "smallint,smallint)": REGION_PINNED,
+    "function ledger_transfer_explain(uuid,text,uuid,uuid,bigint,bigint,text)": REGION_PINNED,
 }
 
 

@@ -26,7 +26,7 @@ from timebank.settings import Settings
 
 async def balances(world: World, vid: UUID) -> tuple[int, int]:
     accounts = await ledger.volunteer_accounts(world.conn, world.region, vid)
-    found = await ledger.balances(world.conn, [accounts["TIME"].id, accounts["POINTS"].id])
+    found = await ledger.balances(world.conn, world.region, [accounts["TIME"].id, accounts["POINTS"].id])
     t = found.get(accounts["TIME"].id)
     p = found.get(accounts["POINTS"].id)
     return (t.posted if t else 0, p.posted if p else 0)

@@ -335,7 +335,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def balances_lots_and_zero_sum_match(self) -> None:
         ids = {name: a.id for name, a in self.acc.items()}
-        stored = self.run(service.balances(self.ctx.conn, list(ids.values())))
+        stored = self.run(service.balances(self.ctx.conn, self.books.region_id, list(ids.values())))
         total_posted = total_pending = 0
         for name, m in self.model.items():
             b = stored[ids[name]]
@@ -345,7 +345,9 @@ class LedgerMachine(RuleBasedStateMachine):
             total_posted += b.posted
             total_pending += b.credits_pending - b.debits_pending
             if m.lots_kept:
-                lots = self.run(service.lots(self.ctx.conn, ids[name], include_closed=True))
+                lots = self.run(
+                    service.lots(self.ctx.conn, self.books.region_id, ids[name], include_closed=True)
+                )
                 got = sorted(
                     ((lot.transfer_id, lot.ordinal), lot.remaining, lot.origin, lot.expires_on)
                     for lot in lots

@@ -86,7 +86,7 @@ class TestPostTransfers:
         tid = await books.earn(vol, 90, expires_on=date(2030, 12, 31))
         assert await books.posted(vol) == 90
         assert (await service.balance(books.conn, books.issuance["TIME"])).posted == -90
-        [lot] = await service.lots(books.conn, vol.id)
+        [lot] = await service.lots(books.conn, books.region_id, vol.id)
         assert (lot.transfer_id, lot.origin, lot.expires_on, lot.remaining) == (
             tid, "earned", date(2030, 12, 31), 90,
         )  # fmt: skip
@@ -252,7 +252,7 @@ class TestPostTransfers:
         await service.post_transfers(books.conn, books.region_id, STAFF, [spend])
         remaining = {
             lot.transfer_id: lot.remaining
-            for lot in await service.lots(books.conn, vol.id, include_closed=True)
+            for lot in await service.lots(books.conn, books.region_id, vol.id, include_closed=True)
         }
         assert remaining == {soon: 0, late: 5, never: 10}
         assert sum(remaining.values()) == await books.posted(vol)
@@ -464,9 +464,9 @@ class TestHolds:
             lot_expires_on=date(2030, 1, 1),
         )
         h = await service.create_hold(books.conn, books.region_id, STAFF, pending)
-        assert await service.lots(books.conn, vol.id) == []
+        assert await service.lots(books.conn, books.region_id, vol.id) == []
         p = await service.post_hold(books.conn, books.region_id, STAFF, h.id, amount=45)
-        [lot] = await service.lots(books.conn, vol.id)
+        [lot] = await service.lots(books.conn, books.region_id, vol.id)
         assert (lot.transfer_id, lot.amount, lot.origin, lot.expires_on) == (
             p.id,
             45,
@@ -496,7 +496,7 @@ class TestReverse:
         assert (r.debit_account_id, r.credit_account_id) == (vol.id, books.issuance["TIME"].id)
         assert await books.posted(vol) == 0
         assert (await service.balance(books.conn, books.issuance["TIME"])).posted == 0
-        assert await service.lots(books.conn, vol.id) == []
+        assert await service.lots(books.conn, books.region_id, vol.id) == []
 
     @pytest.mark.asyncio
     async def test_only_once(self, books: Books) -> None:
@@ -555,7 +555,7 @@ class TestReverse:
         )
         remaining = {
             lot.transfer_id: lot.remaining
-            for lot in await service.lots(books.conn, vol.id, include_closed=True)
+            for lot in await service.lots(books.conn, books.region_id, vol.id, include_closed=True)
         }
         assert remaining == {first: 0, second: 6}
         assert await books.posted(vol) == 6
@@ -571,7 +571,8 @@ class TestReverse:
         [t] = await service.post_transfers(books.conn, books.region_id, STAFF, [spend])
         await service.execute(books.conn, books.region_id, STAFF, [Reversal(transfer_id=t.id, reason="退货")])
         open_lots = sorted(
-            (lot.origin, lot.expires_on, lot.remaining) for lot in await service.lots(books.conn, vol.id)
+            (lot.origin, lot.expires_on, lot.remaining)
+            for lot in await service.lots(books.conn, books.region_id, vol.id)
         )
         assert open_lots == [
             ("earned", date(2031, 1, 1), 3),
@@ -778,5 +779,5 @@ class TestMyBalances:
             if b.ledger == "POINTS"
         ]
         assert issuance.stripes > 1
-        assert read == (await repo.balances(books.conn, [issuance.id]))[issuance.id]
+        assert read == (await repo.balances(books.conn, books.region_id, [issuance.id]))[issuance.id]
         assert read.posted == -23

@@ -236,7 +236,7 @@ class TestReadsAtScale:
         first_page = [[vol.id], LATEST, UUID(int=2**128 - 1), EARLIEST, LATEST, 21, books.region_id]
         checks: dict[str, tuple[str, list[Any]]] = {
             "statement page": (STATEMENT_LINES, first_page),
-            "balance": (SELECT_BALANCES, [[vol.id]]),
+            "balance": (SELECT_BALANCES, [[vol.id], books.region_id]),
             "seals after a checkpoint": (chain.VERIFY_SEALS_FROM, [books.region_id, "POINTS", 19990]),
         }
         history = {"ledger_transfers", "ledger_seals"}

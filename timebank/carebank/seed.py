@@ -177,7 +177,7 @@ async def _request(
         place=req.place, estimated_minutes=req.estimated_minutes,
     )  # fmt: skip
     made = await requests.create(conn, asker, data)
-    await repo.set_seed_key(conn, made.id, req.key)
+    await repo.set_seed_key(conn, region_id, made.id, req.key)
     provider = ids[req.provider] if req.provider else None
     steps: dict[str, tuple[Principal, Any]] = {
         "approve": (staff, None),

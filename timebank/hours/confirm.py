@@ -257,7 +257,7 @@ async def _take_back(
         if original is None:
             continue
         unit = original.ledger
-        credited = await ledger.balances(conn, [original.credit_account_id])
+        credited = await ledger.balances(conn, row.region_id, [original.credit_account_id])
         bal = credited.get(original.credit_account_id)
         available = bal.available if bal else 0
         if available >= original.amount:

@@ -236,7 +236,9 @@ class OrganisationController(Controller):
         return await organisations.list_organisations(read_db, principal, kind, cursor, limit)
 
     @get("/{org_id:uuid}", operation_id="get_organisation", summary="One organisation")
-    async def read(self, read_db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID]) -> OrganisationView:
+    async def read(
+        self, read_db: Db, principal: CurrentPrincipal, org_id: FromPath[UUID]
+    ) -> OrganisationView:
         """404 outside the caller's scope."""
         return await organisations.get_organisation(read_db, principal, org_id)
 
@@ -410,7 +412,9 @@ class VolunteerController(Controller):
         opt=VIEW,
         summary="One volunteer",
     )
-    async def read(self, read_db: Db, principal: CurrentPrincipal, volunteer_id: FromPath[UUID]) -> VolunteerView:
+    async def read(
+        self, read_db: Db, principal: CurrentPrincipal, volunteer_id: FromPath[UUID]
+    ) -> VolunteerView:
         """Staff in scope, the volunteer, or a proxy with a view grant."""
         return await volunteers.get_volunteer(read_db, principal, volunteer_id)
 

@@ -42,21 +42,30 @@ async def volunteer_in_scope(
     (a relative calling a route that names the subject). Staff: the volunteer's home community is
     in their subtree, or they hold a live grant for the subject. Admin: same region. Shop: never.
     """
+    return await volunteer_region_in_scope(conn, principal, volunteer_id, action=action) is not None
+
+
+async def volunteer_region_in_scope(
+    conn: Conn, principal: Principal, volunteer_id: UUID, *, action: str = VIEW
+) -> UUID | None:
+    """The region to read ``volunteer_id`` in when :func:`volunteer_in_scope` lets ``principal``
+    reach them, else None: the caller's own region, or the subject's through a live grant (a
+    relative holding a volunteer's grant may live in another region)."""
     if principal.kind == "volunteer":
         if volunteer_id == principal.sub:
-            return principal.may(action)
+            return principal.region_id if principal.may(action) else None
         if principal.is_proxy:
-            return False  # acting for one subject; nobody else
+            return None  # acting for one subject; nobody else
         grant = await repo.live_grant(conn, volunteer_id, principal.sub, "volunteer")
-        return grant is not None and action in grant.actions
+        return grant.region_id if grant is not None and action in grant.actions else None
     if principal.kind == "staff" and principal.org_id is not None:
         if await repo.volunteer_in_subtree(conn, volunteer_id, principal.region_id, principal.org_id):
-            return True
+            return principal.region_id
         grant = await repo.live_grant(conn, volunteer_id, principal.sub, "staff")
-        return grant is not None and action in grant.actions
-    if principal.kind == "admin":
-        return await repo.volunteer_in_region(conn, volunteer_id, principal.region_id)
-    return False
+        return grant.region_id if grant is not None and action in grant.actions else None
+    if principal.kind == "admin" and await repo.volunteer_in_region(conn, volunteer_id, principal.region_id):
+        return principal.region_id
+    return None
 
 
 async def shop_in_scope(conn: Conn, principal: Principal, shop_id: UUID) -> bool:

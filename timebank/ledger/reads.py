@@ -22,14 +22,14 @@ _LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 _MAX_ID = UUID(int=(1 << 128) - 1)
 
 
-async def balances(conn: Conn, account_ids: Sequence[UUID]) -> dict[UUID, Balance]:
-    """Balances of the given accounts (stripes added up); unknown ids are left out."""
-    return await repo.balances(conn, account_ids)
+async def balances(conn: Conn, region_id: UUID, account_ids: Sequence[UUID]) -> dict[UUID, Balance]:
+    """Balances of the given accounts of ``region_id`` (stripes added up); unknown ids are left out."""
+    return await repo.balances(conn, region_id, account_ids)
 
 
 async def balance(conn: Conn, account: Account) -> Balance:
     """One account's balance."""
-    found = await repo.balances(conn, [account.id])
+    found = await repo.balances(conn, account.region_id, [account.id])
     return found.get(account.id, Balance(account_id=account.id, ledger=account.ledger))
 
 
@@ -45,9 +45,9 @@ async def transfer(conn: Conn, region_id: UUID, transfer_id: UUID) -> Transfer |
     return await repo.transfer(conn, region_id, transfer_id)
 
 
-async def lots(conn: Conn, account_id: UUID, *, include_closed: bool = False) -> list[Lot]:
+async def lots(conn: Conn, region_id: UUID, account_id: UUID, *, include_closed: bool = False) -> list[Lot]:
     """A lot account's lots in the order debits consume them."""
-    return await repo.lots(conn, account_id, include_closed=include_closed)
+    return await repo.lots(conn, region_id, account_id, include_closed=include_closed)
 
 
 async def due_lot_accounts(
@@ -59,15 +59,15 @@ async def due_lot_accounts(
 
 
 async def code_sums(
-    conn: Conn, account_id: UUID, since: datetime, until: datetime
+    conn: Conn, region_id: UUID, account_id: UUID, since: datetime, until: datetime
 ) -> dict[tuple[str, bool], tuple[int, int]]:
     """(code, is credit) → (count, amount) of an account's posted movements in [since, until)."""
-    return await sums.code_sums(conn, account_id, since, until)
+    return await sums.code_sums(conn, region_id, account_id, since, until)
 
 
-async def net_credited(conn: Conn, account_id: UUID, codes: Sequence[str]) -> int:
+async def net_credited(conn: Conn, region_id: UUID, account_id: UUID, codes: Sequence[str]) -> int:
     """Credits to an account under ``codes``, less their reversals (e.g. lifetime service time)."""
-    return await sums.net_credited(conn, account_id, codes)
+    return await sums.net_credited(conn, region_id, account_id, codes)
 
 
 def _filters_key(account_ids: Sequence[UUID], period: Period) -> str:
@@ -106,7 +106,7 @@ async def statement(
     async def read(c: Conn) -> tuple[dict[UUID, int], list[StatementRow]]:
         start = running
         if start is None:
-            found = await repo.balances(c, ids)
+            found = await repo.balances(c, region, ids)
             start = {a: (found[a].posted if a in found else 0) for a in ids}
             if period.until is not None:
                 later = await repo.posted_since(c, region, ids, period.until)

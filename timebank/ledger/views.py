@@ -135,7 +135,7 @@ async def account_page(
         limit=limit + 1,
     )
     page = found[:limit]
-    bals = await repo.balances(conn, [a.id for a in page])
+    bals = await repo.balances(conn, principal.region_id, [a.id for a in page])
     items = [_account_view(a, bals.get(a.id, Balance(account_id=a.id, ledger=a.ledger))) for a in page]
     more = len(found) > limit
     return Page(items=items, next_cursor=encode_cursor(ACCOUNTS, page[-1].id) if more else None)

@@ -81,7 +81,7 @@ async def db_now(conn: Conn) -> datetime:
 SELECT_RESIDENT = """
 SELECT v.id, v.region_id, v.community_id, v.birth_date, v.status,
        coalesce(p.hardship, false) AS hardship, coalesce(p.priority, false) AS priority
-  FROM volunteers v LEFT JOIN care_profiles p ON p.volunteer_id = v.id
+  FROM volunteers v LEFT JOIN care_profiles p ON p.volunteer_id = v.id AND p.region_id = v.region_id
  WHERE v.id = $1 AND v.region_id = $2
 """
 
@@ -90,7 +90,7 @@ SELECT id, code, name, required_training, status FROM service_categories WHERE r
 """
 
 HAS_TRAINING = """
-SELECT EXISTS (SELECT FROM trainings WHERE volunteer_id = $1 AND training_code = $2
+SELECT EXISTS (SELECT FROM trainings WHERE volunteer_id = $1 AND region_id = $4 AND training_code = $2
                   AND completed_on <= $3 AND (valid_until IS NULL OR valid_until >= $3))
 """
 
@@ -105,9 +105,9 @@ async def category(conn: Conn, region_id: UUID, code: str) -> Category | None:
     return _one(await conn.fetchrow(SELECT_CATEGORY, region_id, code), Category)  # type: ignore[no-any-return]
 
 
-async def has_training(conn: Conn, volunteer_id: UUID, code: str, on: date) -> bool:
-    """Whether the volunteer holds training ``code`` valid on ``on``."""
-    return bool(await conn.fetchval(HAS_TRAINING, volunteer_id, code, on))
+async def has_training(conn: Conn, region_id: UUID, volunteer_id: UUID, code: str, on: date) -> bool:
+    """Whether the volunteer of ``region_id`` holds training ``code`` valid on ``on``."""
+    return bool(await conn.fetchval(HAS_TRAINING, volunteer_id, code, on, region_id))
 
 
 # --------------------------------------------------------------------------- requests
@@ -117,11 +117,11 @@ SELECT r.id, r.region_id, r.recipient_id, r.recipient_community_id, r.category_i
        r.window_end, r.place, r.note, r.estimated_minutes, r.funding, r.budget_year, r.status,
        r.hold_transfer_id, r.provider_id, r.provider_community_id, r.reported_minutes, r.reported_at,
        r.settled_minutes, r.reason, r.created_by_kind, r.created_by, r.created_at, r.updated_at
-  FROM care_requests r JOIN service_categories c ON c.id = r.category_id"""
+  FROM care_requests r JOIN service_categories c ON c.id = r.category_id AND c.region_id = r.region_id"""
 
 SELECT_REQUEST = _REQUEST_COLUMNS + "\n WHERE r.id = $1 AND r.region_id = $2"
 
-LOCK_REQUEST = "SELECT status FROM care_requests WHERE id = $1 FOR UPDATE"
+LOCK_REQUEST = "SELECT status FROM care_requests WHERE id = $1 AND region_id = $2 FOR UPDATE"
 
 # Lists, newest first (keyset on id). $3: 'mine' (recipient or provider $4), 'open' (open
 # requests, not the caller's own), 'scope' (recipients of the organisation subtree $5; NULL: the
@@ -135,7 +135,8 @@ LIST_REQUESTS = (
          WHEN 'mine' THEN r.recipient_id = $4 OR r.provider_id = $4
          WHEN 'open' THEN r.status = 'open' AND r.recipient_id <> $4
          ELSE $5::uuid IS NULL OR EXISTS (
-                SELECT FROM organisations o WHERE o.id = r.recipient_community_id
+                SELECT FROM organisations o
+                 WHERE o.id = r.recipient_community_id AND o.region_id = r.region_id
                    AND (o.id = $5 OR $5 = ANY (o.path)))
        END
  ORDER BY r.id DESC
@@ -161,7 +162,7 @@ UPDATE care_requests
        settled_at = CASE WHEN $6::int IS NULL THEN settled_at ELSE now() END,
        reason = coalesce($7, reason),
        updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $8
 """
 
 INSERT_EVENT = """
@@ -174,7 +175,7 @@ RETURNING id
 SELECT_EVENTS = """
 SELECT action, from_status, to_status, actor_kind, actor_id, subject_id, minutes, reason, transfer_ids,
        created_at
-  FROM care_request_events WHERE request_id = $1 ORDER BY id
+  FROM care_request_events WHERE request_id = $1 AND region_id = $2 ORDER BY id
 """
 
 # Requests nobody matched within the rule's hours after their window started.
@@ -203,9 +204,9 @@ async def request(conn: Conn, region_id: UUID, request_id: UUID) -> RequestRow |
     return _one(await conn.fetchrow(SELECT_REQUEST, request_id, region_id), RequestRow)  # type: ignore[no-any-return]
 
 
-async def lock_request(conn: Conn, request_id: UUID) -> str | None:
-    """Lock a request's row for a transition; its status."""
-    status: str | None = await conn.fetchval(LOCK_REQUEST, request_id)
+async def lock_request(conn: Conn, region_id: UUID, request_id: UUID) -> str | None:
+    """Lock a request's row of the region for a transition; its status."""
+    status: str | None = await conn.fetchval(LOCK_REQUEST, request_id, region_id)
     return status
 
 
@@ -238,6 +239,7 @@ async def insert_request(conn: Conn, values: dict[str, Any]) -> None:
 
 async def update_request(
     conn: Conn,
+    region_id: UUID,
     request_id: UUID,
     status: str,
     *,
@@ -256,6 +258,7 @@ async def update_request(
         reported_minutes,
         settled_minutes,
         reason,
+        region_id,
     )
 
 
@@ -271,9 +274,10 @@ async def insert_event(conn: Conn, region_id: UUID, request_id: UUID, values: di
     return event_id
 
 
-async def events(conn: Conn, request_id: UUID) -> list[CareEvent]:
+async def events(conn: Conn, region_id: UUID, request_id: UUID) -> list[CareEvent]:
     """A request's history, oldest first."""
-    return [msgspec.convert(dict(r), CareEvent) for r in await conn.fetch(SELECT_EVENTS, request_id)]
+    rows = await conn.fetch(SELECT_EVENTS, request_id, region_id)
+    return [msgspec.convert(dict(r), CareEvent) for r in rows]
 
 
 async def regions_with_work(conn: Conn) -> list[UUID]:
@@ -291,14 +295,14 @@ async def confirmable(conn: Conn, region_id: UUID, days: int, now: datetime | No
     return [r["id"] for r in await conn.fetch(SELECT_CONFIRMABLE, region_id, days, now, limit)]
 
 
-SET_SEED_KEY = "UPDATE care_requests SET seed_key = $2 WHERE id = $1"
+SET_SEED_KEY = "UPDATE care_requests SET seed_key = $2 WHERE id = $1 AND region_id = $3"
 
 SEEDED = "SELECT EXISTS (SELECT FROM care_requests WHERE region_id = $1 AND seed_key IS NOT NULL)"
 
 
-async def set_seed_key(conn: Conn, request_id: UUID, key: str) -> None:
-    """Mark a request as demo data of a seed file."""
-    await conn.execute(SET_SEED_KEY, request_id, key)
+async def set_seed_key(conn: Conn, region_id: UUID, request_id: UUID, key: str) -> None:
+    """Mark a request of the region as demo data of a seed file."""
+    await conn.execute(SET_SEED_KEY, request_id, key, region_id)
 
 
 async def seeded(conn: Conn, region_id: UUID) -> bool:
@@ -352,7 +356,9 @@ ON CONFLICT (volunteer_id, relative_id) DO UPDATE SET relation = EXCLUDED.relati
 RETURNING id, volunteer_id, relative_id, relation, created_at
 """
 
-SELECT_RELATION = "SELECT relation FROM care_relatives WHERE volunteer_id = $1 AND relative_id = $2"
+SELECT_RELATION = """
+SELECT relation FROM care_relatives WHERE volunteer_id = $1 AND relative_id = $2 AND region_id = $3
+"""
 
 
 async def upsert_profile(
@@ -371,9 +377,9 @@ async def insert_relative(
     return dict(row) if row else {}
 
 
-async def relation(conn: Conn, volunteer_id: UUID, relative_id: UUID) -> str | None:
-    """What ``relative_id`` is to ``volunteer_id`` (None: not a registered relative)."""
-    found: str | None = await conn.fetchval(SELECT_RELATION, volunteer_id, relative_id)
+async def relation(conn: Conn, region_id: UUID, volunteer_id: UUID, relative_id: UUID) -> str | None:
+    """What ``relative_id`` is to ``volunteer_id`` in the region (None: not a registered relative)."""
+    found: str | None = await conn.fetchval(SELECT_RELATION, volunteer_id, relative_id, region_id)
     return found
 
 
@@ -381,7 +387,9 @@ async def relation(conn: Conn, volunteer_id: UUID, relative_id: UUID) -> str | N
 # Gifts of one giver are serialised so the yearly limit holds under concurrency.
 LOCK_GIVER = "SELECT pg_advisory_xact_lock(hashtextextended('care-gift:' || $1::uuid::text, 0))"
 
-GIVEN_SINCE = "SELECT coalesce(sum(minutes), 0) FROM care_gifts WHERE giver_id = $1 AND created_at >= $2"
+GIVEN_SINCE = """
+SELECT coalesce(sum(minutes), 0) FROM care_gifts WHERE giver_id = $1 AND region_id = $3 AND created_at >= $2
+"""
 
 INSERT_GIFT = """
 INSERT INTO care_gifts (region_id, giver_kind, giver_id, target, recipient_id, community_id, minutes,
@@ -391,10 +399,10 @@ RETURNING id, target, recipient_id, community_id, minutes, transfer_id, created_
 """
 
 
-async def given_since(conn: Conn, giver_id: UUID, since: datetime) -> int:
-    """Lock the giver's gifts and return what they gave from ``since`` on."""
+async def given_since(conn: Conn, region_id: UUID, giver_id: UUID, since: datetime) -> int:
+    """Lock the giver's gifts and return what they gave in the region from ``since`` on."""
     await conn.execute(LOCK_GIVER, giver_id)
-    return int(await conn.fetchval(GIVEN_SINCE, giver_id, since))
+    return int(await conn.fetchval(GIVEN_SINCE, giver_id, since, region_id))
 
 
 async def insert_gift(conn: Conn, region_id: UUID, values: dict[str, Any]) -> dict[str, Any]:

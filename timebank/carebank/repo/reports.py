@@ -24,9 +24,9 @@ SELECT o.id AS community_id, o.code, o.name,
        coalesce(sum(lb.credits_posted - lb.debits_posted), 0)::bigint AS owed_minutes,
        coalesce(sum(lb.debits_pending), 0)::bigint AS held_minutes
   FROM ledger_accounts a
-  JOIN ledger_balances lb ON lb.account_id = a.id
-  JOIN volunteers v ON v.id = a.owner_id
-  JOIN organisations o ON o.id = v.community_id
+  JOIN ledger_balances lb ON lb.account_id = a.id AND lb.region_id = a.region_id
+  JOIN volunteers v ON v.id = a.owner_id AND v.region_id = a.region_id
+  JOIN organisations o ON o.id = v.community_id AND o.region_id = v.region_id
  WHERE a.region_id = $1 AND a.owner_kind = 'volunteer' AND a.ledger = 'TIME' AND a.purpose = 'main'
    AND v.community_id IN """
     + _IN_SCOPE
@@ -49,9 +49,9 @@ SELECT to_char(t.created_at AT TIME ZONE $3, 'YYYY-MM') AS month,
     + _IN_SCOPE
     + """ AS recipient_in_scope
   FROM ledger_transfers t
-  JOIN care_requests r ON r.id = (t.metadata ->> 'care_request_id')::uuid
-  JOIN organisations rc ON rc.id = r.recipient_community_id
-  JOIN organisations pc ON pc.id = r.provider_community_id
+  JOIN care_requests r ON r.id = (t.metadata ->> 'care_request_id')::uuid AND r.region_id = t.region_id
+  JOIN organisations rc ON rc.id = r.recipient_community_id AND rc.region_id = r.region_id
+  JOIN organisations pc ON pc.id = r.provider_community_id AND pc.region_id = r.region_id
  WHERE t.region_id = $1 AND t.kind = 'posted' AND t.code = ANY ($6::text[])
    AND t.created_at >= $4 AND t.created_at < $5
    AND (r.recipient_community_id IN """

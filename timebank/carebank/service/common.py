@@ -104,7 +104,9 @@ async def check_provider(
     minimum = found.get(ProviderRules).provider_min_age
     if age_on(person.birth_date, day) < minimum:
         raise errors.NotEligible(f"providers are at least {minimum}", min_age=minimum)
-    if row.required_training and not await repo.has_training(conn, person.id, row.required_training, day):
+    if row.required_training and not await repo.has_training(
+        conn, person.region_id, person.id, row.required_training, day
+    ):
         raise errors.NotEligible(
             "the category needs a training the provider has not completed", training=row.required_training
         )
@@ -182,6 +184,6 @@ def view(row: RequestRow, roles: frozenset[str]) -> CareRequest:
 
 async def detail(conn: Conn, row: RequestRow, roles: frozenset[str]) -> CareRequestDetail:
     """A request with its history."""
-    history = await repo.events(conn, row.id)
+    history = await repo.events(conn, row.region_id, row.id)
     base = view(row, roles)
     return CareRequestDetail(**{f: getattr(base, f) for f in CareRequest.__struct_fields__}, history=history)

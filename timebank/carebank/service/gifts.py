@@ -100,7 +100,7 @@ async def _target(
     if data.target == "relative":
         if giver_id is None:
             raise errors.GiftNotAllowed("hours earned by a group can only be donated")
-        relation = await repo.relation(conn, giver_id, receiver.id)
+        relation = await repo.relation(conn, region_id, giver_id, receiver.id)
         if relation is None or relation not in rules.gift_relations:
             raise errors.GiftNotAllowed(
                 "hours are gifted only to registered relatives the region allows",
@@ -144,7 +144,7 @@ async def give(conn: Conn, principal: Principal, data: GiftCreate) -> Gift:
 async def _within_limit(conn: Conn, found: RegionRules, rules: CareRules, giver: UUID, minutes: int) -> None:
     _, year = await _now(conn, found)
     start = datetime(year, 1, 1, tzinfo=found.zone)
-    given = await repo.given_since(conn, giver, start)
+    given = await repo.given_since(conn, found.region_id, giver, start)
     limit = rules.gift_max_hours_per_year * 60
     if given + minutes > limit:
         raise errors.GiftLimitExceeded(

@@ -94,7 +94,7 @@ async def _hold(
         return (await ledger.create_hold(conn, region, common.actor(principal), spec)).id
     except ledger_errors.InsufficientBalance as exc:
         if "available_minutes" not in exc.extra:
-            found = (await ledger.balances(conn, [debit])).get(debit)
+            found = (await ledger.balances(conn, region, [debit])).get(debit)
             exc.extra["available_minutes"] = found.available if found else 0
         exc.extra.setdefault("requested_minutes", data.estimated_minutes)
         raise
@@ -275,7 +275,7 @@ async def transition(
 
     async def attempt(tx: Conn) -> CareRequest:
         await _reach_for(tx, principal, request_id, action)
-        await repo.lock_request(tx, request_id)
+        await repo.lock_request(tx, principal.region_id, request_id)
         row = await repo.request(tx, principal.region_id, request_id)
         assert row is not None
         roles = await common.roles_for(tx, principal, row)
@@ -333,8 +333,8 @@ async def _apply(
     elif action == "report":
         reported = minutes = payload.minutes
     await repo.update_request(
-        conn, row.id, target, provider=provider, reported_minutes=reported, settled_minutes=settled,
-        reason=reason or None,
+        conn, row.region_id, row.id, target, provider=provider, reported_minutes=reported,
+        settled_minutes=settled, reason=reason or None,
     )  # fmt: skip
     event_id = await _event(conn, principal, row.region_id, row.id, row.recipient_id, action, row.status,
                             target, minutes=minutes, reason=reason, transfers=transfers)  # fmt: skip
@@ -465,7 +465,7 @@ async def sweep(conn: Conn, action: str, now: datetime | None = None, batch: int
 async def system_transition(conn: Conn, region_id: UUID, request_id: UUID, action: str) -> int:
     """The scheduler's move of one request (``expire``, ``auto_confirm``) in ``conn``'s transaction;
     1 when it moved, 0 when the request's state no longer allows it."""
-    await repo.lock_request(conn, request_id)
+    await repo.lock_request(conn, region_id, request_id)
     row = await repo.request(conn, region_id, request_id)
     if row is None:
         return 0

@@ -48,7 +48,7 @@ async def points_expiring(conn: Conn, principal: Principal, within_days: int | N
         return PointsExpiring(available_points=0, expiring_points=0, within_days=days, lots=[])
     horizon = today + timedelta(days=days)
     by_day: dict[date, int] = {}
-    for lot in await ledger.lots(conn, account.account_id):
+    for lot in await ledger.lots(conn, principal.region_id, account.account_id):
         if lot.expires_on is not None and lot.expires_on <= horizon:
             by_day[lot.expires_on] = by_day.get(lot.expires_on, 0) + lot.remaining
     lots = [ExpiringLot(expires_on=day, points=points) for day, points in sorted(by_day.items())]
@@ -64,10 +64,10 @@ async def _expire_account(conn: Conn, region_id: UUID, account_id: UUID, owner_i
     async def work(c: Conn) -> int:
         due = sum(
             lot.remaining
-            for lot in await ledger.lots(c, account_id)
+            for lot in await ledger.lots(c, region_id, account_id)
             if lot.expires_on is not None and lot.expires_on < today
         )
-        balance = (await ledger.balances(c, [account_id])).get(account_id)
+        balance = (await ledger.balances(c, region_id, [account_id])).get(account_id)
         amount = min(due, balance.available if balance else 0)
         if amount <= 0:
             return 0

@@ -82,7 +82,9 @@ async def issue(conn: Conn, shop: ShopRow, month: date) -> Statement:
     if existing is not None:
         return _view(existing)
     account_id = await _shop_account(conn, shop)
-    sums = {} if account_id is None else await ledger.code_sums(conn, account_id, since, until)
+    sums = (
+        {} if account_id is None else await ledger.code_sums(conn, shop.region_id, account_id, since, until)
+    )
     r_count = sums.get((CODE_REDEEMED, True), (0, 0))[0] + sums.get((CODE_ORDERED, True), (0, 0))[0]
     redeemed = sums.get((CODE_REDEEMED, True), (0, 0))[1] + sums.get((CODE_ORDERED, True), (0, 0))[1]
     f_count, refunded = sums.get((CODE_REFUNDED, False), (0, 0))

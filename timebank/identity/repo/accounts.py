@@ -17,7 +17,7 @@ SELECT_VOLUNTEER_LOGIN_BY_MOBILE = VOLUNTEER_LOGIN + " WHERE mobile_index = $1"
 
 SELECT_VOLUNTEER_LOGIN_BY_OPENID = VOLUNTEER_LOGIN + " WHERE wechat_openid = $1"
 
-SELECT_VOLUNTEER_LOGIN_BY_ID = VOLUNTEER_LOGIN + " WHERE id = $1"
+SELECT_VOLUNTEER_LOGIN_BY_ID = VOLUNTEER_LOGIN + " WHERE id = $1 AND region_id = $2"
 
 # What LoginRow needs of an operator, looked up by kind and mobile or by id.
 OPERATOR_LOGIN = """
@@ -27,13 +27,17 @@ SELECT id, region_id, kind, organisation_id, shop_id, roles, status, password_ha
 
 SELECT_OPERATOR_LOGIN_BY_MOBILE = OPERATOR_LOGIN + " WHERE kind = $1 AND mobile_index = $2\n"
 
-SELECT_OPERATOR_LOGIN_BY_ID = OPERATOR_LOGIN + " WHERE id = $1\n"
+SELECT_OPERATOR_LOGIN_BY_ID = OPERATOR_LOGIN + " WHERE id = $1 AND region_id = $2\n"
 
-SET_VOLUNTEER_PASSWORD = "UPDATE volunteers SET password_hash = $2, updated_at = now() WHERE id = $1"  # noqa: S105
+SET_VOLUNTEER_PASSWORD = (
+    "UPDATE volunteers SET password_hash = $2, updated_at = now() WHERE id = $1 AND region_id = $3"  # noqa: S105
+)
 
-SET_OPERATOR_PASSWORD = "UPDATE operators SET password_hash = $2, updated_at = now() WHERE id = $1"  # noqa: S105
+SET_OPERATOR_PASSWORD = (
+    "UPDATE operators SET password_hash = $2, updated_at = now() WHERE id = $1 AND region_id = $3"  # noqa: S105
+)
 
-BIND_WECHAT = "UPDATE volunteers SET wechat_openid = $2, updated_at = now() WHERE id = $1"
+BIND_WECHAT = "UPDATE volunteers SET wechat_openid = $2, updated_at = now() WHERE id = $1 AND region_id = $3"
 
 VOLUNTEER_ID_NUMBER_TAKEN = "SELECT EXISTS (SELECT 1 FROM volunteers WHERE id_number_index = $1)"
 
@@ -75,23 +79,23 @@ async def operator_login_by_mobile(conn: Conn, kind: str, mobile_index: bytes) -
     return one(await conn.fetchrow(SELECT_OPERATOR_LOGIN_BY_MOBILE, kind, mobile_index), LoginRow)
 
 
-async def account_by_id(conn: Conn, kind: str, account_id: UUID) -> LoginRow | None:
-    """A volunteer or operator by id (refresh, password change)."""
+async def account_by_id(conn: Conn, kind: str, account_id: UUID, region_id: UUID) -> LoginRow | None:
+    """A volunteer or operator of ``region_id`` by id (refresh, password change)."""
     if kind == "volunteer":
-        return one(await conn.fetchrow(SELECT_VOLUNTEER_LOGIN_BY_ID, account_id), LoginRow)
-    row = one(await conn.fetchrow(SELECT_OPERATOR_LOGIN_BY_ID, account_id), LoginRow)
+        return one(await conn.fetchrow(SELECT_VOLUNTEER_LOGIN_BY_ID, account_id, region_id), LoginRow)
+    row = one(await conn.fetchrow(SELECT_OPERATOR_LOGIN_BY_ID, account_id, region_id), LoginRow)
     return row if row is not None and row.kind == kind else None
 
 
-async def set_password(conn: Conn, kind: str, account_id: UUID, password_hash: str) -> None:
+async def set_password(conn: Conn, kind: str, account_id: UUID, region_id: UUID, password_hash: str) -> None:
     """Store a new password hash."""
     sql = SET_VOLUNTEER_PASSWORD if kind == "volunteer" else SET_OPERATOR_PASSWORD
-    await conn.execute(sql, account_id, password_hash)
+    await conn.execute(sql, account_id, password_hash, region_id)
 
 
-async def bind_wechat(conn: Conn, volunteer_id: UUID, openid: str) -> None:
+async def bind_wechat(conn: Conn, volunteer_id: UUID, region_id: UUID, openid: str) -> None:
     """Link a WeChat openid to a volunteer."""
-    await conn.execute(BIND_WECHAT, volunteer_id, openid)
+    await conn.execute(BIND_WECHAT, volunteer_id, openid, region_id)
 
 
 async def id_number_taken(conn: Conn, index: bytes) -> bool:

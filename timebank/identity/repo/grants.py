@@ -41,7 +41,8 @@ LIST_GRANTS = (
 )
 
 REVOKE_GRANT = """
-UPDATE proxy_grants SET revoked_at = now(), revoked_by = $2 WHERE id = $1 AND revoked_at IS NULL
+UPDATE proxy_grants SET revoked_at = now(), revoked_by = $2
+ WHERE id = $1 AND region_id = $3 AND revoked_at IS NULL
 RETURNING id
 """
 
@@ -50,7 +51,7 @@ INSERT INTO proxy_grants (region_id, subject_id, proxy_kind, proxy_volunteer_id,
                           relationship, actions, valid_until, granted_by_kind, granted_by)
 SELECT $1, $2, $3, $4, $5, $6, $7, now() + make_interval(days => $8), 'volunteer', $2
  WHERE NOT EXISTS (SELECT 1 FROM proxy_grants g
-                    WHERE g.subject_id = $2 AND g.proxy_id = COALESCE($4::uuid, $5::uuid)
+                    WHERE g.region_id = $1 AND g.subject_id = $2 AND g.proxy_id = COALESCE($4::uuid, $5::uuid)
                       AND g.revoked_at IS NULL AND g.valid_until > now())
 RETURNING id
 """
@@ -110,9 +111,9 @@ async def list_grants(
     return many(rows, GrantView)
 
 
-async def revoke_grant(conn: Conn, grant_id: UUID, revoked_by: UUID) -> bool:
+async def revoke_grant(conn: Conn, grant: GrantView, revoked_by: UUID) -> bool:
     """Revoke a live grant; False when it was revoked already."""
-    return await conn.fetchval(REVOKE_GRANT, grant_id, revoked_by) is not None
+    return await conn.fetchval(REVOKE_GRANT, grant.id, revoked_by, grant.region_id) is not None
 
 
 async def seed_grant(

@@ -24,8 +24,7 @@ SELECT o.id, o.region_id, o.kind, o.organisation_id, org.name AS organisation_na
   LEFT JOIN organisations org ON org.id = o.organisation_id AND org.region_id = o.region_id
   LEFT JOIN shops s ON s.id = o.shop_id AND s.region_id = o.region_id
 """
-SELECT_OPERATOR = _OPERATOR_VIEW + " WHERE o.id = $1\n"
-SELECT_OPERATOR_IN_REGION = _OPERATOR_VIEW + " WHERE o.id = $1 AND o.region_id = $2\n"
+SELECT_OPERATOR = _OPERATOR_VIEW + " WHERE o.id = $1 AND o.region_id = $2\n"
 
 # Staff of a region ($2 NULL) or of one subtree ($2); keyset by id.
 LIST_STAFF = """
@@ -43,8 +42,8 @@ SELECT o.id, o.region_id, o.kind, o.organisation_id, org.name AS organisation_na
 LIST_SHOP_OPERATORS = """
 SELECT o.id, o.region_id, o.kind, o.organisation_id, NULL::text AS organisation_name, o.shop_id,
        s.name AS shop_name, o.roles, o.real_name, o.mobile_masked, o.status, o.created_at, o.updated_at
-  FROM operators o JOIN shops s ON s.id = o.shop_id
- WHERE o.kind = 'shop' AND o.shop_id = $1 AND ($2::uuid IS NULL OR o.id > $2)
+  FROM operators o JOIN shops s ON s.id = o.shop_id AND s.region_id = o.region_id
+ WHERE o.kind = 'shop' AND o.shop_id = $1 AND o.region_id = $4 AND ($2::uuid IS NULL OR o.id > $2)
  ORDER BY o.id
  LIMIT $3
 """
@@ -56,14 +55,14 @@ UPDATE operators
        roles = COALESCE($4, roles),
        organisation_id = COALESCE($5, organisation_id),
        updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $6
 RETURNING id
 """
 
 # Seeding inserts like INSERT_OPERATOR, but leaves an operator whose kind and mobile exist.
 SEED_OPERATOR = INSERT_OPERATOR + "ON CONFLICT DO NOTHING\nRETURNING id\n"
 
-OPERATOR_ID_BY_MOBILE = "SELECT id FROM operators WHERE kind = $1 AND mobile_index = $2"
+OPERATOR_ID_BY_MOBILE = "SELECT id FROM operators WHERE kind = $1 AND mobile_index = $2 AND region_id = $3"
 
 
 class NewOperator(msgspec.Struct, kw_only=True, frozen=True):
@@ -102,11 +101,9 @@ async def insert_operator(conn: Conn, op: NewOperator) -> None:
     await conn.execute(INSERT_OPERATOR, *_values(op))
 
 
-async def get_operator(conn: Conn, operator_id: UUID, region_id: UUID | None = None) -> OperatorView | None:
-    """One operator, masked; of ``region_id`` only when it is given (a lookup inside one region)."""
-    if region_id is not None:
-        return one(await conn.fetchrow(SELECT_OPERATOR_IN_REGION, operator_id, region_id), OperatorView)
-    return one(await conn.fetchrow(SELECT_OPERATOR, operator_id), OperatorView)
+async def get_operator(conn: Conn, operator_id: UUID, region_id: UUID) -> OperatorView | None:
+    """One operator of ``region_id``, masked."""
+    return one(await conn.fetchrow(SELECT_OPERATOR, operator_id, region_id), OperatorView)
 
 
 async def list_staff(
@@ -117,15 +114,16 @@ async def list_staff(
 
 
 async def list_shop_operators(
-    conn: Conn, shop_id: UUID, after: UUID | None, limit: int
+    conn: Conn, region_id: UUID, shop_id: UUID, after: UUID | None, limit: int
 ) -> list[OperatorView]:
-    """Operators of one shop."""
-    return many(await conn.fetch(LIST_SHOP_OPERATORS, shop_id, after, limit), OperatorView)
+    """Operators of one shop of ``region_id``."""
+    return many(await conn.fetch(LIST_SHOP_OPERATORS, shop_id, after, limit, region_id), OperatorView)
 
 
 async def update_operator(
     conn: Conn,
     operator_id: UUID,
+    region_id: UUID,
     *,
     real_name: str | None,
     status: str | None,
@@ -133,7 +131,9 @@ async def update_operator(
     organisation_id: UUID | None,
 ) -> bool:
     """Change the given fields."""
-    found = await conn.fetchval(UPDATE_OPERATOR, operator_id, real_name, status, roles, organisation_id)
+    found = await conn.fetchval(
+        UPDATE_OPERATOR, operator_id, real_name, status, roles, organisation_id, region_id
+    )
     return found is not None
 
 
@@ -142,5 +142,9 @@ async def seed_operator(conn: Conn, op: NewOperator) -> tuple[UUID, bool]:
     new_id = await conn.fetchval(SEED_OPERATOR, *_values(op))
     if new_id is not None:
         return new_id, True
-    existing: UUID = await conn.fetchval(OPERATOR_ID_BY_MOBILE, op.kind, op.mobile.index)
+    existing: UUID | None = await conn.fetchval(OPERATOR_ID_BY_MOBILE, op.kind, op.mobile.index, op.region_id)
+    if existing is None:
+        raise ValueError(
+            f"operator {op.real_name}: the mobile number belongs to an operator of another region"
+        )
     return existing, False

@@ -14,7 +14,10 @@ SELECT id, region_id, parent_id, path, kind, code, name, status, created_at
   FROM organisations
 """
 
-SELECT_ORGANISATION = ORGANISATION_VIEW + " WHERE id = $1\n"
+SELECT_ORGANISATION = ORGANISATION_VIEW + " WHERE id = $1 AND region_id = $2\n"
+
+# A volunteer registering themselves names their community, which tells their region.
+SELECT_COMMUNITY_TO_JOIN = ORGANISATION_VIEW + " WHERE id = $1\n"
 
 INSERT_ORGANISATION = """
 INSERT INTO organisations (region_id, parent_id, path, kind, code, name)
@@ -39,7 +42,8 @@ LIST_ORGANISATIONS = (
 )
 
 UPDATE_ORGANISATION = """
-UPDATE organisations SET name = COALESCE($2, name), status = COALESCE($3, status) WHERE id = $1
+UPDATE organisations SET name = COALESCE($2, name), status = COALESCE($3, status)
+ WHERE id = $1 AND region_id = $4
 RETURNING id
 """
 
@@ -61,7 +65,7 @@ SELECT s.id, s.region_id, s.organisation_id, o.name AS organisation_name, s.code
   FROM shops s JOIN organisations o ON o.id = s.organisation_id AND o.region_id = s.region_id
 """
 
-SELECT_SHOP = SHOP_VIEW + " WHERE s.id = $1\n"
+SELECT_SHOP = SHOP_VIEW + " WHERE s.id = $1 AND s.region_id = $2\n"
 
 INSERT_SHOP = """
 INSERT INTO shops (region_id, organisation_id, code, name, address) VALUES ($1, $2, $3, $4, $5)
@@ -79,7 +83,7 @@ LIST_SHOPS = (
 
 UPDATE_SHOP = """
 UPDATE shops SET name = COALESCE($2, name), address = COALESCE($3, address), status = COALESCE($4, status)
- WHERE id = $1
+ WHERE id = $1 AND region_id = $5
 RETURNING id
 """
 
@@ -91,9 +95,14 @@ RETURNING id
 """
 
 
-async def get_organisation(conn: Conn, org_id: UUID) -> OrganisationView | None:
-    """One organisation."""
-    return one(await conn.fetchrow(SELECT_ORGANISATION, org_id), OrganisationView)
+async def get_organisation(conn: Conn, org_id: UUID, region_id: UUID) -> OrganisationView | None:
+    """One organisation of ``region_id``."""
+    return one(await conn.fetchrow(SELECT_ORGANISATION, org_id, region_id), OrganisationView)
+
+
+async def community_to_join(conn: Conn, org_id: UUID) -> OrganisationView | None:
+    """The organisation a volunteer registering themselves names, in whichever region it is."""
+    return one(await conn.fetchrow(SELECT_COMMUNITY_TO_JOIN, org_id), OrganisationView)
 
 
 async def insert_organisation(
@@ -116,9 +125,11 @@ async def list_organisations(
     )
 
 
-async def update_organisation(conn: Conn, org_id: UUID, name: str | None, status: str | None) -> bool:
-    """Rename or (de)activate an organisation."""
-    return await conn.fetchval(UPDATE_ORGANISATION, org_id, name, status) is not None
+async def update_organisation(
+    conn: Conn, org_id: UUID, region_id: UUID, name: str | None, status: str | None
+) -> bool:
+    """Rename or (de)activate an organisation of ``region_id``."""
+    return await conn.fetchval(UPDATE_ORGANISATION, org_id, name, status, region_id) is not None
 
 
 async def upsert_organisation(
@@ -129,9 +140,9 @@ async def upsert_organisation(
     return org_id
 
 
-async def get_shop(conn: Conn, shop_id: UUID) -> ShopView | None:
-    """One shop."""
-    return one(await conn.fetchrow(SELECT_SHOP, shop_id), ShopView)
+async def get_shop(conn: Conn, shop_id: UUID, region_id: UUID) -> ShopView | None:
+    """One shop of ``region_id``."""
+    return one(await conn.fetchrow(SELECT_SHOP, shop_id, region_id), ShopView)
 
 
 async def insert_shop(
@@ -150,10 +161,10 @@ async def list_shops(
 
 
 async def update_shop(
-    conn: Conn, shop_id: UUID, name: str | None, address: str | None, status: str | None
+    conn: Conn, shop_id: UUID, region_id: UUID, name: str | None, address: str | None, status: str | None
 ) -> bool:
-    """Change the given fields."""
-    return await conn.fetchval(UPDATE_SHOP, shop_id, name, address, status) is not None
+    """Change the given fields of a shop of ``region_id``."""
+    return await conn.fetchval(UPDATE_SHOP, shop_id, name, address, status, region_id) is not None
 
 
 async def upsert_shop(

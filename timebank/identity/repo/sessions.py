@@ -31,7 +31,7 @@ UPDATE refresh_tokens SET revoked_at = now(), revoke_reason = $2 WHERE family_id
 
 REVOKE_ACCOUNT_TOKENS = """
 UPDATE refresh_tokens SET revoked_at = now(), revoke_reason = $3
- WHERE account_kind = $1 AND account_id = $2 AND revoked_at IS NULL
+ WHERE account_kind = $1 AND account_id = $2 AND region_id = $4 AND revoked_at IS NULL
 """
 
 SELECT_REFRESH_OWNER = "SELECT family_id, account_kind, account_id FROM refresh_tokens WHERE token_hash = $1"
@@ -174,9 +174,11 @@ async def revoke_family(conn: Conn, family_id: UUID, reason: str) -> None:
     await conn.execute(REVOKE_FAMILY, family_id, reason)
 
 
-async def revoke_account_tokens(conn: Conn, kind: str, account_id: UUID, reason: str) -> None:
-    """Revoke every live token of an account."""
-    await conn.execute(REVOKE_ACCOUNT_TOKENS, kind, account_id, reason)
+async def revoke_account_tokens(
+    conn: Conn, kind: str, account_id: UUID, region_id: UUID, reason: str
+) -> None:
+    """Revoke every live token of an account of ``region_id``."""
+    await conn.execute(REVOKE_ACCOUNT_TOKENS, kind, account_id, reason, region_id)
 
 
 async def refresh_owner(conn: Conn, token_hash: bytes) -> RefreshOwner | None:

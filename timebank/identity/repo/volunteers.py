@@ -28,8 +28,7 @@ SELECT v.id, v.region_id, v.community_id, c.name AS community_name, v.real_name,
   FROM volunteers v JOIN organisations c ON c.id = v.community_id AND c.region_id = v.region_id
 """
 
-SELECT_VOLUNTEER = VOLUNTEER_VIEW + " WHERE v.id = $1\n"
-SELECT_VOLUNTEER_IN_REGION = VOLUNTEER_VIEW + " WHERE v.id = $1 AND v.region_id = $2\n"
+SELECT_VOLUNTEER = VOLUNTEER_VIEW + " WHERE v.id = $1 AND v.region_id = $2\n"
 
 # Keyset pagination by id (time-ordered) inside a scope: the whole region ($2 NULL) or one
 # organisation's subtree ($2). Optional filters: name prefix ($3), masked mobile or its last
@@ -54,20 +53,20 @@ UPDATE volunteers
        status = COALESCE($3, status),
        community_id = COALESCE($4, community_id),
        updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $5
 RETURNING id
 """
 
 UPDATE_VOLUNTEER_MOBILE = """
 UPDATE volunteers SET mobile_cipher = $2, mobile_key_id = $3, mobile_index = $4, mobile_masked = $5,
        updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $6
 """
 
 # Seeding inserts like INSERT_VOLUNTEER, but leaves a volunteer whose ID number or mobile exists.
 SEED_VOLUNTEER = INSERT_VOLUNTEER + "ON CONFLICT DO NOTHING\nRETURNING id\n"
 
-VOLUNTEER_ID_BY_ID_NUMBER = "SELECT id FROM volunteers WHERE id_number_index = $1"
+VOLUNTEER_ID_BY_ID_NUMBER = "SELECT id FROM volunteers WHERE id_number_index = $1 AND region_id = $2"
 
 # A referrer must be an active volunteer of the new volunteer's region.
 REFERRER_ACTIVE = """
@@ -119,13 +118,9 @@ async def referrer_active(conn: Conn, referrer_id: UUID, region_id: UUID) -> boo
     return bool(await conn.fetchval(REFERRER_ACTIVE, referrer_id, region_id))
 
 
-async def get_volunteer(
-    conn: Conn, volunteer_id: UUID, region_id: UUID | None = None
-) -> VolunteerView | None:
-    """One volunteer, masked; of ``region_id`` only when it is given (a lookup inside one region)."""
-    if region_id is not None:
-        return one(await conn.fetchrow(SELECT_VOLUNTEER_IN_REGION, volunteer_id, region_id), VolunteerView)
-    return one(await conn.fetchrow(SELECT_VOLUNTEER, volunteer_id), VolunteerView)
+async def get_volunteer(conn: Conn, volunteer_id: UUID, region_id: UUID) -> VolunteerView | None:
+    """One volunteer of ``region_id``, masked."""
+    return one(await conn.fetchrow(SELECT_VOLUNTEER, volunteer_id, region_id), VolunteerView)
 
 
 async def list_volunteers(
@@ -156,15 +151,22 @@ async def list_volunteers(
 
 
 async def update_volunteer(
-    conn: Conn, volunteer_id: UUID, *, real_name: str | None, status: str | None, community_id: UUID | None
+    conn: Conn,
+    volunteer_id: UUID,
+    region_id: UUID,
+    *,
+    real_name: str | None,
+    status: str | None,
+    community_id: UUID | None,
 ) -> bool:
-    """Change the given fields; False when there is no such volunteer."""
-    return await conn.fetchval(UPDATE_VOLUNTEER, volunteer_id, real_name, status, community_id) is not None
+    """Change the given fields; False when there is no such volunteer in ``region_id``."""
+    found = await conn.fetchval(UPDATE_VOLUNTEER, volunteer_id, real_name, status, community_id, region_id)
+    return found is not None
 
 
-async def set_volunteer_mobile(conn: Conn, volunteer_id: UUID, mobile: Sealed) -> None:
+async def set_volunteer_mobile(conn: Conn, volunteer_id: UUID, region_id: UUID, mobile: Sealed) -> None:
     """Replace the volunteer's mobile number."""
-    await conn.execute(UPDATE_VOLUNTEER_MOBILE, volunteer_id, *sealed(mobile))
+    await conn.execute(UPDATE_VOLUNTEER_MOBILE, volunteer_id, *sealed(mobile), region_id)
 
 
 async def seed_volunteer(conn: Conn, vol: NewVolunteer) -> tuple[UUID, bool]:
@@ -172,7 +174,9 @@ async def seed_volunteer(conn: Conn, vol: NewVolunteer) -> tuple[UUID, bool]:
     new_id = await conn.fetchval(SEED_VOLUNTEER, *_values(vol))
     if new_id is not None:
         return new_id, True
-    existing = await conn.fetchval(VOLUNTEER_ID_BY_ID_NUMBER, vol.id_number.index)
+    existing = await conn.fetchval(VOLUNTEER_ID_BY_ID_NUMBER, vol.id_number.index, vol.region_id)
     if existing is None:
-        raise ValueError(f"volunteer {vol.real_name}: the mobile number belongs to another volunteer")
+        raise ValueError(
+            f"volunteer {vol.real_name}: the mobile or ID number belongs to another volunteer or region"
+        )
     return existing, False

@@ -135,7 +135,7 @@ async def register(conn: Conn, ctx: IdentityContext, req: RegisterRequest, clien
     index = ctx.pii.blind_index(MOBILE, number)
     await check_limit(conn, ctx, REGISTER_PER_ADDRESS, client)
     await check_limit(conn, ctx, REGISTER_PER_PHONE, index)
-    home = await community(conn, req.community_id)
+    home = await community(conn, req.community_id, None)
     await _verify_otp(conn, ctx, index, "register", req.code, client)
     password_hash = await hash_password(req.password, ctx.settings) if req.password else None
 
@@ -202,9 +202,8 @@ async def login_password(conn: Conn, ctx: IdentityContext, req: LoginRequest, cl
         await sessions.clear_login_failures(conn, account_key)
     _require_active(account)
     if rehash:
-        await accounts.set_password(
-            conn, account.kind, account.id, await hash_password(req.password, ctx.settings)
-        )
+        new_hash = await hash_password(req.password, ctx.settings)
+        await accounts.set_password(conn, account.kind, account.id, account.region_id, new_hash)
     pair, _ = await issue(conn, ctx, account)
     return pair
 
@@ -254,7 +253,7 @@ async def bind_wechat(conn: Conn, ctx: IdentityContext, principal: Principal, co
         raise Conflict("This WeChat account is bound to another volunteer.")
 
     async def work(c: Conn) -> None:
-        await accounts.bind_wechat(c, principal.sub, openid)
+        await accounts.bind_wechat(c, principal.sub, principal.region_id, openid)
         await audit.record(c, principal, "volunteer", principal.sub, "wechat_bound")
 
     await in_transaction(conn, work)
@@ -264,7 +263,7 @@ async def change_password(
     conn: Conn, ctx: IdentityContext, principal: Principal, req: PasswordChange
 ) -> None:
     """Set a new password; the current one is required when there is one. Ends other sessions."""
-    account = await accounts.account_by_id(conn, principal.kind, principal.sub)
+    account = await accounts.account_by_id(conn, principal.kind, principal.sub, principal.region_id)
     if account is None:
         raise NotFound("No such account.")
     if account.password_hash is not None:
@@ -274,8 +273,8 @@ async def change_password(
     new_hash = await hash_password(req.new_password, ctx.settings)
 
     async def work(c: Conn) -> None:
-        await accounts.set_password(c, principal.kind, principal.sub, new_hash)
-        await sessions.revoke_account_tokens(c, principal.kind, principal.sub, "logout")
+        await accounts.set_password(c, principal.kind, principal.sub, principal.region_id, new_hash)
+        await sessions.revoke_account_tokens(c, principal.kind, principal.sub, principal.region_id, "logout")
         await audit.record(c, principal, SUBJECT_KIND[principal.kind], principal.sub, "password_changed")
 
     await in_transaction(conn, work)

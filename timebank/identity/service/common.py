@@ -92,12 +92,12 @@ async def in_scope_or_404(
     conn: Conn,
     principal: Principal,
     item_id: UUID,
-    read: Callable[[Conn, UUID], Awaitable[T | None]],
+    read: Callable[[Conn, UUID, UUID], Awaitable[T | None]],
     in_scope: Callable[[Conn, Principal, UUID], Awaitable[bool]],
     what: str,
 ) -> T:
-    """The item, or a 404 when it is missing or outside the caller's scope."""
-    item = await read(conn, item_id)
+    """The item of the caller's region, or a 404 when it is missing or outside the caller's scope."""
+    item = await read(conn, item_id, principal.region_id)
     if item is None or not await in_scope(conn, principal, item_id):
         # Outside the scope looks like missing: ids of other communities are not confirmed.
         raise NotFound(f"No such {what} in your scope.")

@@ -51,7 +51,7 @@ async def _subject(conn: Conn, principal: Principal, req: GrantCreate) -> Volunt
         subject_id = req.subject_id
         if not await volunteer_in_scope(conn, principal, subject_id):
             raise NotFound("No such volunteer in your scope.")
-    subject = await volunteers.get_volunteer(conn, subject_id)
+    subject = await volunteers.get_volunteer(conn, subject_id, principal.region_id)
     if subject is None:
         raise NotFound("No such volunteer.")
     return subject
@@ -79,7 +79,7 @@ async def _proxy(
             raise InvalidReference("A person cannot be their own proxy.", field="proxy_phone")
         return "volunteer", proxy.id
     assert req.proxy_staff_id is not None
-    staff = await operators.get_operator(conn, req.proxy_staff_id)
+    staff = await operators.get_operator(conn, req.proxy_staff_id, subject.region_id)
     if (
         staff is None
         or staff.kind != "staff"
@@ -175,7 +175,7 @@ async def revoke_grant(conn: Conn, principal: Principal, grant_id: UUID) -> Gran
         raise NotFound("No such grant.")
 
     async def work(c: Conn) -> bool:
-        if not await repo.revoke_grant(c, grant_id, principal.sub):
+        if not await repo.revoke_grant(c, grant, principal.sub):
             return False
         detail = {"subject_id": grant.subject_id, "proxy_id": grant.proxy_id}
         await audit.record(

@@ -101,11 +101,11 @@ async def create_staff(
         phone=req.phone,
         password=req.password,
     )
-    return written(await repo.get_operator(conn, staff_id))
+    return written(await repo.get_operator(conn, staff_id, principal.region_id))
 
 
 async def _staff_in_scope_or_404(conn: Conn, principal: Principal, staff_id: UUID) -> OperatorView:
-    op = await repo.get_operator(conn, staff_id)
+    op = await repo.get_operator(conn, staff_id, principal.region_id)
     if (
         op is None
         or op.kind != "staff"
@@ -143,13 +143,16 @@ async def update_staff(conn: Conn, principal: Principal, staff_id: UUID, req: St
         await repo.update_operator(
             c,
             staff_id,
+            principal.region_id,
             real_name=req.real_name,
             status=req.status,
             roles=sorted(set(req.roles)) if req.roles is not None else None,
             organisation_id=req.organisation_id,
         )
         if req.status in ("suspended", "left"):
-            await sessions.revoke_account_tokens(c, "staff", staff_id, "account_disabled")
+            await sessions.revoke_account_tokens(
+                c, "staff", staff_id, principal.region_id, "account_disabled"
+            )
         detail = {
             "fields": changed(req),
             "status": req.status,
@@ -159,7 +162,7 @@ async def update_staff(conn: Conn, principal: Principal, staff_id: UUID, req: St
         await audit.record(c, principal, "staff", staff_id, "updated", detail)
 
     await in_transaction(conn, work)
-    return written(await repo.get_operator(conn, staff_id))
+    return written(await repo.get_operator(conn, staff_id, principal.region_id))
 
 
 # --------------------------------------------------------------------------- shop operators
@@ -181,7 +184,7 @@ async def create_shop_operator(
         phone=req.phone,
         password=req.password,
     )
-    return written(await repo.get_operator(conn, operator_id))
+    return written(await repo.get_operator(conn, operator_id, principal.region_id))
 
 
 async def list_shop_operators(
@@ -190,5 +193,5 @@ async def list_shop_operators(
     """Operators of a shop in scope."""
     after = cursor_id(cursor, SHOP_OPERATORS)
     await shop_in_scope_or_404(conn, principal, shop_id)
-    rows = await repo.list_shop_operators(conn, shop_id, after, limit + 1)
+    rows = await repo.list_shop_operators(conn, principal.region_id, shop_id, after, limit + 1)
     return page_by_id(SHOP_OPERATORS, rows, limit)

@@ -77,7 +77,7 @@ async def create_organisation(conn: Conn, principal: Principal, req: Organisatio
         return org_id
 
     org_id = await _insert_coded(conn, work, req.code)
-    return written(await repo.get_organisation(conn, org_id))
+    return written(await repo.get_organisation(conn, org_id, principal.region_id))
 
 
 async def get_organisation(conn: Conn, principal: Principal, org_id: UUID) -> OrganisationView:
@@ -104,12 +104,12 @@ async def update_organisation(
     await _org_in_scope_or_404(conn, principal, org_id)
 
     async def work(c: Conn) -> None:
-        await repo.update_organisation(c, org_id, req.name, req.status)
+        await repo.update_organisation(c, org_id, principal.region_id, req.name, req.status)
         detail = {"fields": changed(req), "status": req.status}
         await audit.record(c, principal, "organisation", org_id, "updated", detail)
 
     await in_transaction(conn, work)
-    return written(await repo.get_organisation(conn, org_id))
+    return written(await repo.get_organisation(conn, org_id, principal.region_id))
 
 
 # --------------------------------------------------------------------------- shops
@@ -128,7 +128,7 @@ async def create_shop(conn: Conn, principal: Principal, req: ShopCreate) -> Shop
         return shop_id
 
     shop_id = await _insert_coded(conn, work, req.code)
-    return written(await repo.get_shop(conn, shop_id))
+    return written(await repo.get_shop(conn, shop_id, principal.region_id))
 
 
 async def get_shop(conn: Conn, principal: Principal, shop_id: UUID) -> ShopView:
@@ -140,7 +140,11 @@ async def list_shops(conn: Conn, principal: Principal, cursor: str | None, limit
     """Shops of the caller's scope (a shop operator: their own, on one page)."""
     after = cursor_id(cursor, SHOPS)
     if principal.kind == "shop":
-        own = await repo.get_shop(conn, principal.shop_id) if principal.shop_id and after is None else None
+        own = (
+            await repo.get_shop(conn, principal.shop_id, principal.region_id)
+            if principal.shop_id and after is None
+            else None
+        )
         return Page(items=[own] if own else [])
     rows = await repo.list_shops(conn, principal.region_id, scope_root(principal), after, limit + 1)
     return page_by_id(SHOPS, rows, limit)
@@ -152,9 +156,9 @@ async def update_shop(conn: Conn, principal: Principal, shop_id: UUID, req: Shop
     await shop_in_scope_or_404(conn, principal, shop_id)
 
     async def work(c: Conn) -> None:
-        await repo.update_shop(c, shop_id, req.name, req.address, req.status)
+        await repo.update_shop(c, shop_id, principal.region_id, req.name, req.address, req.status)
         detail = {"fields": changed(req), "status": req.status}
         await audit.record(c, principal, "shop", shop_id, "updated", detail)
 
     await in_transaction(conn, work)
-    return written(await repo.get_shop(conn, shop_id))
+    return written(await repo.get_shop(conn, shop_id, principal.region_id))

@@ -87,7 +87,7 @@ async def refresh(conn: Conn, ctx: IdentityContext, raw: str) -> TokenPair:
         if row.used:
             await sessions.revoke_family(c, row.family_id, "reuse")
             return "reuse"
-        account = await accounts.account_by_id(c, row.account_kind, row.account_id)
+        account = await accounts.account_by_id(c, row.account_kind, row.account_id, row.region_id)
         if account is None or account.status != "active":
             await sessions.revoke_family(c, row.family_id, "account_disabled")
             return "disabled"
@@ -106,7 +106,9 @@ async def refresh(conn: Conn, ctx: IdentityContext, raw: str) -> TokenPair:
 async def logout(conn: Conn, principal: Principal, req: LogoutRequest) -> None:
     """Revoke this session's refresh-token family, or every session of the account."""
     if req.everywhere:
-        await sessions.revoke_account_tokens(conn, principal.kind, principal.sub, "logout")
+        await sessions.revoke_account_tokens(
+            conn, principal.kind, principal.sub, principal.region_id, "logout"
+        )
         return
     if req.refresh_token is None:
         raise BadRequest("Send the refresh_token to end, or everywhere: true.")

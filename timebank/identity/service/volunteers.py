@@ -12,14 +12,13 @@ from timebank.identity.pii import MOBILE, PiiError, birth_date_of, normalize_mob
 from timebank.identity.repo import accounts, organisations, sessions
 from timebank.identity.repo import volunteers as repo
 from timebank.identity.schemas import OrganisationView, VolunteerCreate, VolunteerUpdate, VolunteerView
-from timebank.identity.scope import org_in_scope, volunteer_in_scope
+from timebank.identity.scope import org_in_scope, volunteer_in_scope, volunteer_region_in_scope
 from timebank.identity.service import audit
 from timebank.identity.service.common import (
     IdentityContext,
     changed,
     cursor_id,
     id_number,
-    in_scope_or_404,
     may_manage_people,
     mobile,
     page_by_id,
@@ -35,9 +34,14 @@ from timebank.problems import NotFound
 LIST = "volunteers"
 
 
-async def community(conn: Conn, community_id: UUID) -> OrganisationView:
-    """The active community a volunteer belongs to (409 when the id names anything else)."""
-    org = await organisations.get_organisation(conn, community_id)
+async def community(conn: Conn, community_id: UUID, region_id: UUID | None) -> OrganisationView:
+    """The active community of ``region_id`` a volunteer belongs to (409 when the id names anything
+    else); ``region_id`` None: a volunteer registering themselves, whose region is the community's."""
+    org = (
+        await organisations.community_to_join(conn, community_id)
+        if region_id is None
+        else await organisations.get_organisation(conn, community_id, region_id)
+    )
     if org is None or org.kind != "community" or org.status != "active":
         raise InvalidReference("community_id must name an active community (社区).", field="community_id")
     return org
@@ -101,7 +105,7 @@ async def register_by_staff(
     plain_mobile = mobile(req.phone) if req.phone else None
     if not await org_in_scope(conn, principal, req.community_id):
         raise NotInScope("The community is outside your scope.")
-    home = await community(conn, req.community_id)
+    home = await community(conn, req.community_id, principal.region_id)
 
     async def work(c: Conn) -> UUID:
         return await insert_volunteer(
@@ -115,14 +119,16 @@ async def register_by_staff(
         )
 
     volunteer_id = await in_transaction(conn, work)
-    return written(await repo.get_volunteer(conn, volunteer_id))
+    return written(await repo.get_volunteer(conn, volunteer_id, principal.region_id))
 
 
 async def get_volunteer(conn: Conn, principal: Principal, volunteer_id: UUID) -> VolunteerView:
     """One volunteer the caller may see."""
-    return await in_scope_or_404(
-        conn, principal, volunteer_id, repo.get_volunteer, volunteer_in_scope, "volunteer"
-    )
+    region_id = await volunteer_region_in_scope(conn, principal, volunteer_id)
+    found = None if region_id is None else await repo.get_volunteer(conn, volunteer_id, region_id)
+    if found is None:
+        raise NotFound("No such volunteer in your scope.")
+    return found
 
 
 def _search_terms(ctx: IdentityContext, q: str | None) -> tuple[str | None, str | None, bytes | None]:
@@ -178,7 +184,7 @@ async def update_volunteer(
     if req.community_id is not None:
         if not await org_in_scope(conn, principal, req.community_id):
             raise NotInScope("The new community is outside your scope.")
-        await community(conn, req.community_id)
+        await community(conn, req.community_id, principal.region_id)
     sealed = ctx.pii.seal_mobile(volunteer_id, mobile(req.phone)) if req.phone else None
 
     async def work(c: Conn) -> None:
@@ -186,14 +192,21 @@ async def update_volunteer(
             holder = await accounts.volunteer_login_by_mobile(c, sealed.index)
             if holder is not None and holder.id != volunteer_id:
                 raise MobileTaken()
-            await repo.set_volunteer_mobile(c, volunteer_id, sealed)
+            await repo.set_volunteer_mobile(c, volunteer_id, principal.region_id, sealed)
         await repo.update_volunteer(
-            c, volunteer_id, real_name=req.real_name, status=req.status, community_id=req.community_id
+            c,
+            volunteer_id,
+            principal.region_id,
+            real_name=req.real_name,
+            status=req.status,
+            community_id=req.community_id,
         )
         if req.status in ("suspended", "left"):
-            await sessions.revoke_account_tokens(c, "volunteer", volunteer_id, "account_disabled")
+            await sessions.revoke_account_tokens(
+                c, "volunteer", volunteer_id, principal.region_id, "account_disabled"
+            )
         detail = {"fields": changed(req), "status": req.status, "community_id": req.community_id}
         await audit.record(c, principal, "volunteer", volunteer_id, "updated", detail)
 
     await in_transaction(conn, work)
-    return written(await repo.get_volunteer(conn, volunteer_id))
+    return written(await repo.get_volunteer(conn, volunteer_id, principal.region_id))

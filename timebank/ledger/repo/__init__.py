@@ -53,8 +53,8 @@ SELECT b.account_id, a.ledger,
        sum(b.debits_posted)::bigint AS debits_posted, sum(b.credits_posted)::bigint AS credits_posted,
        sum(b.debits_pending)::bigint AS debits_pending, sum(b.credits_pending)::bigint AS credits_pending
   FROM ledger_balances b
-  JOIN ledger_accounts a ON a.id = b.account_id
- WHERE b.account_id = ANY($1::uuid[])
+  JOIN ledger_accounts a ON a.id = b.account_id AND a.region_id = b.region_id
+ WHERE b.account_id = ANY($1::uuid[]) AND b.region_id = $2
  GROUP BY b.account_id, a.ledger
 """
 
@@ -77,7 +77,7 @@ SELECT a.id AS account_id, a.ledger, s.debits_posted, s.credits_posted, s.debits
 SELECT_LOTS = """
 SELECT transfer_id, ordinal, account_id, seq, origin, expires_on, amount, remaining, created_at
   FROM ledger_lots
- WHERE account_id = $1 AND ($2 OR remaining > 0)
+ WHERE account_id = $1 AND region_id = $3 AND ($2 OR remaining > 0)
  ORDER BY expires_on NULLS LAST, seq, ordinal
 """
 
@@ -251,9 +251,9 @@ async def list_accounts(
     return [_account(r) for r in rows]
 
 
-async def balances(conn: Conn, account_ids: Sequence[UUID]) -> dict[UUID, Balance]:
-    """Balances of the given accounts (stripes added up)."""
-    rows = await conn.fetch(SELECT_BALANCES, list(account_ids))
+async def balances(conn: Conn, region_id: UUID, account_ids: Sequence[UUID]) -> dict[UUID, Balance]:
+    """Balances of the given accounts of ``region_id`` (stripes added up)."""
+    rows = await conn.fetch(SELECT_BALANCES, list(account_ids), region_id)
     return {r["account_id"]: _balance(r) for r in rows}
 
 
@@ -265,9 +265,9 @@ async def owner_balances(
     return [_balance(r) for r in rows]
 
 
-async def lots(conn: Conn, account_id: UUID, *, include_closed: bool) -> list[Lot]:
+async def lots(conn: Conn, region_id: UUID, account_id: UUID, *, include_closed: bool) -> list[Lot]:
     """The account's lots in consumption order (open ones only unless ``include_closed``)."""
-    rows = await conn.fetch(SELECT_LOTS, account_id, include_closed)
+    rows = await conn.fetch(SELECT_LOTS, account_id, include_closed, region_id)
     return [msgspec.convert(dict(r), Lot) for r in rows]
 
 

@@ -27,7 +27,7 @@ CODE_SUMS = """
 SELECT t.code, t.credit_account_id = $1 AS is_credit, count(*)::bigint AS n, sum(t.amount)::bigint AS total
   FROM ledger_transfers t
  WHERE (t.credit_account_id = $1 OR t.debit_account_id = $1)
-   AND t.kind IN ('posted', 'post_pending') AND t.created_at >= $2 AND t.created_at < $3
+   AND t.region_id = $4 AND t.kind IN ('posted', 'post_pending') AND t.created_at >= $2 AND t.created_at < $3
  GROUP BY 1, 2
 """
 
@@ -36,11 +36,13 @@ NET_CREDITED = """
 SELECT coalesce(sum(t.amount) FILTER (WHERE t.reverses IS NULL), 0)::bigint
        - coalesce((SELECT sum(r.amount)
                      FROM ledger_transfers r
-                     JOIN ledger_transfers o ON o.id = r.reverses
-                    WHERE r.debit_account_id = $1 AND o.credit_account_id = $1 AND o.code = ANY($2::text[])),
+                     JOIN ledger_transfers o ON o.id = r.reverses AND o.region_id = r.region_id
+                    WHERE r.debit_account_id = $1 AND r.region_id = $3
+                      AND o.credit_account_id = $1 AND o.code = ANY($2::text[])),
                   0)::bigint
   FROM ledger_transfers t
- WHERE t.credit_account_id = $1 AND t.code = ANY($2::text[]) AND t.kind IN ('posted', 'post_pending')
+ WHERE t.credit_account_id = $1 AND t.region_id = $3 AND t.code = ANY($2::text[])
+   AND t.kind IN ('posted', 'post_pending')
 """
 
 
@@ -53,13 +55,13 @@ async def due_lot_accounts(
 
 
 async def code_sums(
-    conn: Conn, account_id: UUID, since: datetime, until: datetime
+    conn: Conn, region_id: UUID, account_id: UUID, since: datetime, until: datetime
 ) -> dict[tuple[str, bool], tuple[int, int]]:
     """(code, is credit) → (count, amount) of the account's posted movements in the period."""
-    rows = await conn.fetch(CODE_SUMS, account_id, since, until)
+    rows = await conn.fetch(CODE_SUMS, account_id, since, until, region_id)
     return {(r["code"], r["is_credit"]): (int(r["n"]), int(r["total"])) for r in rows}
 
 
-async def net_credited(conn: Conn, account_id: UUID, codes: Sequence[str]) -> int:
+async def net_credited(conn: Conn, region_id: UUID, account_id: UUID, codes: Sequence[str]) -> int:
     """What was credited to the account under ``codes``, less the reversals of those credits."""
-    return int(await conn.fetchval(NET_CREDITED, account_id, list(codes)) or 0)
+    return int(await conn.fetchval(NET_CREDITED, account_id, list(codes), region_id) or 0)
