@@ -14,7 +14,10 @@ a. aggregate: a plain SQL aggregate of lifetime service minutes per volunteer ov
 b. full: ``rating.service.run(full=True)``, the full recompute (writes every volunteer's row,
    level changes and notifications, as the first run of a region does); then again (nothing
    changed: what a later full recount costs);
-c. incremental: 10,000 new confirmations in one transaction, then ``rating.service.run()``.
+c. incremental: 10,000 new confirmations in one transaction, a checkpoint, then
+   ``rating.service.run()`` (the daily run meets a day's confirmations already written out), with
+   what it cost the server; before it, untimed for the target, the same right after another
+   10,000 confirmations (the run then also writes out their dirty pages to make room).
 
 ``--keep`` leaves the scratch database in place (its name is printed) and ``--reuse NAME`` times
 against it again without generating: the rating's tables and the outbox are emptied first, so
@@ -42,7 +45,7 @@ from bench._server import database
 from timebank.db import connect, database_dsn, load_migrations, migrate
 from timebank.domains import domains
 from timebank.rating import service
-from timebank.settings import PROJECT_ROOT
+from timebank.settings import PROJECT_ROOT, load_settings
 
 CHUNK = 500_000
 NEW_CONFIRMATIONS = 10_000
@@ -207,11 +210,53 @@ async def measure(
     full = await timed("b. full recompute", service.run(conn, full=True))
     await timed("   full recompute again (nothing changed)", service.run(conn, full=True))
     base = 10 * volunteers + 1  # past the generated transfers' numbers (their seq are not unique keys)
+    confirm = (TRANSFERS, region, issuance, volunteers)
+    await conn.execute(*confirm, base, base + NEW_CONFIRMATIONS - 1, f"n{os.getpid()}")
+    await timed(f"   incremental right after {NEW_CONFIRMATIONS:,} confirmations", service.run(conn))
     await conn.execute(
-        TRANSFERS, region, issuance, volunteers, base, base + NEW_CONFIRMATIONS - 1, f"n{os.getpid()}"
+        *confirm, base + NEW_CONFIRMATIONS, base + 2 * NEW_CONFIRMATIONS - 1, f"n{os.getpid()}"
     )
+    # The daily run comes hours after the day's confirmations, which checkpoints have long written
+    # out: without this, the run would start by writing the inserts' dirty pages to make room.
+    await conn.execute("CHECKPOINT")
+    before = await server_figures(conn)
     incremental = await timed(f"c. incremental after {NEW_CONFIRMATIONS:,} confirmations", service.run(conn))
+    after = await server_figures(conn)
+    spent = {k: after[k] - before[k] for k in after}
+    shown = (f"{k} {v:,.0f}" if v >= 100 else f"{k} {v:.2f}" for k, v in spent.items())
+    say("   server side: " + ", ".join(shown))
     return full / aggregate, incremental, full
+
+
+# What the incremental run cost the server, less sensitive to the machine's load than the wall
+# clock: the backend's CPU time (embedded server only: its process is on this machine), the
+# database's buffer reads (from the OS, and from shared buffers), the WAL written and its
+# full-page images, and how many of the rating rows' updates were HOT (no index entry written).
+SERVER_FIGURES = """
+SELECT d.blks_read AS blocks_read, d.blks_hit AS blocks_hit,
+       w.wal_bytes / 1048576.0 AS wal_mb, w.wal_fpi AS wal_full_pages,
+       t.n_tup_upd AS rating_updates, t.n_tup_hot_upd AS rating_hot_updates
+  FROM pg_stat_database d, pg_stat_wal w, pg_stat_user_tables t
+ WHERE d.datname = current_database() AND t.relname = 'rating_volunteers'
+"""
+
+
+async def server_figures(conn: asyncpg.Connection) -> dict[str, float]:
+    """The server's counters now (the backend's pending statistics flushed first)."""
+    await conn.execute("SELECT pg_stat_force_next_flush()")
+    await asyncio.sleep(0.1)  # the flush happens when the backend goes idle
+    row = await conn.fetchrow(SERVER_FIGURES)
+    assert row is not None
+    figures = {k: float(v) for k, v in dict(row).items()}
+    if load_settings().embedded:
+        figures["backend_cpu_s"] = cpu_seconds(conn.get_server_pid())
+    return figures
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process of this machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,9 @@ SELECT (SELECT count(*) FROM decided) AS updated,
 # A day's run touches a small part of the region's volunteers: found one by one through their keys
 # (and rewritten by position), never by reading the whole accounts and ratings tables, which the
 # planner's costs would prefer from about one volunteer in a hundred. Until the transaction ends.
+# Each volunteer then costs an index-only lookup of the account's owner (sql/0065) and one of
+# their rating row, whose update stays on its page (HOT: no indexed column changes, and the
+# table's pages keep room for it, sql/0064), so no index entry is written.
 LOOKUPS = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
 
 LOCK_REGION = "SELECT pg_advisory_xact_lock(hashtextextended('rating:' || $1::uuid, 0))"
