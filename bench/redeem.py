@@ -20,7 +20,13 @@ What it does, all on 127.0.0.1 and in a throw-away directory:
    request a fresh code, an ``Idempotency-Key`` and one unit of the shop's item (a Lua script
    rotates over the shops); a 3 s warm-up with codes of its own comes first, and a ``CHECKPOINT``
    precedes each measured run;
-4. prints both rates, the API's latency percentiles, and last
+4. measures the stack's ceiling in the same run: ``POST /api/v1/shops/{id}/redemptions/preview``
+   through the same workers and wrk (each shop previews one live code again and again: the same
+   authentication, screening and checks as a redemption, but no idempotency key, no transaction,
+   no write), printed as ``ceiling_ratio=<preview rate / pgbench rate>``: a redemption, which does
+   all of that and writes, cannot beat it, so a ceiling_ratio below 0.7 says the target is out of
+   reach of this stack on this machine;
+5. prints both rates, the API's latency percentiles, the ceiling and last
    ``redeem_ratio=<API rate / pgbench rate> p99_ms=<API p99>`` (target ratio ≥ 0.7).
 
 Any non-2xx answer during the API run aborts the script (a refused redemption is not a
@@ -105,6 +111,8 @@ end
 function init(args)
   run = args[1]
   nthreads = tonumber(args[2])
+  preview = args[4] == "preview"
+  suffix = preview and "/preview" or ""
   shops = {}
   order = {}
   for line in io.lines(args[3]) do
@@ -126,14 +134,16 @@ function request()
   pos = pos % #order + 1
   local s = shops[order[pos]]
   local code = s.codes[s.next]
-  s.next = s.next + 1
+  if not preview then
+    s.next = s.next + 1
+  end
   n = n + 1
   local body = '{"code":"' .. code .. '","items":[{"item_id":"' .. s.item .. '","quantity":1}]}'
   local headers = {}
   headers["Authorization"] = "Bearer " .. s.token
   headers["Content-Type"] = "application/json"
   headers["Idempotency-Key"] = run .. "-" .. tid .. "-" .. n
-  return wrk.format("POST", "/api/v1/shops/" .. s.shop .. "/redemptions", headers, body)
+  return wrk.format("POST", "/api/v1/shops/" .. s.shop .. "/redemptions" .. suffix, headers, body)
 end
 """
 
@@ -240,13 +250,14 @@ def pgbench(bin_dir: Path, dsn: str, script: Path, clients: int, threads: int, d
 
 
 def run_wrk(wrk: str, base: str, script: Path, codes: Path, run: str, connections: int, threads: int,
-            duration: int) -> dict[str, float]:  # fmt: skip
+            duration: int, mode: str = "redeem") -> dict[str, float]:  # fmt: skip
+    """``mode`` "redeem" uses each code once; "preview" previews each shop's first code again and again."""
     out = subprocess.run(
         [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), base,
-         "--", run, str(threads), str(codes)],
+         "--", run, str(threads), str(codes), mode],
         check=True, capture_output=True, text=True,
     ).stdout  # fmt: skip
-    return wrk_figures(out, "the API refused redemptions during the run")
+    return wrk_figures(out, f"the API refused requests during the run ({mode})")
 
 
 def main() -> int:
@@ -263,6 +274,7 @@ def main() -> int:
     per_shop = {
         "warmup": args.max_rate * 3 // args.shops + 50,
         "main": args.max_rate * args.duration // args.shops + 50,
+        "ceiling": 1,
     }
 
     root = Path(tempfile.mkdtemp(prefix="tbredeem-", dir="/tmp"))  # short: the socket lives here
@@ -308,6 +320,12 @@ def main() -> int:
         api = run_wrk(
             wrk, base, lua, root / "codes-main.txt", "main", args.shops, args.threads, args.duration
         )
+        say(f"ceiling: POST /shops/{{id}}/redemptions/preview, {args.shops} shops, {args.duration} s")
+        checkpoint(dsn)
+        ceiling = run_wrk(
+            wrk, base, lua, root / "codes-ceiling.txt", "ceiling", args.shops, args.threads, args.duration,
+            mode="preview",
+        )  # fmt: skip
     finally:
         stop_api(server)
         embedded.stop()
@@ -320,6 +338,11 @@ def main() -> int:
         f"API latency: p50 {api['p50']:.2f} ms, p75 {api['p75']:.2f} ms, p90 {api['p90']:.2f} ms, "
         f"p99 {api['p99']:.2f} ms"
     )
+    say(
+        f"ceiling    : {ceiling['rate']:10.0f} previews/s (the same workers, authentication, screening and "
+        f"checks; no transaction, no write), p99 {ceiling['p99']:.2f} ms"
+    )
+    say(f"ceiling_ratio={ceiling['rate'] / pg_rate:.3f}")
     say(f"target: redeem_ratio >= 0.7 ({'met' if ratio >= 0.7 else 'NOT met'})")
     say(f"redeem_ratio={ratio:.3f} p99_ms={api['p99']:.2f}")
     return 0

@@ -45,17 +45,19 @@ DECLARE
     held int;
 BEGIN
     IF p_lock THEN
-        PERFORM 1 FROM public.shop_items s WHERE s.shop_id = p_shop AND s.id = ANY (p_items) ORDER BY s.id FOR UPDATE;
+        PERFORM 1 FROM public.shop_items s
+          WHERE s.shop_id = p_shop AND s.region_id = p_region AND s.id = ANY (p_items) ORDER BY s.id FOR UPDATE;
     END IF;
     SELECT x.item_id INTO r FROM unnest(p_items) WITH ORDINALITY AS x (item_id, n)
-     WHERE NOT EXISTS (SELECT 1 FROM public.shop_items s WHERE s.id = x.item_id AND s.shop_id = p_shop)
+     WHERE NOT EXISTS (SELECT 1 FROM public.shop_items s
+                        WHERE s.id = x.item_id AND s.shop_id = p_shop AND s.region_id = p_region)
      ORDER BY x.n LIMIT 1;
     IF FOUND THEN
         PERFORM exchange_fail('item-not-found', 'no such item in this shop', jsonb_build_object('item_id', r.item_id));
     END IF;
     FOR r IN SELECT s.*, x.quantity
                FROM unnest(p_items, p_quantities) WITH ORDINALITY AS x (item_id, quantity, n)
-               JOIN public.shop_items s ON s.id = x.item_id
+               JOIN public.shop_items s ON s.id = x.item_id AND s.region_id = p_region
               ORDER BY x.n LOOP
         IF r.status <> 'active' OR today < r.active_from THEN
             PERFORM exchange_fail('item-unavailable', format('%s is not available yet or any more', r.name),
@@ -73,11 +75,11 @@ BEGIN
     END LOOP;
     FOR r IN SELECT s.id, s.name, s.limit_quantity, s.limit_period, x.quantity,
                     (SELECT coalesce(sum(l.quantity), 0)::int FROM public.exchange_lines l
-                      WHERE l.item_id = s.id AND l.volunteer_id = p_volunteer AND l.counts
+                      WHERE l.item_id = s.id AND l.volunteer_id = p_volunteer AND l.region_id = p_region AND l.counts
                         AND l.created_at >= exchange_period_start(s.limit_period, p_zone, now())
                     ) AS used
                FROM unnest(p_items, p_quantities) AS x (item_id, quantity)
-               JOIN public.shop_items s ON s.id = x.item_id
+               JOIN public.shop_items s ON s.id = x.item_id AND s.region_id = p_region
               WHERE s.limit_period IS NOT NULL
               ORDER BY s.id LOOP
         IF r.used + r.quantity > r.limit_quantity THEN
@@ -90,10 +92,12 @@ BEGIN
         END IF;
     END LOOP;
     SELECT max(s.min_lifetime_hours), max(s.min_star_level) INTO hours, level
-      FROM public.shop_items s WHERE s.id = ANY (p_items);
+      FROM public.shop_items s WHERE s.id = ANY (p_items) AND s.region_id = p_region;
     IF p_first_hours > hours
-       AND NOT EXISTS (SELECT 1 FROM public.redemptions d WHERE d.volunteer_id = p_volunteer AND d.status = 'completed')
-       AND NOT EXISTS (SELECT 1 FROM public.exchange_orders o WHERE o.volunteer_id = p_volunteer AND o.status = 'placed')
+       AND NOT EXISTS (SELECT 1 FROM public.redemptions d
+                        WHERE d.volunteer_id = p_volunteer AND d.region_id = p_region AND d.status = 'completed')
+       AND NOT EXISTS (SELECT 1 FROM public.exchange_orders o
+                        WHERE o.volunteer_id = p_volunteer AND o.region_id = p_region AND o.status = 'placed')
     THEN
         hours := p_first_hours;
     END IF;
@@ -107,7 +111,8 @@ BEGIN
         END IF;
     END IF;
     IF level > 0 THEN
-        held := coalesce((SELECT v.level FROM public.rating_volunteers v WHERE v.volunteer_id = p_volunteer), 0);
+        held := coalesce((SELECT v.level FROM public.rating_volunteers v
+                           WHERE v.volunteer_id = p_volunteer AND v.region_id = p_region), 0);
         IF held < level THEN
             PERFORM exchange_fail('star-level-not-met',
                 format('a star level of %s is needed; the volunteer''s level is %s', level, held),
@@ -115,7 +120,7 @@ BEGIN
         END IF;
     END IF;
     RETURN QUERY SELECT s.* FROM unnest(p_items) WITH ORDINALITY AS x (item_id, n)
-                   JOIN public.shop_items s ON s.id = x.item_id ORDER BY x.n;
+                   JOIN public.shop_items s ON s.id = x.item_id AND s.region_id = p_region ORDER BY x.n;
 END
 $$;
 
@@ -163,7 +168,7 @@ BEGIN
      WHERE r.id = p_code AND r.region_id = p_region AND r.status = 'live' AND r.expires_at > now()
     RETURNING r.volunteer_id, r.actor_kind, r.actor_id, r.used_at INTO c;
     IF NOT FOUND THEN
-        SELECT r.status, r.expires_at INTO k FROM public.redemption_codes r WHERE r.id = p_code;
+        SELECT r.status, r.expires_at INTO k FROM public.redemption_codes r WHERE r.id = p_code AND r.region_id = p_region;
         IF k.status = 'live' THEN
             PERFORM exchange_fail('code-expired', 'the code expired; ask the volunteer to refresh it',
                                   jsonb_build_object('expired_at', k.expires_at));
@@ -183,7 +188,7 @@ BEGIN
     SELECT sum(x.quantity::bigint * x.price) INTO total FROM unnest(p_quantities, prices) AS x (quantity, price);
     UPDATE public.shop_items s SET stock = s.stock - x.quantity
       FROM unnest(p_items, p_quantities) AS x (id, quantity)
-     WHERE s.id = x.id AND s.stock IS NOT NULL;
+     WHERE s.id = x.id AND s.region_id = p_region AND s.stock IS NOT NULL;
     -- The accounts by their owners (ledger_accounts_owner_key); ledger_transfer() checks the rest.
     SELECT a.id INTO debit FROM public.ledger_accounts a
      WHERE a.region_id = p_region AND a.owner_kind = 'volunteer' AND a.owner_id = c.volunteer_id
@@ -213,16 +218,18 @@ BEGIN
 END
 $$;
 
--- The lines of a redemption (p_redemption) or of an order (p_order) as a JSON array in the order
--- written, with their items' names and kinds: what lists of receipts and orders show per row.
-CREATE OR REPLACE FUNCTION exchange_lines_json(p_redemption uuid, p_order uuid) RETURNS jsonb
+-- The lines of a redemption (p_redemption) or of an order (p_order) of region p_region as a JSON
+-- array in the order written, with their items' names and kinds: what lists of receipts and orders
+-- show per row.
+DROP FUNCTION IF EXISTS exchange_lines_json(uuid, uuid);
+CREATE OR REPLACE FUNCTION exchange_lines_json(p_region uuid, p_redemption uuid, p_order uuid) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
     -- plpgsql rather than sql: called once per listed row, its statement is planned once per session.
     RETURN (SELECT coalesce(jsonb_agg(jsonb_build_object('item_id', l.item_id, 'name', i.name, 'kind', i.kind,
                                                          'quantity', l.quantity, 'price_points', l.price_points)
                                       ORDER BY l.id), '[]'::jsonb)
-              FROM public.exchange_lines l JOIN public.shop_items i ON i.id = l.item_id
-             WHERE l.redemption_id = p_redemption OR l.order_id = p_order);
+              FROM public.exchange_lines l JOIN public.shop_items i ON i.id = l.item_id AND i.region_id = l.region_id
+             WHERE l.region_id = p_region AND (l.redemption_id = p_redemption OR l.order_id = p_order));
 END
 $$;

@@ -28,10 +28,6 @@ REFRESH = (
     "a refresh token is found by its hash before the caller is known: multi-shard lookup through "
     "each shard's unique index under Citus (the work that removes it: the region in the token)"
 )
-NOT_PINNED = (
-    "request path, not yet tied to the caller's region: add ``AND t.region_id = $n`` (the caller's "
-    "region) or ``AND t.region_id = u.region_id`` on a join"
-)
 SIGN_IN = (
     "sign-in by mobile before the region is known: a multi-shard lookup through each shard's "
     "unique index under Citus (or a coordinator-local mobile → region directory)"
@@ -104,31 +100,3 @@ CROSS_REGION: dict[str, str] = {
     "timebank/identity/repo/scope.py:SELECT_LIVE_GRANT": PROXY,
 }
 """Deliberately cross-region statements, each with its reason."""
-
-NOT_YET_PINNED: dict[str, str] = {
-    "sql/functions/exchange_redeem.sql:exchange_check_lines": NOT_PINNED,
-    "sql/functions/exchange_redeem.sql:exchange_lines_json": NOT_PINNED,
-    "sql/functions/exchange_redeem.sql:exchange_redeem": NOT_PINNED,
-    "timebank/exchange/repo/codes.py:VOID_CODE": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:ATTACH_ORDER_LINES": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:DECIDE_ORDER": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:LINES_OF_ORDER": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:LINES_OF_REDEMPTION": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:LIST_ORDERS": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:LIST_REDEMPTIONS": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:LOCK_ORDER": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:LOCK_REDEMPTION": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:MARK_REFUNDED": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:UNCOUNT_ORDER_LINES": NOT_PINNED,
-    "timebank/exchange/repo/redemptions.py:UNCOUNT_REDEMPTION_LINES": NOT_PINNED,
-    "timebank/exchange/repo/shops.py:ADJUST_STOCK": NOT_PINNED,
-    "timebank/exchange/repo/shops.py:LIST_ITEMS": NOT_PINNED,
-    "timebank/exchange/repo/shops.py:LOCK_ITEMS": NOT_PINNED,
-    "timebank/exchange/repo/shops.py:SEED_ITEM": NOT_PINNED,
-    "timebank/exchange/repo/shops.py:SEED_TERMS": NOT_PINNED,
-    "timebank/exchange/repo/shops.py:SELECT_ITEM_FOR_UPDATE": NOT_PINNED,
-    "timebank/exchange/repo/shops.py:UPDATE_ITEM": NOT_PINNED,
-    "timebank/exchange/repo/statements.py:LIST_STATEMENTS": NOT_PINNED,
-    "timebank/exchange/repo/statements.py:SELECT_STATEMENT": NOT_PINNED,
-}
-"""Request-path statements not yet tied to one region: each is work left for Citus (the list only shrinks)."""

@@ -16,7 +16,7 @@ from collections import defaultdict
 import pytest
 
 from tests.conftest import TestDatabase
-from tests.core.region_lists import COORDINATOR_LOCAL, CROSS_REGION, NOT_YET_PINNED, REFERENCE_TABLES
+from tests.core.region_lists import COORDINATOR_LOCAL, CROSS_REGION, REFERENCE_TABLES
 from tests.core.region_sql import Catalog, RegionCheck, Statement, all_statements
 from timebank.db import connect
 from timebank.settings import PROJECT_ROOT
@@ -101,7 +101,7 @@ class TestEveryStatementStaysInItsRegion:
         self, catalog: Catalog, statements: list[Statement]
     ) -> None:
         found = findings(catalog, statements)
-        listed = set(CROSS_REGION) | set(NOT_YET_PINNED)
+        listed = set(CROSS_REGION)
         unlisted = ["\n".join(places) for key, places in sorted(found.items()) if key not in listed]
         assert unlisted == [], "\n\n" + "\n\n".join(unlisted)
 
@@ -109,12 +109,11 @@ class TestEveryStatementStaysInItsRegion:
         self, catalog: Catalog, statements: list[Statement]
     ) -> None:
         found = findings(catalog, statements)
-        stale = sorted(k for k in set(CROSS_REGION) | set(NOT_YET_PINNED) if k not in found)
+        stale = sorted(k for k in CROSS_REGION if k not in found)
         assert stale == [], "no longer cross-region, remove from the list:\n" + "\n".join(stale)
 
-    def test_a_statement_is_listed_once_with_a_reason(self) -> None:
-        assert set(CROSS_REGION) & set(NOT_YET_PINNED) == set()
-        assert all(reason.strip() for reason in (*CROSS_REGION.values(), *NOT_YET_PINNED.values()))
+    def test_every_listed_statement_has_a_reason(self) -> None:
+        assert all(reason.strip() for reason in CROSS_REGION.values())
 
 
 class TestTheCheck:

@@ -61,7 +61,7 @@ async def load_catalogues(
     added = 0
     for cat in catalogues:
         shop_id = shop_ids[cat.shop]
-        await repo.seed_terms(conn, shop_id, cat.kind, cat.yuan_per_point, cat.refund_window_hours)
+        await repo.seed_terms(conn, region_id, shop_id, cat.kind, cat.yuan_per_point, cat.refund_window_hours)
         for item in cat.items:
             added += await repo.seed_item(
                 conn,

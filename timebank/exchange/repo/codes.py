@@ -21,7 +21,7 @@ ON CONFLICT (region_id, code_hash) WHERE status = 'live' DO NOTHING
 RETURNING expires_at
 """
 
-VOID_CODE = "UPDATE redemption_codes SET status = 'void' WHERE id = $1 AND status = 'live'"
+VOID_CODE = "UPDATE redemption_codes SET status = 'void' WHERE id = $1 AND region_id = $2 AND status = 'live'"
 
 # Hits of some buckets in the current fixed window, without counting one.
 PEEK_RATE_LIMITS = """
@@ -50,9 +50,9 @@ async def issue(
     )
 
 
-async def void(conn: Conn, code_id: UUID) -> None:
+async def void(conn: Conn, region_id: UUID, code_id: UUID) -> None:
     """A live code stops being live."""
-    await conn.execute(VOID_CODE, code_id)
+    await conn.execute(VOID_CODE, code_id, region_id)
 
 
 async def peek_rate_limits(conn: Conn, buckets: list[bytes], window_s: int) -> dict[bytes, tuple[int, int]]:

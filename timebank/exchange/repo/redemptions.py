@@ -30,8 +30,8 @@ _REDEMPTION = """
 SELECT r.id, r.region_id, r.shop_id, s.name AS shop_name, s.refund_window_hours AS shop_refund_window_hours,
        r.volunteer_id, r.channel, r.code_id, r.order_id, r.operator_id, r.requested_by_kind, r.requested_by,
        r.total_points, r.transfer_id, r.status, r.refund_transfer_id, r.refunded_at, r.refund_reason,
-       r.created_at, exchange_lines_json(r.id, NULL) AS lines
-  FROM redemptions r JOIN shops s ON s.id = r.shop_id
+       r.created_at, exchange_lines_json(r.region_id, r.id, NULL) AS lines
+  FROM redemptions r JOIN shops s ON s.id = r.shop_id AND s.region_id = r.region_id
 """
 
 SELECT_REDEMPTION = _REDEMPTION + " WHERE r.id = $1 AND r.region_id = $2"
@@ -50,29 +50,31 @@ LIST_REDEMPTIONS = (
 
 LINES_OF_REDEMPTION = """
 SELECT l.item_id, i.name, i.kind, l.quantity, l.price_points
-  FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id
- WHERE l.redemption_id = $1
+  FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id AND i.region_id = l.region_id
+ WHERE l.redemption_id = $1 AND l.region_id = $2
  ORDER BY l.id
 """
 
 LINES_OF_ORDER = """
 SELECT l.item_id, i.name, i.kind, l.quantity, l.price_points
-  FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id
- WHERE l.order_id = $1
+  FROM exchange_lines l JOIN shop_items i ON i.id = l.item_id AND i.region_id = l.region_id
+ WHERE l.order_id = $1 AND l.region_id = $2
  ORDER BY l.id
 """
 
 MARK_REFUNDED = """
 UPDATE redemptions
    SET status = 'refunded', refund_transfer_id = $2, refunded_at = now(), refunded_by = $3, refund_reason = $4
- WHERE id = $1 AND status = 'completed'
+ WHERE id = $1 AND region_id = $5 AND status = 'completed'
 """
 
-UNCOUNT_REDEMPTION_LINES = "UPDATE exchange_lines SET counts = false WHERE redemption_id = $1"
+UNCOUNT_REDEMPTION_LINES = (
+    "UPDATE exchange_lines SET counts = false WHERE redemption_id = $1 AND region_id = $2"
+)
 
-UNCOUNT_ORDER_LINES = "UPDATE exchange_lines SET counts = false WHERE order_id = $1"
+UNCOUNT_ORDER_LINES = "UPDATE exchange_lines SET counts = false WHERE order_id = $1 AND region_id = $2"
 
-ATTACH_ORDER_LINES = "UPDATE exchange_lines SET redemption_id = $2 WHERE order_id = $1"
+ATTACH_ORDER_LINES = "UPDATE exchange_lines SET redemption_id = $2 WHERE order_id = $1 AND region_id = $3"
 
 # ------------------------------------------------------------------------------------ orders
 INSERT_ORDER = """
@@ -84,8 +86,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 _ORDER = """
 SELECT o.id, o.region_id, o.shop_id, s.name AS shop_name, o.volunteer_id, o.requested_by_kind, o.requested_by,
        o.total_points, o.hold_id, o.status, o.expires_at, o.redemption_id, o.decided_at, o.reason,
-       o.created_at, exchange_lines_json(NULL, o.id) AS lines
-  FROM exchange_orders o JOIN shops s ON s.id = o.shop_id
+       o.created_at, exchange_lines_json(o.region_id, NULL, o.id) AS lines
+  FROM exchange_orders o JOIN shops s ON s.id = o.shop_id AND s.region_id = o.region_id
 """
 
 SELECT_ORDER = _ORDER + " WHERE o.id = $1 AND o.region_id = $2"
@@ -104,7 +106,7 @@ LIST_ORDERS = (
 
 DECIDE_ORDER = """
 UPDATE exchange_orders SET status = $2, decided_by = $3, decided_at = now(), reason = $4, redemption_id = $5
- WHERE id = $1 AND status = 'placed'
+ WHERE id = $1 AND region_id = $6 AND status = 'placed'
 """
 
 DUE_ORDERS = """
@@ -171,20 +173,22 @@ async def list_redemptions(
 
 
 async def lines(
-    conn: Conn, *, redemption_id: UUID | None = None, order_id: UUID | None = None
+    conn: Conn, region_id: UUID, *, redemption_id: UUID | None = None, order_id: UUID | None = None
 ) -> list[LineRow]:
-    """The lines of a redemption or of an order."""
+    """The lines of a redemption or of an order of the region."""
     if redemption_id is not None:
-        rows = await conn.fetch(LINES_OF_REDEMPTION, redemption_id)
+        rows = await conn.fetch(LINES_OF_REDEMPTION, redemption_id, region_id)
     else:
-        rows = await conn.fetch(LINES_OF_ORDER, order_id)
+        rows = await conn.fetch(LINES_OF_ORDER, order_id, region_id)
     return [msgspec.convert(dict(r), LineRow) for r in rows]
 
 
-async def mark_refunded(conn: Conn, redemption_id: UUID, transfer_id: UUID, by: UUID, reason: str) -> None:
+async def mark_refunded(
+    conn: Conn, region_id: UUID, redemption_id: UUID, transfer_id: UUID, by: UUID, reason: str
+) -> None:
     """Record the refund; its lines stop counting against limits."""
-    await conn.execute(MARK_REFUNDED, redemption_id, transfer_id, by, reason)
-    await conn.execute(UNCOUNT_REDEMPTION_LINES, redemption_id)
+    await conn.execute(MARK_REFUNDED, redemption_id, transfer_id, by, reason, region_id)
+    await conn.execute(UNCOUNT_REDEMPTION_LINES, redemption_id, region_id)
 
 
 async def insert_order(conn: Conn, values: Sequence[Any]) -> None:
@@ -212,14 +216,20 @@ async def list_orders(
 
 
 async def decide_order(
-    conn: Conn, order_id: UUID, status: str, by: UUID | None, reason: str | None, redemption_id: UUID | None
+    conn: Conn,
+    region_id: UUID,
+    order_id: UUID,
+    status: str,
+    by: UUID | None,
+    reason: str | None,
+    redemption_id: UUID | None,
 ) -> None:
     """Close a placed order (fulfilled, rejected or expired); released lines stop counting."""
-    await conn.execute(DECIDE_ORDER, order_id, status, by, reason, redemption_id)
+    await conn.execute(DECIDE_ORDER, order_id, status, by, reason, redemption_id, region_id)
     if status == "fulfilled":
-        await conn.execute(ATTACH_ORDER_LINES, order_id, redemption_id)
+        await conn.execute(ATTACH_ORDER_LINES, order_id, redemption_id, region_id)
     else:
-        await conn.execute(UNCOUNT_ORDER_LINES, order_id)
+        await conn.execute(UNCOUNT_ORDER_LINES, order_id, region_id)
 
 
 async def due_orders(conn: Conn, limit: int) -> list[tuple[UUID, UUID]]:

@@ -42,34 +42,38 @@ UPDATE shop_items
    SET name = $2, description = $3, price_points = $4, stock = $5, limit_quantity = $6, limit_period = $7,
        min_lifetime_hours = $8, active_from = $9, active_until = $10, status = $11, min_star_level = $12,
        updated_at = now()
- WHERE id = $1
+ WHERE id = $1 AND region_id = $13
 RETURNING *
 """
 
-SELECT_ITEM = "SELECT * FROM shop_items WHERE id = $1 AND shop_id = $2"
+SELECT_ITEM = "SELECT * FROM shop_items WHERE id = $1 AND shop_id = $2 AND region_id = $3"
 
-SELECT_ITEM_FOR_UPDATE = "SELECT * FROM shop_items WHERE id = $1 AND shop_id = $2 FOR UPDATE"
+SELECT_ITEM_FOR_UPDATE = (
+    "SELECT * FROM shop_items WHERE id = $1 AND shop_id = $2 AND region_id = $3 FOR UPDATE"
+)
 
 # A page of a shop's catalogue; volunteers see only active items (dates are checked at redemption).
 LIST_ITEMS = """
 SELECT * FROM shop_items
- WHERE shop_id = $1 AND ($2::text IS NULL OR kind = $2) AND (NOT $3 OR status = 'active')
+ WHERE shop_id = $1 AND region_id = $6 AND ($2::text IS NULL OR kind = $2) AND (NOT $3 OR status = 'active')
    AND ($4::uuid IS NULL OR id > $4)
  ORDER BY id
  LIMIT $5
 """
 
-ITEMS = "SELECT * FROM shop_items WHERE shop_id = $1 AND id = ANY($2::uuid[]) ORDER BY id"
+ITEMS = "SELECT * FROM shop_items WHERE shop_id = $1 AND region_id = $3 AND id = ANY($2::uuid[]) ORDER BY id"
 
 # The lines' items locked in id order (every writer of stock locks in this order: no deadlocks).
-LOCK_ITEMS = "SELECT * FROM shop_items WHERE shop_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE"
+LOCK_ITEMS = """
+SELECT * FROM shop_items WHERE shop_id = $1 AND region_id = $3 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE
+"""
 
 # Adds (or, negative, takes) stock of limited items; the CHECK (stock >= 0) stands behind the
 # callers' checks made under the row locks.
 ADJUST_STOCK = """
 UPDATE shop_items s SET stock = s.stock + q.delta
   FROM unnest($1::uuid[], $2::int[]) AS q (id, delta)
- WHERE s.id = q.id AND s.stock IS NOT NULL
+ WHERE s.id = q.id AND s.region_id = $3 AND s.stock IS NOT NULL
 """
 
 
@@ -117,33 +121,45 @@ async def update_item(conn: Conn, item: ItemRow) -> ItemRow:
     row = await conn.fetchrow(
         UPDATE_ITEM, item.id, item.name, item.description, item.price_points, item.stock, item.limit_quantity,
         item.limit_period, item.min_lifetime_hours, item.active_from, item.active_until, item.status,
-        item.min_star_level,
+        item.min_star_level, item.region_id,
     )  # fmt: skip
     return _item(row)
 
 
-async def item(conn: Conn, shop_id: UUID, item_id: UUID, *, lock: bool = False) -> ItemRow | None:
-    """One item of a shop (locked for update when ``lock``)."""
-    row = await conn.fetchrow(SELECT_ITEM_FOR_UPDATE if lock else SELECT_ITEM, item_id, shop_id)
+async def item(
+    conn: Conn, region_id: UUID, shop_id: UUID, item_id: UUID, *, lock: bool = False
+) -> ItemRow | None:
+    """One item of a shop of the region (locked for update when ``lock``)."""
+    row = await conn.fetchrow(SELECT_ITEM_FOR_UPDATE if lock else SELECT_ITEM, item_id, shop_id, region_id)
     return None if row is None else _item(row)
 
 
 async def list_items(
-    conn: Conn, shop_id: UUID, kind: str | None, active_only: bool, after: UUID | None, limit: int
+    conn: Conn,
+    region_id: UUID,
+    shop_id: UUID,
+    kind: str | None,
+    active_only: bool,
+    after: UUID | None,
+    limit: int,
 ) -> list[ItemRow]:
     """A page of a shop's items in id order."""
-    return [_item(r) for r in await conn.fetch(LIST_ITEMS, shop_id, kind, active_only, after, limit)]
+    rows = await conn.fetch(LIST_ITEMS, shop_id, kind, active_only, after, limit, region_id)
+    return [_item(r) for r in rows]
 
 
-async def items(conn: Conn, shop_id: UUID, item_ids: Sequence[UUID], *, lock: bool) -> list[ItemRow]:
+async def items(
+    conn: Conn, region_id: UUID, shop_id: UUID, item_ids: Sequence[UUID], *, lock: bool
+) -> list[ItemRow]:
     """The shop's items among ``item_ids`` in id order (locked for update when ``lock``)."""
-    return [_item(r) for r in await conn.fetch(LOCK_ITEMS if lock else ITEMS, shop_id, list(item_ids))]
+    rows = await conn.fetch(LOCK_ITEMS if lock else ITEMS, shop_id, list(item_ids), region_id)
+    return [_item(r) for r in rows]
 
 
-async def adjust_stock(conn: Conn, deltas: dict[UUID, int]) -> None:
-    """Add ``delta`` to the stock of each limited item (negative: take)."""
+async def adjust_stock(conn: Conn, region_id: UUID, deltas: dict[UUID, int]) -> None:
+    """Add ``delta`` to the stock of each limited item of the region (negative: take)."""
     if deltas:
-        await conn.execute(ADJUST_STOCK, list(deltas), list(deltas.values()))
+        await conn.execute(ADJUST_STOCK, list(deltas), list(deltas.values()), region_id)
 
 
 REGIONS = "SELECT id FROM regions ORDER BY id"
@@ -154,22 +170,29 @@ async def regions(conn: Conn) -> list[UUID]:
     return [r["id"] for r in await conn.fetch(REGIONS)]
 
 
-SEED_TERMS = "UPDATE shops SET kind = $2, yuan_per_point = $3, refund_window_hours = $4 WHERE id = $1"
+SEED_TERMS = """
+UPDATE shops SET kind = $2, yuan_per_point = $3, refund_window_hours = $4 WHERE id = $1 AND region_id = $5
+"""
 
 # A seeded item, unless the shop has one of that name already.
 SEED_ITEM = """
 INSERT INTO shop_items (region_id, shop_id, name, description, kind, price_points, stock, limit_quantity,
                         limit_period, min_lifetime_hours, min_star_level)
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
- WHERE NOT EXISTS (SELECT 1 FROM shop_items WHERE shop_id = $2 AND name = $3)
+ WHERE NOT EXISTS (SELECT 1 FROM shop_items WHERE shop_id = $2 AND region_id = $1 AND name = $3)
 """
 
 
 async def seed_terms(
-    conn: Conn, shop_id: UUID, kind: str, rate: Decimal | None, refund_window_hours: int | None
+    conn: Conn,
+    region_id: UUID,
+    shop_id: UUID,
+    kind: str,
+    rate: Decimal | None,
+    refund_window_hours: int | None,
 ) -> None:
     """Set a shop's kind and terms from a seed file."""
-    await conn.execute(SEED_TERMS, shop_id, kind, rate, refund_window_hours)
+    await conn.execute(SEED_TERMS, shop_id, kind, rate, refund_window_hours, region_id)
 
 
 async def seed_item(conn: Conn, values: Sequence[Any]) -> int:

@@ -20,11 +20,11 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (shop_id, month) DO NOTHING
 """
 
-SELECT_STATEMENT = "SELECT * FROM shop_statements WHERE shop_id = $1 AND month = $2"
+SELECT_STATEMENT = "SELECT * FROM shop_statements WHERE shop_id = $1 AND month = $2 AND region_id = $3"
 
 LIST_STATEMENTS = """
 SELECT * FROM shop_statements
- WHERE shop_id = $1 AND ($2::date IS NULL OR month < $2)
+ WHERE shop_id = $1 AND region_id = $4 AND ($2::date IS NULL OR month < $2)
  ORDER BY month DESC
  LIMIT $3
 """
@@ -39,12 +39,14 @@ async def insert(conn: Conn, values: Sequence[Any]) -> bool:
     return str(await conn.execute(INSERT_STATEMENT, *values)).endswith(" 1")
 
 
-async def statement(conn: Conn, shop_id: UUID, month: date) -> StatementRow | None:
+async def statement(conn: Conn, region_id: UUID, shop_id: UUID, month: date) -> StatementRow | None:
     """A shop's statement of a month."""
-    row = await conn.fetchrow(SELECT_STATEMENT, shop_id, month)
+    row = await conn.fetchrow(SELECT_STATEMENT, shop_id, month, region_id)
     return None if row is None else _statement(row)
 
 
-async def list_statements(conn: Conn, shop_id: UUID, before: date | None, limit: int) -> list[StatementRow]:
+async def list_statements(
+    conn: Conn, region_id: UUID, shop_id: UUID, before: date | None, limit: int
+) -> list[StatementRow]:
     """A shop's statements, newest month first."""
-    return [_statement(r) for r in await conn.fetch(LIST_STATEMENTS, shop_id, before, limit)]
+    return [_statement(r) for r in await conn.fetch(LIST_STATEMENTS, shop_id, before, limit, region_id)]

@@ -101,7 +101,7 @@ async def update_item(
     await managed_shop(conn, principal, shop_id)
 
     async def work(c: Conn) -> Item:
-        item = await repo.item(c, shop_id, item_id, lock=True)
+        item = await repo.item(c, principal.region_id, shop_id, item_id, lock=True)
         if item is None:
             raise errors.ItemNotFound("no such item in this shop", item_id=str(item_id))
         changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
@@ -115,7 +115,7 @@ async def update_item(
 async def get_item(conn: Conn, principal: Principal, shop_id: UUID, item_id: UUID) -> Item:
     """One item of a shop of the caller's region."""
     await region_shop(conn, principal, shop_id)
-    item = await repo.item(conn, shop_id, item_id)
+    item = await repo.item(conn, principal.region_id, shop_id, item_id)
     if item is None or (item.status != "active" and not _manages(principal, shop_id)):
         raise errors.ItemNotFound("no such item in this shop", item_id=str(item_id))
     return _view(item)
@@ -134,7 +134,13 @@ async def list_items(
     if after is not None and after[1] != (kind or ""):
         raise InvalidCursor("the cursor belongs to another kind filter; start again without it")
     rows = await repo.list_items(
-        conn, shop_id, kind, not _manages(principal, shop_id), after[0] if after else None, limit + 1
+        conn,
+        principal.region_id,
+        shop_id,
+        kind,
+        not _manages(principal, shop_id),
+        after[0] if after else None,
+        limit + 1,
     )
     page = page_of(ITEMS_LIST, rows, limit, lambda r: (r.id, kind or ""))
     return Page(items=[_view(r) for r in page.items], next_cursor=page.next_cursor)

@@ -181,7 +181,7 @@ async def _count_against_volunteer(conn: Conn, code: CodeRow, bucket: bytes, rul
     await refuse_if_volunteer_locked(conn, bucket, rules)
     against, _ = await hit_rate_limit(conn, bucket, rules.wrong_code_window_minutes * 60)
     if against >= rules.wrong_codes_per_volunteer:
-        await repo.void(conn, code.id)
+        await repo.void(conn, code.region_id, code.id)
 
 
 async def refuse_if_volunteer_locked(conn: Conn, bucket: bytes, rules: ExchangeRules) -> None:

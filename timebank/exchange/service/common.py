@@ -179,7 +179,9 @@ async def receipt(
         requested_by_kind=row.requested_by_kind,  # type: ignore[arg-type]
         requested_by=row.requested_by,
         lines=line_views(
-            lines if lines is not None else await redemption_repo.lines(conn, redemption_id=row.id)
+            lines
+            if lines is not None
+            else await redemption_repo.lines(conn, row.region_id, redemption_id=row.id)
         ),
         total_points=row.total_points,
         transfer_id=row.transfer_id,

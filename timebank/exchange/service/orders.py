@@ -50,7 +50,9 @@ async def _view(conn: Conn, row: OrderRow, lines: Sequence[LineRow] | None = Non
         volunteer_id=row.volunteer_id,
         requested_by_kind=row.requested_by_kind,  # type: ignore[arg-type]
         requested_by=row.requested_by,
-        lines=line_views(lines if lines is not None else await repo.lines(conn, order_id=row.id)),
+        lines=line_views(
+            lines if lines is not None else await repo.lines(conn, row.region_id, order_id=row.id)
+        ),
         total_points=row.total_points,
         hold_id=row.hold_id,
         status=row.status,  # type: ignore[arg-type]
@@ -78,7 +80,9 @@ async def place(conn: Conn, principal: Principal, data: OrderCreate) -> Order:
     now = await code_repo.db_now(conn)
     plan = await checked_lines(conn, shop, volunteer.id, data.items, zone=region.zone, rules=rules, lock=True)
     total = sum(item.price_points * quantity for item, quantity in plan)
-    await shop_repo.adjust_stock(conn, {item.id: -q for item, q in plan if item.stock is not None})
+    await shop_repo.adjust_stock(
+        conn, shop.region_id, {item.id: -q for item, q in plan if item.stock is not None}
+    )
     vol, shop_acc = volunteer_points(volunteer.id), shop_points(shop.id)
     found = await ledger.accounts(
         conn,
@@ -143,7 +147,7 @@ async def fulfil(conn: Conn, principal: Principal, order_id: UUID) -> Order:
             row.requested_by_kind, row.requested_by, row.total_points, posted.id, None,
         ),
     )  # fmt: skip
-    await repo.decide_order(conn, row.id, "fulfilled", principal.sub, None, redemption_id)
+    await repo.decide_order(conn, row.region_id, row.id, "fulfilled", principal.sub, None, redemption_id)
     return await _view(conn, await _reload(conn, row))
 
 
@@ -151,7 +155,7 @@ async def reject(conn: Conn, principal: Principal, order_id: UUID, data: OrderDe
     """The shop cannot fulfil the order: the hold is voided and the stock returns."""
     row = await _shop_order(conn, principal, order_id)
     await _release(conn, row, Actor.of(principal))
-    await repo.decide_order(conn, row.id, "rejected", principal.sub, data.reason, None)
+    await repo.decide_order(conn, row.region_id, row.id, "rejected", principal.sub, data.reason, None)
     return await _view(conn, await _reload(conn, row))
 
 
@@ -168,10 +172,14 @@ async def _release(conn: Conn, row: OrderRow, actor: Actor) -> None:
             await ledger.void_hold(conn, row.region_id, actor, row.hold_id, memo="订单未完成，释放积分")
     except ledger_errors.HoldNotPending:
         pass
-    lines = await repo.lines(conn, order_id=row.id)
-    items = await shop_repo.items(conn, row.shop_id, sorted({x.item_id for x in lines}), lock=True)
+    lines = await repo.lines(conn, row.region_id, order_id=row.id)
+    items = await shop_repo.items(
+        conn, row.region_id, row.shop_id, sorted({x.item_id for x in lines}), lock=True
+    )
     limited = {i.id for i in items if i.stock is not None}
-    await shop_repo.adjust_stock(conn, {x.item_id: x.quantity for x in lines if x.item_id in limited})
+    await shop_repo.adjust_stock(
+        conn, row.region_id, {x.item_id: x.quantity for x in lines if x.item_id in limited}
+    )
 
 
 async def expire_due(conn: Conn, *, limit: int = 500) -> int:
@@ -184,7 +192,7 @@ async def expire_due(conn: Conn, *, limit: int = 500) -> int:
             if row is None or row.status != "placed":
                 return 0
             await _release(c, row, SYSTEM)
-            await repo.decide_order(c, row.id, "expired", None, "商户未在期限内处理", None)
+            await repo.decide_order(c, row.region_id, row.id, "expired", None, "商户未在期限内处理", None)
             return 1
 
         expired += await in_transaction(conn, work)

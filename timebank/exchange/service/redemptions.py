@@ -194,10 +194,14 @@ async def refund(conn: Conn, principal: Principal, redemption_id: UUID, data: Re
             refund_window_hours=hours,
             closed_at=(row.created_at + timedelta(hours=hours)).isoformat(),
         )
-    lines = await repo.lines(conn, redemption_id=row.id)
-    items = await shop_repo.items(conn, row.shop_id, sorted({x.item_id for x in lines}), lock=True)
+    lines = await repo.lines(conn, row.region_id, redemption_id=row.id)
+    items = await shop_repo.items(
+        conn, row.region_id, row.shop_id, sorted({x.item_id for x in lines}), lock=True
+    )
     limited = {i.id for i in items if i.stock is not None}
-    await shop_repo.adjust_stock(conn, {x.item_id: x.quantity for x in lines if x.item_id in limited})
+    await shop_repo.adjust_stock(
+        conn, row.region_id, {x.item_id: x.quantity for x in lines if x.item_id in limited}
+    )
     done = await ledger.execute(
         conn,
         row.region_id,
@@ -211,7 +215,7 @@ async def refund(conn: Conn, principal: Principal, redemption_id: UUID, data: Re
             )
         ],
     )
-    await repo.mark_refunded(conn, row.id, done[0].id, principal.sub, data.reason)
+    await repo.mark_refunded(conn, row.region_id, row.id, done[0].id, principal.sub, data.reason)
     refreshed = await repo.redemption(conn, row.region_id, row.id)
     assert refreshed is not None
     return await receipt(conn, refreshed, rules)

@@ -78,7 +78,7 @@ async def issue(conn: Conn, shop: ShopRow, month: date) -> Statement:
     since, until = month_bounds(month, region.zone)
     if until > await code_repo.db_now(conn):
         raise errors.StatementNotDue(f"{month:%Y-%m} is not over yet", month=f"{month:%Y-%m}")
-    existing = await repo.statement(conn, shop.id, since.date())
+    existing = await repo.statement(conn, shop.region_id, shop.id, since.date())
     if existing is not None:
         return _view(existing)
     account_id = await _shop_account(conn, shop)
@@ -110,7 +110,7 @@ async def issue(conn: Conn, shop: ShopRow, month: date) -> Statement:
             amount,
         ),
     )
-    issued = await repo.statement(conn, shop.id, since.date())
+    issued = await repo.statement(conn, shop.region_id, shop.id, since.date())
     assert issued is not None
     return _view(issued)
 
@@ -129,7 +129,7 @@ async def issue_last_month(conn: Conn, *, progress: Callable[[int], None] = lamb
         zone = (await region_rules(conn, region_id)).zone
         month = previous_month((await code_repo.db_now(conn)).astimezone(zone).date())
         for shop in await shop_repo.active_shops(conn, region_id):
-            before = await repo.statement(conn, shop.id, month)
+            before = await repo.statement(conn, shop.region_id, shop.id, month)
             await issue(conn, shop, month)
             issued += before is None
             progress(issued)
@@ -142,7 +142,9 @@ async def list_statements(
     """A shop's statements, newest month first."""
     await managed_shop(conn, principal, shop_id)
     before = decode_cursor(cursor, STATEMENTS_LIST, date)
-    rows = await repo.list_statements(conn, shop_id, before[0] if before else None, limit + 1)
+    rows = await repo.list_statements(
+        conn, principal.region_id, shop_id, before[0] if before else None, limit + 1
+    )
     page = page_of(STATEMENTS_LIST, rows, limit, lambda r: (r.month,))
     return Page(items=[_view(r) for r in page.items], next_cursor=page.next_cursor)
 
@@ -150,7 +152,7 @@ async def list_statements(
 async def get(conn: Conn, principal: Principal, shop_id: UUID, month: date) -> Statement:
     """One statement of a shop."""
     await managed_shop(conn, principal, shop_id)
-    found = await repo.statement(conn, shop_id, month.replace(day=1))
+    found = await repo.statement(conn, principal.region_id, shop_id, month.replace(day=1))
     if found is None:
         raise errors.StatementNotFound(f"no statement for {month:%Y-%m}", month=f"{month:%Y-%m}")
     return _view(found)
@@ -178,7 +180,7 @@ async def export(
 ) -> tuple[bytes, str]:
     """A statement as CSV or XLSX: the summary, then every ledger movement it sums."""
     shop = await managed_shop(conn, principal, shop_id)
-    row = await repo.statement(conn, shop_id, month.replace(day=1))
+    row = await repo.statement(conn, principal.region_id, shop_id, month.replace(day=1))
     if row is None:
         raise errors.StatementNotFound(f"no statement for {month:%Y-%m}", month=f"{month:%Y-%m}")
     zone = (await region_rules(conn, shop.region_id)).zone
