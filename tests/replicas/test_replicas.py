@@ -206,13 +206,14 @@ class TestRouting:
             assert sessions >= 1
 
     @pytest.mark.asyncio
-    @pytest.mark.parametrize("path", ["/me/rating", "/me", "/admin/jobs"])
+    @pytest.mark.parametrize("path", ["/me/rating", "/me", "/me/redemptions", "/admin/jobs", "/staff"])
     async def test_the_read_only_routes_of_later_domains_read_from_the_replica(
         self, tmp_path: Path, primary: OwnServer, running: ReplicaServer, path: str
     ) -> None:
         async with arranged(tmp_path, primary, running) as (app, world, client, volunteer):
             await caught_up(app)
-            who = admin(world) if path.startswith("/admin") else world.volunteer(volunteer)
+            staff_only = path.startswith(("/admin", "/staff"))
+            who = admin(world) if staff_only else world.volunteer(volunteer)
             before = reads("replica", "caught-up")
             resp = await client.get(f"{API}{path}", headers=auth(app, who))
             assert resp.status_code == 200, resp.text

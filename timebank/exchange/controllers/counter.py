@@ -53,9 +53,11 @@ class RedemptionController(Controller):
         opt=VIEW,
         summary="A receipt",
     )
-    async def read(self, db: Db, principal: CurrentPrincipal, redemption_id: FromPath[UUID]) -> Redemption:
+    async def read(
+        self, read_db: Db, principal: CurrentPrincipal, redemption_id: FromPath[UUID]
+    ) -> Redemption:
         """The volunteer's own, the shop's own, or any of the administrator's region."""
-        return await redemptions.get(db, principal, redemption_id)
+        return await redemptions.get(read_db, principal, redemption_id)
 
     @post(
         "/{redemption_id:uuid}/refund",
@@ -95,9 +97,9 @@ class OrderController(Controller):
     tags = ("exchange",)
 
     @get("/{order_id:uuid}", operation_id="get_order", guards=[ANYONE], opt=VIEW, summary="An order")
-    async def read(self, db: Db, principal: CurrentPrincipal, order_id: FromPath[UUID]) -> Order:
+    async def read(self, read_db: Db, principal: CurrentPrincipal, order_id: FromPath[UUID]) -> Order:
         """The volunteer's own, the shop's own, or any of the administrator's region."""
-        return await orders.get(db, principal, order_id)
+        return await orders.get(read_db, principal, order_id)
 
     @post(
         "/{order_id:uuid}/fulfil",
@@ -188,25 +190,25 @@ class MyExchangeController(Controller):
     @get("/orders", operation_id="list_my_orders", opt=VIEW, summary="My orders")
     async def my_orders(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         status: FromQuery[OrderStatus | None] = None,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Order]:
         """Newest first."""
-        return await orders.my_orders(db, principal, status, cursor, limit)
+        return await orders.my_orders(read_db, principal, status, cursor, limit)
 
     @get("/redemptions", operation_id="list_my_redemptions", opt=VIEW, summary="My redemptions")
     async def my_redemptions(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Redemption]:
         """Newest first, refunds shown on each receipt."""
-        return await redemptions.my_redemptions(db, principal, cursor, limit)
+        return await redemptions.my_redemptions(read_db, principal, cursor, limit)
 
     @get(
         "/points-expiring",
@@ -215,7 +217,7 @@ class MyExchangeController(Controller):
         summary="My points expiring soon",
     )
     async def expiring(
-        self, db: Db, principal: CurrentPrincipal, within_days: WithinDays = None
+        self, read_db: Db, principal: CurrentPrincipal, within_days: WithinDays = None
     ) -> PointsExpiring:
         """By expiry day; the oldest points are spent first."""
-        return await expiry.points_expiring(db, principal, within_days)
+        return await expiry.points_expiring(read_db, principal, within_days)

@@ -56,9 +56,9 @@ class ShopCatalogueController(Controller):
     tags = ("exchange",)
 
     @get("/terms", operation_id="get_shop_terms", guards=[ANYONE], summary="A shop's exchange terms")
-    async def terms(self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID]) -> ShopTerms:
+    async def terms(self, read_db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID]) -> ShopTerms:
         """Kind, settlement rate and refund window (the shop's own or the region's)."""
-        return await catalogue.get_terms(db, principal, shop_id)
+        return await catalogue.get_terms(read_db, principal, shop_id)
 
     @patch("/terms", operation_id="update_shop_terms", guards=[ADMIN], summary="Set a shop's exchange terms")
     async def set_terms(
@@ -70,7 +70,7 @@ class ShopCatalogueController(Controller):
     @get("/items", operation_id="list_shop_items", guards=[ANYONE], summary="A shop's catalogue")
     async def items(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         shop_id: FromPath[UUID],
         kind: FromQuery[ItemKind | None] = None,
@@ -78,7 +78,7 @@ class ShopCatalogueController(Controller):
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Item]:
         """By kind, paginated; volunteers see the active items, the shop and administrators all."""
-        return await catalogue.list_items(db, principal, shop_id, kind, cursor, limit)
+        return await catalogue.list_items(read_db, principal, shop_id, kind, cursor, limit)
 
     @post("/items", operation_id="create_shop_item", guards=[SHOP], summary="Add an item to the catalogue")
     async def create_item(
@@ -89,10 +89,10 @@ class ShopCatalogueController(Controller):
 
     @get("/items/{item_id:uuid}", operation_id="get_shop_item", guards=[ANYONE], summary="One item")
     async def item(
-        self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID], item_id: FromPath[UUID]
+        self, read_db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID], item_id: FromPath[UUID]
     ) -> Item:
         """An item of a shop of the caller's region."""
-        return await catalogue.get_item(db, principal, shop_id, item_id)
+        return await catalogue.get_item(read_db, principal, shop_id, item_id)
 
     @patch("/items/{item_id:uuid}", operation_id="update_shop_item", guards=[SHOP], summary="Change an item")
     async def update_item(
@@ -166,19 +166,19 @@ class ShopCounterController(Controller):
     @get("/redemptions", operation_id="list_shop_redemptions", summary="The shop's redemptions")
     async def list_redemptions(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         shop_id: FromPath[UUID],
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Redemption]:
         """Newest first, refunds shown on each receipt."""
-        return await redemptions.shop_redemptions(db, principal, shop_id, cursor, limit)
+        return await redemptions.shop_redemptions(read_db, principal, shop_id, cursor, limit)
 
     @get("/orders", operation_id="list_shop_orders", summary="The shop's online orders")
     async def list_orders(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         shop_id: FromPath[UUID],
         status: FromQuery[OrderStatus | None] = None,
@@ -186,7 +186,7 @@ class ShopCounterController(Controller):
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Order]:
         """Newest first; ``status=placed`` lists what waits for the shop."""
-        return await orders.shop_orders(db, principal, shop_id, status, cursor, limit)
+        return await orders.shop_orders(read_db, principal, shop_id, status, cursor, limit)
 
 
 class ShopStatementController(Controller):
@@ -200,14 +200,14 @@ class ShopStatementController(Controller):
     @get("/", operation_id="list_shop_statements", summary="The shop's settlement statements")
     async def list(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         shop_id: FromPath[UUID],
         cursor: CursorParam = None,
         limit: LimitParam = DEFAULT_LIMIT,
     ) -> Page[Statement]:
         """Newest month first."""
-        return await statements.list_statements(db, principal, shop_id, cursor, limit)
+        return await statements.list_statements(read_db, principal, shop_id, cursor, limit)
 
     @post("/", operation_id="issue_shop_statement", guards=[ADMIN], summary="Issue a month's statement")
     async def issue(
@@ -218,10 +218,10 @@ class ShopStatementController(Controller):
 
     @get("/{month:str}", operation_id="get_shop_statement", summary="One month's statement")
     async def read(
-        self, db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID], month: Month
+        self, read_db: Db, principal: CurrentPrincipal, shop_id: FromPath[UUID], month: Month
     ) -> Statement:
         """``month`` as YYYY-MM."""
-        return await statements.get(db, principal, shop_id, _month(month))
+        return await statements.get(read_db, principal, shop_id, _month(month))
 
     @get(
         "/{month:str}/export",
@@ -231,12 +231,12 @@ class ShopStatementController(Controller):
     )
     async def export(
         self,
-        db: Db,
+        read_db: Db,
         principal: CurrentPrincipal,
         shop_id: FromPath[UUID],
         month: Month,
         format: FromQuery[statements.Format] = "csv",
     ) -> Response[bytes]:
         """CSV (UTF-8 with BOM) or XLSX: the summary, then each ledger movement it sums."""
-        body, name = await statements.export(db, principal, shop_id, _month(month), format)
+        body, name = await statements.export(read_db, principal, shop_id, _month(month), format)
         return attachment(body, name, SHEET_MEDIA_TYPES[format])
