@@ -158,6 +158,20 @@ async def grant(
     return resp
 
 
+@asynccontextmanager
+async def behind_a_grant(
+    tmp_path: Path, primary: OwnServer, replica: ReplicaServer, minutes: int, max_lag_s: float
+) -> AsyncIterator[tuple[Litestar, World, httpx.AsyncClient, UUID]]:
+    """:func:`arranged`, with the replica caught up, then paused before an administrator's grant of
+    ``minutes`` to the volunteer (the ``running`` fixture resumes replay afterwards)."""
+    async with arranged(tmp_path, primary, replica, replica_max_lag_s=max_lag_s) as arrangement:
+        app, world, client, volunteer = arrangement
+        await caught_up(app)
+        await replica.fetchval("SELECT pg_wal_replay_pause()")
+        await grant(client, app, world, admin(world), volunteer, minutes)
+        yield arrangement
+
+
 async def account_minutes(client: httpx.AsyncClient, app: Litestar, who: Principal, volunteer: UUID) -> int:
     """The volunteer's posted TIME as ``who`` reads it (a read-only route)."""
     resp = await client.get(
@@ -282,15 +296,7 @@ class TestTaskReads:
     async def test_a_replica_that_does_not_catch_up_leaves_the_read_to_the_primary(
         self, tmp_path: Path, primary: OwnServer, running: ReplicaServer
     ) -> None:
-        async with arranged(tmp_path, primary, running, replica_max_lag_s=0.5) as (
-            app,
-            world,
-            client,
-            volunteer,
-        ):
-            await caught_up(app)
-            await running.fetchval("SELECT pg_wal_replay_pause()")
-            await grant(client, app, world, admin(world), volunteer, 15)
+        async with behind_a_grant(tmp_path, primary, running, 15, max_lag_s=0.5) as (app, *_):
             before = reads("primary", "task")
             done = await notification_tasks.verify_everything(task_context(app))
             assert done["findings"] == 0
@@ -329,15 +335,12 @@ class TestLaggingReplica:
     async def test_a_replica_behind_more_than_the_bound_is_skipped_and_readyz_says_so(
         self, tmp_path: Path, primary: OwnServer, running: ReplicaServer
     ) -> None:
-        async with arranged(tmp_path, primary, running, replica_max_lag_s=0.3) as (
+        async with behind_a_grant(tmp_path, primary, running, 25, max_lag_s=0.3) as (
             app,
             world,
             client,
             volunteer,
         ):
-            await caught_up(app)
-            await running.fetchval("SELECT pg_wal_replay_pause()")
-            await grant(client, app, world, admin(world), volunteer, 25)
             await check(app)
             await asyncio.sleep(0.5)
             await check(app)
