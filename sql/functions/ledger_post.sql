@@ -283,9 +283,12 @@ BEGIN
           INTO got, r.debit_stripe, r.debit_seq, r.credit_stripe, r.credit_seq, d_ledger, c_ledger,
                d_lots, c_lots, d_closed, c_closed
           FROM u;
+        -- The side the UPDATE did apply is already moved: ask only about the side it refused (a
+        -- debit applied before a credit over its cap would otherwise read as an overdraft).
         IF got < 2 THEN
             PERFORM public.ledger_explain_refusal(p_region, r.ledger, r.debit_account_id, r.credit_account_id,
-                                                  dd_post + dd_pend, cc_post + cc_pend);
+                                                  CASE WHEN r.debit_stripe IS NULL THEN dd_post + dd_pend ELSE 0 END,
+                                                  CASE WHEN r.credit_stripe IS NULL THEN cc_post + cc_pend ELSE 0 END);
         END IF;
         IF d_ledger <> r.ledger OR c_ledger <> r.ledger THEN
             PERFORM public.ledger_fail('ledger-mismatch', 'both accounts must belong to the transfer''s ledger',

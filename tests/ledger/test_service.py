@@ -499,6 +499,20 @@ class TestReverse:
         assert await service.lots(books.conn, books.region_id, vol.id) == []
 
     @pytest.mark.asyncio
+    async def test_a_reversal_into_a_full_account_names_the_cap_not_the_debit(self, books: Books) -> None:
+        # The debit side has exactly what the reversal takes back; the credit side has no room.
+        # Both rows are updated by one statement: the explanation must not read the debit as
+        # already taken.
+        giver, taker = await books.volunteer(cap=100), await books.volunteer()
+        await books.earn(giver, 99)
+        [moved] = await service.post_transfers(books.conn, books.region_id, STAFF, [gift(giver, taker, 2)])
+        await books.earn(giver, 3)
+        with pytest.raises(errors.BalanceCapExceeded) as caught:
+            await service.reverse_transfer(books.conn, books.region_id, STAFF, moved.id, reason="撤销")
+        assert caught.value.extra["room_minutes"] == 0
+        assert (await books.posted(taker), await books.posted(giver)) == (2, 100)
+
+    @pytest.mark.asyncio
     async def test_only_once(self, books: Books) -> None:
         vol = await books.volunteer()
         tid = await books.earn(vol, 60)
