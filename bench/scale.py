@@ -274,7 +274,7 @@ async def measure(dsn: str, books: Ledger) -> dict[str, float]:
             name: await buffers(conn, sql, *params)
             for name, sql, params in (
                 ("statement", STATEMENT_LINES, first_page),
-                ("balance", SELECT_BALANCES, [[target.id]]),
+                ("balance", SELECT_BALANCES, [[target.id], books.region]),
             )
         }
         say(f"  buffers touched: statement page {pages['statement']}, balance {pages['balance']}")
