@@ -16,6 +16,7 @@ from openpyxl import load_workbook
 
 from tests.carebank.conftest import Care
 from tests.hours.conftest import now
+from tests.replicas.test_read_routes import connections
 from tests.support import assert_problem, auth
 from timebank.carebank import errors
 from timebank.carebank.controllers import ROUTES
@@ -466,14 +467,7 @@ class TestReports:
 
 class TestRoutes:
     def test_reads_take_the_replica_aware_connection_and_writes_the_primary(self, app: Litestar) -> None:
-        seen: dict[str, set[str]] = {}
-        for route in app.routes:
-            for handler in getattr(route, "route_handlers", []):
-                if "carebank" not in handler.resolve_tags():
-                    continue
-                connections = set(handler.parsed_fn_signature.parameters) & {"db", "read_db"}
-                for method in handler.http_methods - {"OPTIONS"}:
-                    seen[f"{method} {route.path}"] = connections
+        seen = connections(app, "carebank")
         reads = {k for k in seen if k.startswith("GET ")}
         assert reads == {
             f"GET {CR}",

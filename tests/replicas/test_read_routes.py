@@ -20,11 +20,14 @@ PRIMARY_READS: dict[str, str] = {
 """``GET`` routes that read the primary on purpose, and why."""
 
 
-def connections(app: Litestar) -> dict[str, set[str]]:
-    """``METHOD path`` → the connection parameters its handler takes (``db``, ``read_db``)."""
+def connections(app: Litestar, tag: str | None = None) -> dict[str, set[str]]:
+    """``METHOD path`` → the connection parameters its handler takes (``db``, ``read_db``); only
+    the handlers tagged ``tag`` when one is given."""
     seen: dict[str, set[str]] = {}
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
+            if tag is not None and tag not in handler.resolve_tags():
+                continue
             wanted = set(handler.parsed_fn_signature.parameters) & {"db", "read_db"}
             for method in handler.http_methods - {"OPTIONS", "HEAD"}:
                 seen[f"{method} {route.path}"] = wanted
